@@ -1,0 +1,107 @@
+"""Frozen, validated settings shared across the layers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from lsrkit.core.errors import ConfigError
+
+Quantization = Literal["none", "int8", "int8-per-channel"]
+MultiVectorStorage = Literal["float16", "uint8", "float32"]
+
+_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,127}$")
+
+
+def validate_index_name(name: str) -> str:
+    """Index / collection names: lowercase letters, digits, `_` and `-`, at most 128 chars.
+
+    >>> validate_index_name("scifact-v1")
+    'scifact-v1'
+    """
+    if not isinstance(name, str) or not _INDEX_NAME.match(name):
+        raise ConfigError(
+            f"invalid index name {name!r}: use 1-128 lowercase letters, digits, '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class OnnxOptions:
+    """How an encoder's ONNX graph is produced and run."""
+
+    quantize: Quantization = "int8-per-channel"
+    intra_op_threads: int = 0  # 0: onnxruntime picks (all cores)
+
+    def __post_init__(self) -> None:
+        if self.quantize not in ("none", "int8", "int8-per-channel"):
+            raise ConfigError(f"quantize must be none, int8 or int8-per-channel, got {self.quantize!r}")
+        if self.intra_op_threads < 0:
+            raise ConfigError("intra_op_threads must be >= 0")
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """Batching of ingest work: encoder batches by count, engine bulks by count and bytes."""
+
+    encode_batch: int = 8
+    write_batch: int = 64
+    write_bytes: int = 8 * 1024 * 1024
+    queue_depth: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("encode_batch", "write_batch", "write_bytes", "queue_depth"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"BatchPolicy.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """The layout of one index / collection.
+
+    `sparse_idf_modifier` asks the engine to apply IDF at query time; leave it off when the
+    query weights already carry IDF (the inference-free encoder), so IDF is never applied twice.
+    """
+
+    name: str
+    multivector_dim: int | None = 384
+    multivector_storage: MultiVectorStorage = "float16"
+    sparse_idf_modifier: bool = False
+    with_bm25: bool = True
+
+    def __post_init__(self) -> None:
+        validate_index_name(self.name)
+        if self.multivector_dim is not None and self.multivector_dim < 1:
+            raise ConfigError("multivector_dim must be positive or None")
+        if self.multivector_storage not in ("float16", "uint8", "float32"):
+            raise ConfigError(f"multivector_storage must be float16, uint8 or float32, got {self.multivector_storage!r}")
+
+
+@dataclass(frozen=True)
+class RerankSettings:
+    """The rerank stage: κ candidates in, k hits out, optional pruning and score fusion.
+
+    alpha: α-pruning; drop candidates whose first-stage score < (1-α)·(score of the k-th). None: off.
+    beta: β early exit; stop after β consecutive candidates fail to enter the top-k. None: off.
+    interpolation: weight of the normalized first-stage score in the final score (0: MaxSim only).
+    """
+
+    kappa: int = 50
+    k: int = 10
+    alpha: float | None = None
+    beta: int | None = None
+    interpolation: float = 0.0
+    max_kappa: int = 1000
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= self.kappa:
+            raise ConfigError(f"need 1 <= k <= kappa, got k={self.k}, kappa={self.kappa}")
+        if self.kappa > self.max_kappa:
+            raise ConfigError(f"kappa={self.kappa} exceeds the limit {self.max_kappa}")
+        if self.alpha is not None and not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.beta is not None and self.beta < 1:
+            raise ConfigError(f"beta must be >= 1, got {self.beta}")
+        if not 0.0 <= self.interpolation <= 1.0:
+            raise ConfigError(f"interpolation must be in [0, 1], got {self.interpolation}")

@@ -1,0 +1,44 @@
+"""Loading an exported model into an onnxruntime session, with its tokenizer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnxruntime as ort
+
+from lsrkit.core.config import OnnxOptions
+from lsrkit.core.errors import EncoderError
+from lsrkit.encoders.export import ExportedModel, load_exported
+from lsrkit.encoders.registry import ModelKind, ModelSpec, ResolvedModel, resolve
+from lsrkit.encoders.text import TextTokenizer
+
+
+@dataclass
+class LoadedModel:
+    """An ONNX session, its input names, the tokenizer and where it all came from."""
+
+    resolved: ResolvedModel
+    exported: ExportedModel
+    session: ort.InferenceSession
+    input_names: tuple[str, ...]
+    tokenizer: TextTokenizer
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.resolved.spec
+
+
+def load_model(model: str | ModelSpec, kind: ModelKind, options: OnnxOptions) -> LoadedModel:
+    resolved = resolve(model, kind)
+    exported = load_exported(resolved, options)
+    session_options = ort.SessionOptions()
+    session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if options.intra_op_threads:
+        session_options.intra_op_num_threads = options.intra_op_threads
+    try:
+        session = ort.InferenceSession(str(exported.onnx_path), session_options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise EncoderError(f"onnxruntime could not load {exported.onnx_path}: {exc}") from exc
+    names = tuple(i.name for i in session.get_inputs())
+    tokenizer = TextTokenizer(exported.directory, resolved.spec.max_length)
+    return LoadedModel(resolved, exported, session, names, tokenizer)
