@@ -1,0 +1,87 @@
+"""The engine contract: a small `Backend` protocol and optional capability protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from lsrkit.core.config import IndexSpec
+from lsrkit.core.types import Hit, MultiVector, SparseVector
+
+Filters = Mapping[str, str | int | float | bool]
+
+
+@dataclass(frozen=True)
+class EncodedRecord:
+    """One passage ready to write: its id, its document, text and vectors."""
+
+    id: str
+    doc_id: str
+    text: str
+    sparse: SparseVector
+    title: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    multivector: MultiVector | None = None
+
+
+@dataclass
+class WriteResult:
+    """What a bulk write did: ids acknowledged, ids refused (with the engine's reason), retries."""
+
+    written: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    retried: int = 0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every engine adapter does. Optional powers live in the protocols below."""
+
+    name: str
+
+    def ensure_index(self, spec: IndexSpec, *, recreate: bool = False) -> bool:
+        """Create the index if absent (True when created); `recreate` drops an existing one first."""
+        ...
+
+    def drop_index(self, index: str) -> None: ...
+
+    def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult: ...
+
+    def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
+
+    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float16]]:
+        """Stored token vectors of the given passage ids, compact (not upcast)."""
+        ...
+
+    def count(self, index: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class TextSearch(Protocol):
+    """The engine's own lexical ranking (BM25) over the text fields."""
+
+    def search_text(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
+
+
+@runtime_checkable
+class ServerSideMaxSim(Protocol):
+    """The engine reranks its own sparse candidates by MaxSim on a stored multivector field."""
+
+    def search_sparse_maxsim(
+        self, index: str, query: SparseVector, query_vectors: MultiVector, prefetch: int, limit: int, *, filters: Filters | None = None
+    ) -> list[Hit]: ...
+
+
+@runtime_checkable
+class MetaStore(Protocol):
+    """Small JSON documents stored with an index (the IDF table, the ingest settings)."""
+
+    def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None: ...
+
+    def get_meta(self, index: str, key: str) -> dict[str, Any] | None: ...

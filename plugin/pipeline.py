@@ -1,0 +1,155 @@
+"""SearchPipeline: query text → query encoder → first stage (κ) → MaxSim rerank → top-k hits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
+
+from lsrkit.core.config import RerankSettings
+from lsrkit.core.errors import ConfigError, InputError
+from lsrkit.core.types import Hit, MultiVector, SparseVector
+from lsrkit.plugin.base import Backend, Filters, ServerSideMaxSim, TextSearch
+from lsrkit.plugin.fusion import FusionMethod, fuse
+from lsrkit.plugin.rerank import MaxSimReranker
+
+FirstStage = Literal["sparse", "bm25", "hybrid"]
+MAX_QUERY_CHARS = 4096
+
+
+class QueryEncoder(Protocol):
+    def encode_queries(self, texts: Sequence[object]) -> list[SparseVector]: ...
+
+
+class MultiVectorQueryEncoder(Protocol):
+    def encode_queries(self, texts: Sequence[object]) -> list[MultiVector]: ...
+
+
+@dataclass(frozen=True)
+class HybridSettings:
+    """BM25 + sparse fusion of the first stage. weights: (bm25, sparse)."""
+
+    method: FusionMethod = "minmax"
+    weights: tuple[float, float] = (0.5, 0.5)
+    depth: int = 100  # how many hits each run contributes before fusion
+
+    def __post_init__(self) -> None:
+        if self.method not in ("rrf", "minmax"):
+            raise ConfigError(f"fusion method must be rrf or minmax, got {self.method!r}")
+        if self.depth < 1 or any(w < 0 for w in self.weights):
+            raise ConfigError("hybrid depth must be >= 1 and weights >= 0")
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def aggregate_passages(hits: Sequence[Hit]) -> list[Hit]:
+    """Max-passage: keep each document's best passage, reported under the document id.
+
+    >>> hs = [Hit("d1#1", 3.0, metadata={"doc_id": "d1"}), Hit("d1#0", 2.0, metadata={"doc_id": "d1"}), Hit("d2", 1.0)]
+    >>> [(h.id, h.score) for h in aggregate_passages(hs)]
+    [('d1', 3.0), ('d2', 1.0)]
+    """
+    best: dict[str, Hit] = {}
+    for hit in hits:
+        doc_id = str(hit.metadata.get("doc_id") or hit.id)
+        if doc_id not in best or hit.score > best[doc_id].score:
+            best[doc_id] = replace(hit, id=doc_id, metadata={**hit.metadata, "passage_id": hit.id})
+    return sorted(best.values(), key=lambda h: -h.score)
+
+
+class SearchPipeline:
+    """The query path over one index of one backend.
+
+    `rerank="client"` fetches the candidates' stored multivectors and runs MaxSimReranker here
+    (with α/β pruning and score interpolation); `rerank="server"` asks a backend that has the
+    ServerSideMaxSim power to prefetch the sparse candidates and MaxSim them itself.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        index: str,
+        query_encoder: QueryEncoder | None,
+        *,
+        multivector_encoder: MultiVectorQueryEncoder | None = None,
+        rerank: Literal["none", "client", "server"] = "none",
+        settings: RerankSettings = RerankSettings(),
+        first_stage: FirstStage = "sparse",
+        hybrid: HybridSettings = HybridSettings(),
+        aggregate: bool = True,
+    ) -> None:
+        if rerank != "none" and multivector_encoder is None:
+            raise ConfigError("reranking needs a multivector_encoder")
+        if rerank == "server" and (not isinstance(backend, ServerSideMaxSim) or first_stage != "sparse"):
+            raise ConfigError(f"server-side rerank needs a sparse first stage on a backend with MaxSim ({backend.name} given)")
+        if first_stage in ("bm25", "hybrid") and not isinstance(backend, TextSearch):
+            raise ConfigError(f"backend {backend.name} has no BM25 search")
+        if first_stage in ("sparse", "hybrid") and query_encoder is None:
+            raise ConfigError("a sparse first stage needs a query_encoder")
+        self.backend = backend
+        self.index = index
+        self.query_encoder = query_encoder
+        self.multivector_encoder = multivector_encoder
+        self.rerank_mode = rerank
+        self.settings = settings
+        self.first_stage = first_stage
+        self.hybrid = hybrid
+        self.aggregate = aggregate
+        self.reranker = MaxSimReranker(settings)
+
+    def search(self, text: str, *, k: int | None = None, filters: Filters | None = None) -> SearchResult:
+        if not isinstance(text, str) or not text.strip():
+            raise InputError("query text must be a non-empty string")
+        if len(text) > MAX_QUERY_CHARS:
+            raise InputError(f"query is {len(text)} characters; the limit is {MAX_QUERY_CHARS}")
+        k = k or self.settings.k
+        if k > self.settings.max_kappa:
+            raise InputError(f"k={k} exceeds the candidate limit {self.settings.max_kappa}")
+        kappa = max(self.settings.kappa, k) if self.rerank_mode != "none" else k
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = timings.get(name, 0.0) + (now - clock) * 1000.0
+            clock = now
+
+        sparse = self.query_encoder.encode_queries([text])[0] if self.query_encoder and self.first_stage != "bm25" else None
+        query_vectors = self.multivector_encoder.encode_queries([text])[0] if self.multivector_encoder and self.rerank_mode != "none" else None
+        lap("encode")
+        if self.rerank_mode == "server":
+            assert sparse is not None and query_vectors is not None and isinstance(self.backend, ServerSideMaxSim)
+            hits = self.backend.search_sparse_maxsim(self.index, sparse, query_vectors, kappa, kappa, filters=filters)
+            lap("first_stage+rerank")
+        else:
+            hits = self._first_stage(text, sparse, kappa, filters)
+            lap("first_stage")
+            if self.rerank_mode == "client" and hits:
+                assert query_vectors is not None
+                stored = self.backend.fetch_multivectors(self.index, [h.id for h in hits])
+                lap("fetch")
+                hits = self.reranker.rerank(query_vectors.vectors, hits, stored, k=len(hits))
+                lap("rerank")
+        if self.aggregate:
+            hits = aggregate_passages(hits)
+        timings["total"] = sum(timings.values())
+        return SearchResult(hits[:k], timings)
+
+    def _first_stage(self, text: str, sparse: SparseVector | None, kappa: int, filters: Filters | None) -> list[Hit]:
+        if self.first_stage == "sparse":
+            assert sparse is not None
+            return self.backend.search_sparse(self.index, sparse, kappa, filters=filters)
+        assert isinstance(self.backend, TextSearch)
+        if self.first_stage == "bm25":
+            return self.backend.search_text(self.index, text, kappa, filters=filters)
+        assert sparse is not None
+        depth = max(self.hybrid.depth, kappa)
+        lexical = self.backend.search_text(self.index, text, depth, filters=filters)
+        learned = self.backend.search_sparse(self.index, sparse, depth, filters=filters)
+        return fuse([lexical, learned], self.hybrid.method, list(self.hybrid.weights))[:kappa]

@@ -1,0 +1,230 @@
+"""QdrantEdgeBackend: Qdrant Edge in-process, on disk — lsrkit's embedded default.
+
+Each index is one Edge shard in `<data_dir>/<index>/`. The shard keeps a named sparse vector
+(the learned sparse first stage), a BM25 sparse vector (Qdrant's own Bm25, IDF modifier) and a
+multivector with the MaxSim comparator and no HNSW graph (it is only used to rerank).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import qdrant_edge as qe
+
+from lsrkit.core.config import IndexSpec, validate_index_name
+from lsrkit.core.errors import BackendError, IndexMissingError, InputError
+from lsrkit.core.types import Hit, MultiVector, SparseVector
+from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
+from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, SPARSE, filter_key, hit_from_payload, payload, point_id
+
+_DATATYPES = {"float16": qe.VectorStorageDatatype.Float16, "uint8": qe.VectorStorageDatatype.Uint8, "float32": qe.VectorStorageDatatype.Float32}
+_SPEC_FILE = "lsrkit-index.json"
+
+
+def _sparse(vector: SparseVector) -> qe.SparseVector:
+    return qe.SparseVector(vector.ids.tolist(), vector.weights.tolist())
+
+
+def edge_filter(filters: Filters | None) -> qe.Filter | None:
+    if not filters:
+        return None
+    return qe.Filter(must=[qe.FieldCondition(key=filter_key(k), match=qe.MatchValue(v)) for k, v in filters.items()])
+
+
+class QdrantEdgeBackend:
+    """Qdrant Edge shards under one data folder, reopened across runs."""
+
+    name = "edge"
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = Path(data_dir).expanduser()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._shards: dict[str, qe.EdgeShard] = {}
+        self._specs: dict[str, IndexSpec] = {}
+        self._bm25 = qe.Bm25()
+        self._lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _path(self, index: str) -> Path:
+        return self.data_dir / validate_index_name(index)
+
+    def ensure_index(self, spec: IndexSpec, *, recreate: bool = False) -> bool:
+        path = self._path(spec.name)
+        if recreate:
+            self.drop_index(spec.name)
+        if (path / _SPEC_FILE).is_file():
+            self._shard(spec.name)
+            return False
+        config = self._config(spec)
+        try:
+            shard = qe.EdgeShard.create(str(path / "shard"), config)
+        except Exception as exc:  # qdrant_edge raises plain exceptions
+            raise BackendError(f"edge: cannot create index {spec.name!r} in {path}: {exc}") from exc
+        (path / _SPEC_FILE).write_text(json.dumps(spec.__dict__))
+        self._shards[spec.name] = shard
+        self._specs[spec.name] = spec
+        return True
+
+    @staticmethod
+    def _config(spec: IndexSpec) -> qe.EdgeConfig:
+        vectors = {}
+        if spec.multivector_dim:
+            vectors[MULTIVECTOR] = qe.EdgeVectorParams(
+                size=spec.multivector_dim,
+                distance=qe.Distance.Dot,
+                multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                datatype=_DATATYPES[spec.multivector_storage],
+                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),  # rerank only: no graph
+            )
+        sparse = {SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if spec.sparse_idf_modifier else None)}
+        if spec.with_bm25:
+            sparse[BM25] = qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
+        return qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse)
+
+    def _shard(self, index: str) -> qe.EdgeShard:
+        shard = self._shards.get(index)
+        if shard is not None:
+            return shard
+        path = self._path(index)
+        if not (path / _SPEC_FILE).is_file():
+            raise IndexMissingError(f"edge: index {index!r} does not exist in {self.data_dir}")
+        try:
+            shard = qe.EdgeShard.load(str(path / "shard"))
+        except Exception as exc:
+            raise BackendError(f"edge: cannot open index {index!r} at {path}: {exc}") from exc
+        self._specs[index] = IndexSpec(**json.loads((path / _SPEC_FILE).read_text()))
+        self._shards[index] = shard
+        return shard
+
+    def spec(self, index: str) -> IndexSpec:
+        self._shard(index)
+        return self._specs[index]
+
+    def drop_index(self, index: str) -> None:
+        shard = self._shards.pop(index, None)
+        self._specs.pop(index, None)
+        if shard is not None:
+            shard.close()
+        shutil.rmtree(self._path(index), ignore_errors=True)
+
+    def close(self) -> None:
+        for shard in self._shards.values():
+            shard.flush()
+            shard.close()
+        self._shards.clear()
+
+    def flush(self, index: str) -> None:
+        self._shard(index).flush()
+
+    # -- writes --------------------------------------------------------------------------------
+    def _point(self, record: EncodedRecord, spec: IndexSpec) -> qe.Point:
+        vector: dict[str, Any] = {SPARSE: _sparse(record.sparse)}
+        if spec.with_bm25:
+            vector[BM25] = self._bm25.embed_document(f"{record.title} {record.text}".strip())
+        if spec.multivector_dim:
+            if record.multivector is None or record.multivector.n_tokens == 0:
+                raise InputError(f"record {record.id!r} has no multivector but index {spec.name!r} stores one")
+            vector[MULTIVECTOR] = record.multivector.vectors.tolist()
+        return qe.Point(point_id(record.id), vector, payload(record))
+
+    def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:
+        shard = self._shard(index)
+        spec = self._specs[index]
+        result = WriteResult()
+        points = []
+        for record in records:
+            try:
+                points.append((record.id, self._point(record, spec)))
+            except InputError as exc:
+                result.failed[record.id] = str(exc)
+        with self._lock:
+            try:
+                shard.update(qe.UpdateOperation.upsert_points([p for _, p in points]))
+                result.written.extend(i for i, _ in points)
+            except Exception:  # isolate the bad point(s): retry one by one
+                for record_id, point in points:
+                    try:
+                        shard.update(qe.UpdateOperation.upsert_points([point]))
+                        result.written.append(record_id)
+                    except Exception as exc:
+                        result.failed[record_id] = f"edge refused the point: {exc}"
+            shard.flush()  # acknowledged means durable: the checkpoint follows this
+        return result
+
+    # -- reads ---------------------------------------------------------------------------------
+    def _query(self, index: str, request: qe.QueryRequest) -> list[Hit]:
+        try:
+            points = self._shard(index).query(request)
+        except (IndexMissingError, BackendError):
+            raise
+        except Exception as exc:
+            raise BackendError(f"edge: query on {index!r} failed: {exc}") from exc
+        return [hit_from_payload(p.payload, p.score) for p in points]
+
+    def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
+        if not len(query):
+            return []
+        request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(_sparse(query), using=SPARSE), filter=edge_filter(filters), with_payload=True)
+        return self._query(index, request)
+
+    def search_text(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
+        if not self.spec(index).with_bm25:
+            raise BackendError(f"edge: index {index!r} was created without BM25")
+        query = self._bm25.embed_query(text)
+        request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(query, using=BM25), filter=edge_filter(filters), with_payload=True)
+        return self._query(index, request)
+
+    def search_sparse_maxsim(
+        self, index: str, query: SparseVector, query_vectors: MultiVector, prefetch: int, limit: int, *, filters: Filters | None = None
+    ) -> list[Hit]:
+        if not len(query) or query_vectors.n_tokens == 0:
+            return []
+        request = qe.QueryRequest(
+            limit=limit,
+            prefetches=[qe.Prefetch(limit=prefetch, query=qe.Query.Nearest(_sparse(query), using=SPARSE), filter=edge_filter(filters))],
+            query=qe.Query.Nearest(query_vectors.vectors.tolist(), using=MULTIVECTOR),
+            with_payload=True,
+        )
+        return self._query(index, request)
+
+    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float16]]:
+        if not ids:
+            return {}
+        by_point = {point_id(i): i for i in ids}
+        records = self._shard(index).retrieve(list(by_point), with_payload=False, with_vector=[MULTIVECTOR])
+        out: dict[str, npt.NDArray[np.float16]] = {}
+        for record in records:
+            vectors = (record.vector or {}).get(MULTIVECTOR)
+            if vectors:
+                out[by_point[str(record.id)]] = np.asarray(vectors, dtype=np.float16)
+        return out
+
+    def count(self, index: str) -> int:
+        return int(self._shard(index).count(qe.CountRequest(exact=True)))
+
+    def existing_ids(self, index: str, ids: Sequence[str]) -> set[str]:
+        """Which of these passage ids are stored (used by resume checks and tests)."""
+        by_point = {point_id(i): i for i in ids}
+        return {by_point[str(r.id)] for r in self._shard(index).retrieve(list(by_point), with_payload=False, with_vector=False)}
+
+    # -- index metadata ------------------------------------------------------------------------
+    def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None:
+        path = self._path(index) / f"meta-{key}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(value))
+        os.replace(tmp, path)
+
+    def get_meta(self, index: str, key: str) -> dict[str, Any] | None:
+        path = self._path(index) / f"meta-{key}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def disk_bytes(self, index: str) -> int:
+        return sum(f.stat().st_size for f in self._path(index).rglob("*") if f.is_file())

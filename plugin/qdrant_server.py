@@ -1,0 +1,200 @@
+"""QdrantBackend: a Qdrant server (URL + API key) or qdrant-client's local mode, via qdrant-client.
+
+Same collection layout as the Edge backend. BM25 vectors come from Qdrant's own Bm25 (shipped in
+qdrant-edge-py) and are scored with the IDF modifier, exactly as on Edge.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import qdrant_edge as qe
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from lsrkit.core.config import IndexSpec, validate_index_name
+from lsrkit.core.errors import BackendError, IndexMissingError, InputError, UnavailableError
+from lsrkit.core.types import Hit, MultiVector, SparseVector
+from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
+from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, SPARSE, filter_key, hit_from_payload, payload, point_id
+
+_DATATYPES = {"float16": models.Datatype.FLOAT16, "uint8": models.Datatype.UINT8, "float32": models.Datatype.FLOAT32}
+
+
+def client_from_env(url: str | None = None, path: str | None = None) -> QdrantClient:
+    """A client for a server (`url`, API key from $QDRANT_API_KEY) or local mode (`path` or ':memory:')."""
+    if url:
+        return QdrantClient(url=url, api_key=os.environ.get("QDRANT_API_KEY") or None, timeout=30)
+    if path == ":memory:" or path is None:
+        return QdrantClient(location=":memory:")
+    return QdrantClient(path=path)
+
+
+def _sparse(vector: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=vector.ids.tolist(), values=vector.weights.tolist())
+
+
+def _filter(filters: Filters | None) -> models.Filter | None:
+    if not filters:
+        return None
+    return models.Filter(must=[models.FieldCondition(key=filter_key(k), match=models.MatchValue(value=v)) for k, v in filters.items()])
+
+
+class QdrantBackend:
+    """A Qdrant collection per index, through an injected QdrantClient."""
+
+    name = "qdrant"
+
+    def __init__(self, client: QdrantClient) -> None:
+        self.client = client
+        self._bm25 = qe.Bm25()
+        self._specs: dict[str, IndexSpec] = {}
+
+    def _call(self, what: str, index: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a client call, translating its exceptions into lsrkit's tree (no secrets in messages)."""
+        try:
+            return fn(*args, **kwargs)
+        except UnexpectedResponse as exc:
+            if exc.status_code == 404:
+                raise IndexMissingError(f"qdrant: collection {index!r} does not exist") from exc
+            raise BackendError(f"qdrant: {what} on {index!r} failed with HTTP {exc.status_code}") from exc
+        except ResponseHandlingException as exc:
+            raise UnavailableError(f"qdrant: {what} on {index!r}: server unreachable ({type(exc.source).__name__})") from exc
+        except ValueError as exc:  # local mode raises ValueError for a missing collection
+            if "not found" in str(exc).lower():
+                raise IndexMissingError(f"qdrant: collection {index!r} does not exist") from exc
+            raise BackendError(f"qdrant: {what} on {index!r} failed: {exc}") from exc
+
+    def ensure_index(self, spec: IndexSpec, *, recreate: bool = False) -> bool:
+        validate_index_name(spec.name)
+        if recreate:
+            self.drop_index(spec.name)
+        if self._call("exists", spec.name, self.client.collection_exists, spec.name):
+            self._specs[spec.name] = spec
+            return False
+        vectors = {}
+        if spec.multivector_dim:
+            vectors[MULTIVECTOR] = models.VectorParams(
+                size=spec.multivector_dim,
+                distance=models.Distance.DOT,
+                multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
+                datatype=_DATATYPES[spec.multivector_storage],
+                hnsw_config=models.HnswConfigDiff(m=0),  # rerank only: no graph
+            )
+        sparse = {SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF if spec.sparse_idf_modifier else None)}
+        if spec.with_bm25:
+            sparse[BM25] = models.SparseVectorParams(modifier=models.Modifier.IDF)
+        self._call(
+            "create", spec.name, self.client.create_collection, spec.name, vectors_config=vectors, sparse_vectors_config=sparse,
+            metadata={"lsrkit_spec": spec.__dict__},
+        )
+        self._specs[spec.name] = spec
+        return True
+
+    def spec(self, index: str) -> IndexSpec:
+        if index not in self._specs:
+            info = self._call("info", index, self.client.get_collection, index)
+            stored = (getattr(info.config, "metadata", None) or {}).get("lsrkit_spec")
+            if not stored:
+                raise BackendError(f"qdrant: collection {index!r} was not created by lsrkit")
+            self._specs[index] = IndexSpec(**stored)
+        return self._specs[index]
+
+    def drop_index(self, index: str) -> None:
+        self._specs.pop(index, None)
+        if self._call("exists", index, self.client.collection_exists, index):
+            self._call("delete", index, self.client.delete_collection, index)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _point(self, record: EncodedRecord, spec: IndexSpec) -> models.PointStruct:
+        vector: dict[str, Any] = {SPARSE: _sparse(record.sparse)}
+        if spec.with_bm25:
+            bm = self._bm25.embed_document(f"{record.title} {record.text}".strip())
+            vector[BM25] = models.SparseVector(indices=list(bm.indices), values=list(bm.values))
+        if spec.multivector_dim:
+            if record.multivector is None or record.multivector.n_tokens == 0:
+                raise InputError(f"record {record.id!r} has no multivector but index {spec.name!r} stores one")
+            vector[MULTIVECTOR] = record.multivector.vectors.tolist()
+        return models.PointStruct(id=point_id(record.id), vector=vector, payload=payload(record))
+
+    def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:
+        spec = self.spec(index)
+        result = WriteResult()
+        points = []
+        for record in records:
+            try:
+                points.append((record.id, self._point(record, spec)))
+            except InputError as exc:
+                result.failed[record.id] = str(exc)
+        try:
+            self._call("upsert", index, self.client.upsert, index, points=[p for _, p in points], wait=True)
+            result.written.extend(i for i, _ in points)
+        except UnavailableError:
+            raise
+        except BackendError:
+            for record_id, point in points:  # isolate the refused point(s)
+                try:
+                    self._call("upsert", index, self.client.upsert, index, points=[point], wait=True)
+                    result.written.append(record_id)
+                except UnavailableError:
+                    raise
+                except BackendError as exc:
+                    result.failed[record_id] = str(exc)
+        return result
+
+    def _query(self, index: str, **kwargs: Any) -> list[Hit]:
+        response = self._call("query", index, self.client.query_points, index, with_payload=True, **kwargs)
+        return [hit_from_payload(p.payload, p.score) for p in response.points]
+
+    def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
+        if not len(query):
+            return []
+        return self._query(index, query=_sparse(query), using=SPARSE, limit=limit, query_filter=_filter(filters))
+
+    def search_text(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
+        bm = self._bm25.embed_query(text)
+        if not bm.indices:
+            return []
+        vector = models.SparseVector(indices=list(bm.indices), values=list(bm.values))
+        return self._query(index, query=vector, using=BM25, limit=limit, query_filter=_filter(filters))
+
+    def search_sparse_maxsim(
+        self, index: str, query: SparseVector, query_vectors: MultiVector, prefetch: int, limit: int, *, filters: Filters | None = None
+    ) -> list[Hit]:
+        if not len(query) or query_vectors.n_tokens == 0:
+            return []
+        return self._query(
+            index,
+            prefetch=models.Prefetch(query=_sparse(query), using=SPARSE, limit=prefetch, filter=_filter(filters)),
+            query=query_vectors.vectors.tolist(),
+            using=MULTIVECTOR,
+            limit=limit,
+        )
+
+    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float16]]:
+        if not ids:
+            return {}
+        by_point = {point_id(i): i for i in ids}
+        records = self._call("retrieve", index, self.client.retrieve, index, ids=list(by_point), with_payload=False, with_vectors=[MULTIVECTOR])
+        out: dict[str, npt.NDArray[np.float16]] = {}
+        for record in records:
+            vectors = (record.vector or {}).get(MULTIVECTOR) if isinstance(record.vector, dict) else None
+            if vectors:
+                out[by_point[str(record.id)]] = np.asarray(vectors, dtype=np.float16)
+        return out
+
+    def count(self, index: str) -> int:
+        return int(self._call("count", index, self.client.count, index, exact=True).count)
+
+    def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None:
+        self._call("update", index, self.client.update_collection, index, metadata={key: dict(value)})
+
+    def get_meta(self, index: str, key: str) -> dict[str, Any] | None:
+        info = self._call("info", index, self.client.get_collection, index)
+        return (getattr(info.config, "metadata", None) or {}).get(key)
