@@ -55,7 +55,10 @@ def decode_multivector(text: str, storage: Storage = "float16") -> npt.NDArray[n
         if storage == "uint8":
             scale = np.frombuffer(body[: 4 * tokens], dtype="<f4")
             codes = np.frombuffer(body[4 * tokens :], dtype=np.uint8).reshape(tokens, dim)
-            return ((codes.astype(np.float32) - 128.0) * scale[:, None]).astype(np.float32)
+            out = codes.astype(np.float32)
+            out -= 128.0
+            out *= scale[:, None]
+            return out
     except (ValueError, TypeError) as exc:
         raise InputError(f"stored multivector is corrupt: {exc}") from exc
     raise InputError(f"unknown multivector storage {storage!r}")

@@ -23,10 +23,12 @@ from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexMissingError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
-from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, SPARSE, filter_key, hit_from_payload, payload, point_id
+from lsrkit.plugin.codec import decode_multivector
+from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, MV_CODEC, MV_PAYLOAD, SPARSE, filter_key, hit_from_payload, payload, point_id
 
 _DATATYPES = {"float16": qe.VectorStorageDatatype.Float16, "uint8": qe.VectorStorageDatatype.Uint8, "float32": qe.VectorStorageDatatype.Float32}
 _SPEC_FILE = "lsrkit-index.json"
+_NO_MV = qe.PayloadSelector.Exclude([MV_PAYLOAD])
 
 
 def _sparse(vector: SparseVector) -> qe.SparseVector:
@@ -172,14 +174,14 @@ class QdrantEdgeBackend:
     def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
         if not len(query):
             return []
-        request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(_sparse(query), using=SPARSE), filter=edge_filter(filters), with_payload=True)
+        request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(_sparse(query), using=SPARSE), filter=edge_filter(filters), with_payload=_NO_MV)
         return self._query(index, request)
 
     def search_text(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
         if not self.spec(index).with_bm25:
             raise BackendError(f"edge: index {index!r} was created without BM25")
         query = self._bm25.embed_query(text)
-        request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(query, using=BM25), filter=edge_filter(filters), with_payload=True)
+        request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(query, using=BM25), filter=edge_filter(filters), with_payload=_NO_MV)
         return self._query(index, request)
 
     def search_sparse_maxsim(
@@ -191,7 +193,7 @@ class QdrantEdgeBackend:
             limit=limit,
             prefetches=[qe.Prefetch(limit=prefetch, query=qe.Query.Nearest(_sparse(query), using=SPARSE), filter=edge_filter(filters))],
             query=qe.Query.Nearest(query_vectors.vectors.tolist(), using=MULTIVECTOR),
-            with_payload=True,
+            with_payload=_NO_MV,
         )
         return self._query(index, request)
 
@@ -199,13 +201,8 @@ class QdrantEdgeBackend:
         if not ids:
             return {}
         by_point = {point_id(i): i for i in ids}
-        records = self._shard(index).retrieve(list(by_point), with_payload=False, with_vector=[MULTIVECTOR])
-        out: dict[str, npt.NDArray[np.float16]] = {}
-        for record in records:
-            vectors = (record.vector or {}).get(MULTIVECTOR)
-            if vectors:
-                out[by_point[str(record.id)]] = np.asarray(vectors, dtype=np.float16)
-        return out
+        records = self._shard(index).retrieve(list(by_point), with_payload=qe.PayloadSelector.Include([MV_PAYLOAD]), with_vector=False)
+        return {by_point[str(r.id)]: decode_multivector(r.payload[MV_PAYLOAD], MV_CODEC) for r in records if r.payload and MV_PAYLOAD in r.payload}
 
     def count(self, index: str) -> int:
         return int(self._shard(index).count(qe.CountRequest(exact=True)))

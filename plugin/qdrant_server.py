@@ -20,7 +20,8 @@ from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexMissingError, InputError, UnavailableError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
-from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, SPARSE, filter_key, hit_from_payload, payload, point_id
+from lsrkit.plugin.codec import decode_multivector
+from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, MV_CODEC, MV_PAYLOAD, SPARSE, filter_key, hit_from_payload, payload, point_id
 
 _DATATYPES = {"float16": models.Datatype.FLOAT16, "uint8": models.Datatype.UINT8, "float32": models.Datatype.FLOAT32}
 
@@ -149,7 +150,7 @@ class QdrantBackend:
         return result
 
     def _query(self, index: str, **kwargs: Any) -> list[Hit]:
-        response = self._call("query", index, self.client.query_points, index, with_payload=True, **kwargs)
+        response = self._call("query", index, self.client.query_points, index, with_payload=models.PayloadSelectorExclude(exclude=[MV_PAYLOAD]), **kwargs)
         return [hit_from_payload(p.payload, p.score) for p in response.points]
 
     def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
@@ -181,13 +182,8 @@ class QdrantBackend:
         if not ids:
             return {}
         by_point = {point_id(i): i for i in ids}
-        records = self._call("retrieve", index, self.client.retrieve, index, ids=list(by_point), with_payload=False, with_vectors=[MULTIVECTOR])
-        out: dict[str, npt.NDArray[np.float16]] = {}
-        for record in records:
-            vectors = (record.vector or {}).get(MULTIVECTOR) if isinstance(record.vector, dict) else None
-            if vectors:
-                out[by_point[str(record.id)]] = np.asarray(vectors, dtype=np.float16)
-        return out
+        records = self._call("retrieve", index, self.client.retrieve, index, ids=list(by_point), with_payload=[MV_PAYLOAD], with_vectors=False)
+        return {by_point[str(r.id)]: decode_multivector(r.payload[MV_PAYLOAD], MV_CODEC) for r in records if r.payload and MV_PAYLOAD in r.payload}
 
     def count(self, index: str) -> int:
         return int(self._call("count", index, self.client.count, index, exact=True).count)

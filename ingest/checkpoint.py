@@ -1,0 +1,50 @@
+"""Checkpoints of an ingest job, written only after the engine acknowledged a batch.
+
+The checkpoint names the next source ordinal to read; the sizes of the side files (ids seen,
+dead letters) at that moment let a resumed job cut them back to exactly that point, so a resumed
+job neither skips nor duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsrkit.core.errors import CheckpointError
+
+
+@dataclass
+class Checkpoint:
+    job: str  # source path + index + model names: a checkpoint of another job is refused
+    next_ordinal: int = 0
+    written: int = 0
+    rejected: int = 0
+    passages: int = 0
+    ids_bytes: int = 0
+    dead_letter_bytes: int = 0
+    doc_freq: dict[str, Any] = field(default_factory=dict)
+    done: bool = False
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(asdict(self), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # atomic: a reader sees the old or the new checkpoint, never half
+
+    @classmethod
+    def load(cls, path: Path, job: str) -> Checkpoint | None:
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            checkpoint = cls(**data)
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint {path} is unreadable: {exc}") from exc
+        if checkpoint.job != job:
+            raise CheckpointError(f"checkpoint {path} belongs to another job ({checkpoint.job!r}); use another --state-dir or drop --resume")
+        return checkpoint

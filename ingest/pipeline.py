@@ -1,0 +1,403 @@
+"""The ingestion job: read → validate → chunk → encode → bulk write → checkpoint.
+
+`IngestPipeline.stream()` yields one BatchResult per acknowledged batch; `run()` sums them.
+Encoding (main thread) and engine writes (a writer thread) overlap through a bounded queue;
+a batch is checkpointed only after the engine acknowledged it, and dead letters, ids seen and
+document frequencies are committed with that same checkpoint.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+from lsrkit.core.config import BatchPolicy, IndexSpec
+from lsrkit.core.errors import BackendError, EncoderError, IngestError, RecordError, UnavailableError
+from lsrkit.core.types import Document, MultiVector, SparseVector
+from lsrkit.encoders.idf import DocFreqCounter, IdfTable
+from lsrkit.encoders.text import TextTokenizer
+from lsrkit.ingest.checkpoint import Checkpoint
+from lsrkit.ingest.chunking import Chunker, Passage
+from lsrkit.ingest.deadletter import DeadLetter
+from lsrkit.ingest.progress import Progress
+from lsrkit.ingest.sources import FieldMapping, SourceFormat, SourceRecord, read_records
+from lsrkit.ingest.validate import Validator
+from lsrkit.plugin.base import Backend, EncodedRecord, MetaStore
+
+
+class SparseDocumentEncoder(Protocol):
+    @property
+    def vocab(self) -> list[str]: ...
+
+    def encode_documents(self, texts: Sequence[object]) -> list[SparseVector]: ...
+
+
+class MultiVectorDocumentEncoder(Protocol):
+    def encode_documents(self, texts: Sequence[object]) -> list[MultiVector]: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of a whole bulk that failed because the engine was unavailable."""
+
+    attempts: int = 6
+    first_delay: float = 0.5
+    max_delay: float = 8.0
+
+
+@dataclass
+class BatchResult:
+    first_ordinal: int
+    next_ordinal: int
+    documents: int
+    passages_written: int
+    rejected: int
+    retried: int
+    seconds: float
+
+
+@dataclass
+class IngestSummary:
+    read: int = 0
+    documents: int = 0
+    passages_written: int = 0
+    rejected: int = 0
+    retried: int = 0
+    seconds: float = 0.0
+    resumed_from: int = 0
+    dead_letter: str = ""
+    idf_path: str = ""
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.documents / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.__dict__, "docs_per_second": round(self.docs_per_second, 2)}
+
+
+@dataclass
+class _Unit:
+    """A batch of source records on its way from the encoder to the writer."""
+
+    first_ordinal: int
+    next_ordinal: int
+    documents: list[Document] = field(default_factory=list)
+    records: list[EncodedRecord] = field(default_factory=list)
+    rejects: list[tuple[RecordError, str | None]] = field(default_factory=list)
+    doc_freq: DocFreqCounter | None = None
+
+
+def _record_bytes(record: EncodedRecord) -> int:
+    mv = record.multivector.vectors.nbytes if record.multivector is not None else 0
+    return len(record.text) + len(record.title) + 8 * len(record.sparse) + mv
+
+
+class IngestPipeline:
+    """Ingest a corpus into one index of one backend, resumably."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        spec: IndexSpec,
+        sparse_encoder: SparseDocumentEncoder,
+        tokenizer: TextTokenizer,
+        *,
+        multivector_encoder: MultiVectorDocumentEncoder | None = None,
+        state_dir: Path,
+        policy: BatchPolicy = BatchPolicy(),
+        chunk_window: int = 254,
+        chunk_overlap: int = 32,
+        retry: RetryPolicy = RetryPolicy(),
+        progress: bool | None = None,
+        job_name: str = "",
+    ) -> None:
+        if spec.multivector_dim and multivector_encoder is None:
+            raise IngestError(f"index {spec.name!r} stores multivectors: pass a multivector_encoder")
+        self.backend = backend
+        self.spec = spec
+        self.sparse_encoder = sparse_encoder
+        self.tokenizer = tokenizer
+        self.multivector_encoder = multivector_encoder
+        self.state_dir = Path(state_dir)
+        self.policy = policy
+        self.chunker = Chunker(tokenizer.tokenizer, chunk_window, chunk_overlap)
+        self.retry = retry
+        self.progress = progress
+        self.job_name = job_name
+        self.dead_letter_path = self.state_dir / "dead-letter.jsonl"
+        self.checkpoint_path = self.state_dir / "checkpoint.json"
+        self.ids_path = self.state_dir / "ids.log"
+        self.idf_path = self.state_dir / "idf.json"
+
+    # -- public --------------------------------------------------------------------------------
+    def run(self, source: str | Path, *, fmt: SourceFormat = "auto", mapping: FieldMapping = FieldMapping(), resume: bool = False) -> IngestSummary:
+        summary = IngestSummary(dead_letter=str(self.dead_letter_path), idf_path=str(self.idf_path))
+        start = time.perf_counter()
+        for batch in self.stream(source, fmt=fmt, mapping=mapping, resume=resume):
+            summary.read = batch.next_ordinal
+            summary.documents += batch.documents
+            summary.passages_written += batch.passages_written
+            summary.rejected += batch.rejected
+            summary.retried += batch.retried
+        summary.seconds = time.perf_counter() - start
+        checkpoint = Checkpoint.load(self.checkpoint_path, self._job(source))
+        if checkpoint is not None:
+            summary.read = checkpoint.next_ordinal
+            summary.resumed_from = self._resumed_from
+        return summary
+
+    def stream(
+        self, source: str | Path, *, fmt: SourceFormat = "auto", mapping: FieldMapping = FieldMapping(), resume: bool = False
+    ) -> Iterator[BatchResult]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        job = self._job(source)
+        checkpoint = Checkpoint.load(self.checkpoint_path, job) if resume else None
+        if checkpoint is None:
+            checkpoint = Checkpoint(job=job)
+            for path in (self.dead_letter_path, self.ids_path, self.checkpoint_path):
+                path.unlink(missing_ok=True)
+        else:
+            DeadLetter.truncate(self.dead_letter_path, checkpoint.dead_letter_bytes)
+            DeadLetter.truncate(self.ids_path, checkpoint.ids_bytes)
+        self._resumed_from = checkpoint.next_ordinal
+        self.backend.ensure_index(self.spec)
+        seen = set(self.ids_path.read_text(encoding="utf-8").split("\n")) - {""} if self.ids_path.exists() else set()
+        validator = Validator(mapping, seen=seen)
+        doc_freq = (
+            DocFreqCounter.from_state(checkpoint.doc_freq, len(self.tokenizer.vocab)) if checkpoint.doc_freq else DocFreqCounter(len(self.tokenizer.vocab))
+        )
+        if not checkpoint.done:
+            yield from self._stream(source, fmt, validator, checkpoint, doc_freq)
+        self._finish(doc_freq)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _job(self, source: str | Path) -> str:
+        return self.job_name or f"{Path(source).expanduser().resolve()}|{self.backend.name}|{self.spec.name}"
+
+    def _units(self, source: str | Path, fmt: SourceFormat, validator: Validator, start: int, bar: Progress) -> Iterator[_Unit]:
+        unit: _Unit | None = None
+        for record in read_records(source, fmt):
+            if record.ordinal < start:
+                continue
+            if unit is None:
+                unit = _Unit(record.ordinal, record.ordinal)
+            self._admit(record, validator, unit)
+            unit.next_ordinal = record.ordinal + 1
+            bar.advance(1)
+            if len(unit.documents) >= self.policy.write_batch:
+                yield unit
+                unit = None
+        if unit is not None:
+            yield unit
+
+    @staticmethod
+    def _admit(record: SourceRecord, validator: Validator, unit: _Unit) -> None:
+        try:
+            unit.documents.append(validator.document(record))
+        except RecordError as exc:
+            unit.rejects.append((exc, record.raw))
+
+    def _encode(self, unit: _Unit) -> None:
+        passages: list[Passage] = [p for doc in unit.documents for p in self.chunker.split(doc)]
+        metadata = {d.id: d.metadata for d in unit.documents}
+        texts = [f"{p.title} {p.text}".strip() if p.title else p.text for p in passages]
+        sparse, multi = self._encode_texts(texts, passages, unit)
+        counter = DocFreqCounter(len(self.tokenizer.vocab))
+        counter.add(self.tokenizer.token_ids(texts, add_special_tokens=False))
+        unit.doc_freq = counter
+        for passage, sv, mv in zip(passages, sparse, multi):
+            if sv is None:
+                continue
+            unit.records.append(EncodedRecord(passage.id, passage.doc_id, passage.text, sv, passage.title, metadata[passage.doc_id], mv))
+
+    def _encode_texts(self, texts: list[str], passages: list[Passage], unit: _Unit) -> tuple[list[SparseVector | None], list[MultiVector | None]]:
+        try:
+            sparse: list[SparseVector | None] = list(self.sparse_encoder.encode_documents(texts))
+            multi: list[MultiVector | None] = (
+                list(self.multivector_encoder.encode_documents(texts)) if self.multivector_encoder else [None] * len(texts)
+            )
+            return sparse, multi
+        except EncoderError:  # find the text(s) at fault, keep the rest
+            sparse, multi = [], []
+            for text, passage in zip(texts, passages):
+                try:
+                    sparse.append(self.sparse_encoder.encode_documents([text])[0])
+                    multi.append(self.multivector_encoder.encode_documents([text])[0] if self.multivector_encoder else None)
+                except EncoderError as exc:
+                    sparse.append(None)
+                    multi.append(None)
+                    unit.rejects.append((RecordError(f"encoding failed: {exc}", position="passage", record_id=passage.id), None))
+            return sparse, multi
+
+    def _stream(self, source: str | Path, fmt: SourceFormat, validator: Validator, checkpoint: Checkpoint, doc_freq: DocFreqCounter) -> Iterator[BatchResult]:
+        work: queue.Queue[_Unit | None] = queue.Queue(maxsize=self.policy.queue_depth)
+        results: queue.Queue[BatchResult | BaseException | None] = queue.Queue()
+        stop = threading.Event()
+        dead = DeadLetter(self.dead_letter_path)
+        writer = threading.Thread(target=self._writer, args=(work, results, stop, checkpoint, doc_freq, dead), name="lsrkit-writer", daemon=True)
+        writer.start()
+        bar = Progress(self._total(source, fmt), initial=checkpoint.next_ordinal, enabled=self.progress)
+        finished = False
+        try:
+            for unit in self._units(source, fmt, validator, checkpoint.next_ordinal, bar):
+                self._encode(unit)
+                while True:
+                    yield from self._drain(results, block=False)
+                    try:
+                        work.put(unit, timeout=0.2)
+                        break
+                    except queue.Full:
+                        if not writer.is_alive():
+                            break
+            while writer.is_alive():
+                try:
+                    work.put(None, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            while (item := results.get()) is not None:
+                yield from self._check(item)
+            finished = True
+        finally:
+            if not finished:
+                stop.set()
+                try:
+                    work.put_nowait(None)
+                except queue.Full:
+                    pass
+            writer.join(timeout=60)
+            dead.close()
+            bar.close()
+        checkpoint.done = True
+        checkpoint.save(self.checkpoint_path)
+
+    @staticmethod
+    def _check(item: BatchResult | BaseException) -> Iterator[BatchResult]:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+    def _drain(self, results: queue.Queue[BatchResult | BaseException | None], block: bool) -> Iterator[BatchResult]:
+        while True:
+            try:
+                item = results.get(block=block)
+            except queue.Empty:
+                return
+            if item is None:
+                results.put(None)  # keep the end marker for the final loop
+                return
+            yield from self._check(item)
+
+    def _writer(
+        self,
+        work: queue.Queue[_Unit | None],
+        results: queue.Queue[BatchResult | BaseException | None],
+        stop: threading.Event,
+        checkpoint: Checkpoint,
+        doc_freq: DocFreqCounter,
+        dead: DeadLetter,
+    ) -> None:
+        try:
+            while not stop.is_set():
+                unit = work.get()
+                if unit is None:
+                    break
+                started = time.perf_counter()
+                written, retried = self._write_unit(unit, dead, stop)
+                if stop.is_set():
+                    break
+                self._commit(unit, checkpoint, doc_freq, dead, written)
+                results.put(
+                    BatchResult(unit.first_ordinal, unit.next_ordinal, len(unit.documents), written, len(unit.rejects), retried, time.perf_counter() - started)
+                )
+        except BaseException as exc:  # hand it to the consumer's thread
+            results.put(exc)
+        finally:
+            results.put(None)
+
+    def _write_unit(self, unit: _Unit, dead: DeadLetter, stop: threading.Event) -> tuple[int, int]:
+        written = retried = 0
+        for bulk in self._bulks(unit.records):
+            result = self._write_with_retry(bulk, stop)
+            written += len(result.written)
+            retried += result.retried
+            for record_id, reason in result.failed.items():
+                unit.rejects.append((RecordError(f"engine refused: {reason}", position="write", record_id=record_id), None))
+        return written, retried
+
+    def _bulks(self, records: list[EncodedRecord]) -> Iterator[list[EncodedRecord]]:
+        bulk: list[EncodedRecord] = []
+        size = 0
+        for record in records:
+            record_size = _record_bytes(record)
+            if bulk and (len(bulk) >= self.policy.write_batch or size + record_size > self.policy.write_bytes):
+                yield bulk
+                bulk, size = [], 0
+            bulk.append(record)
+            size += record_size
+        if bulk:
+            yield bulk
+
+    def _write_with_retry(self, bulk: list[EncodedRecord], stop: threading.Event):  # type: ignore[no-untyped-def]
+        delay = self.retry.first_delay
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                result = self.backend.write(self.spec.name, bulk)
+                result.retried += attempt - 1
+                return result
+            except (UnavailableError, BackendError) as exc:
+                if attempt == self.retry.attempts or stop.is_set() or not isinstance(exc, UnavailableError):
+                    raise
+                stop.wait(delay)
+                delay = min(delay * 2, self.retry.max_delay)
+        raise AssertionError("unreachable")
+
+    def _commit(self, unit: _Unit, checkpoint: Checkpoint, doc_freq: DocFreqCounter, dead: DeadLetter, written: int) -> None:
+        for error, raw in unit.rejects:
+            dead.add(position=error.position, reason=error.reason, record_id=error.record_id, raw=raw)
+        with self.ids_path.open("a", encoding="utf-8") as handle:
+            handle.write("".join(f"{d.id}\n" for d in unit.documents))
+        if unit.doc_freq is not None:
+            doc_freq.merge(unit.doc_freq)
+        checkpoint.next_ordinal = unit.next_ordinal
+        checkpoint.written += written
+        checkpoint.passages += len(unit.records)
+        checkpoint.rejected += len(unit.rejects)
+        checkpoint.ids_bytes = self.ids_path.stat().st_size
+        checkpoint.dead_letter_bytes = dead.size()
+        checkpoint.doc_freq = doc_freq.state()
+        checkpoint.save(self.checkpoint_path)
+
+    def _total(self, source: str | Path, fmt: SourceFormat) -> int | None:
+        path = Path(source).expanduser()
+        path = path / "corpus.jsonl" if path.is_dir() else path
+        if path.suffix.lower() in (".jsonl", ".ndjson") and path.stat().st_size < 2**30:
+            with path.open("rb") as handle:
+                return sum(1 for _ in handle)
+        return None
+
+    def _finish(self, doc_freq: DocFreqCounter) -> None:
+        table: IdfTable = doc_freq.to_table(self.tokenizer.vocab)
+        table.save(self.idf_path)
+        if isinstance(self.backend, MetaStore):
+            self.backend.put_meta(self.spec.name, "idf", {"n_docs": doc_freq.n_docs, **doc_freq.state()})
+
+
+def load_index_idf(backend: Backend, index: str, vocab: list[str]) -> IdfTable | None:
+    """The IDF table ingest stored with the index (None when the backend keeps none)."""
+    if not isinstance(backend, MetaStore):
+        return None
+    state = backend.get_meta(index, "idf")
+    if not state:
+        return None
+    return DocFreqCounter.from_state(state, len(vocab)).to_table(vocab)
+
+
+__all__ = ["BatchResult", "IngestPipeline", "IngestSummary", "RetryPolicy", "load_index_idf"]

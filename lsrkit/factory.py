@@ -1,0 +1,146 @@
+"""Building backends, encoders and pipelines from the few settings a user gives the CLI."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from lsrkit.core.config import OnnxOptions, RerankSettings
+from lsrkit.core.errors import ConfigError
+from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder, SparseDocEncoder, SparseQueryEncoder
+from lsrkit.ingest import load_index_idf
+from lsrkit.plugin import Backend, HybridSettings, SearchPipeline
+
+BackendKind = Literal["edge", "qdrant", "opensearch"]
+DEFAULT_DATA_DIR = Path(".lsrkit") / "edge"
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Where the engine is. Secrets (API keys, passwords) come from the environment only."""
+
+    kind: BackendKind = "edge"
+    data_dir: Path = DEFAULT_DATA_DIR  # edge; and qdrant local mode when no url
+    url: str | None = None  # qdrant / opensearch server
+    ca_certs: str | None = None  # opensearch over https
+
+
+def open_backend(options: BackendOptions) -> Backend:
+    if options.kind == "edge":
+        from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
+
+        return QdrantEdgeBackend(options.data_dir)
+    if options.kind == "qdrant":
+        from lsrkit.plugin.qdrant_server import QdrantBackend, client_from_env
+
+        path = None if options.url else str(options.data_dir)
+        return QdrantBackend(client_from_env(url=options.url, path=path))
+    if options.kind == "opensearch":
+        from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env as os_client
+
+        url = options.url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
+        return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs))
+    raise ConfigError(f"unknown backend {options.kind!r}: use edge, qdrant or opensearch")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    sparse: str = "splade-tiny"
+    multivector: str = "minilm-l6"
+    quantize: Literal["none", "int8", "int8-per-channel"] = "int8-per-channel"
+
+
+def document_encoders(models: ModelChoice) -> tuple[SparseDocEncoder, MultiVectorEncoder]:
+    return SparseDocEncoder(models.sparse, options=OnnxOptions(quantize=models.quantize)), MultiVectorEncoder(models.multivector)
+
+
+def idf_query_encoder(backend: Backend, index: str, model: str) -> IdfQueryEncoder:
+    """The inference-free encoder with the model's own IDF file, else the one stored with the index."""
+    try:
+        return IdfQueryEncoder(model)
+    except ConfigError:
+        pass
+    from lsrkit.encoders.registry import resolve
+    from lsrkit.encoders.text import TextTokenizer
+
+    resolved = resolve(model, "sparse")
+    vocab = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
+    table = load_index_idf(backend, index, vocab)
+    if table is None:
+        raise ConfigError(f"model {model!r} ships no IDF table and index {index!r} stores none: ingest the corpus first")
+    return IdfQueryEncoder(model, idf=table)
+
+
+PipelineName = Literal[
+    "bm25", "sparse-idf", "sparse-model", "sparse-idf+rerank", "hybrid", "hybrid+rerank", "sparse-idf+rerank-pruned", "hybrid+rerank-pruned"
+]
+PIPELINES: tuple[str, ...] = (
+    "bm25", "sparse-idf", "sparse-model", "sparse-idf+rerank", "hybrid", "hybrid+rerank", "sparse-idf+rerank-pruned", "hybrid+rerank-pruned",
+)
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """Defaults chosen on SciFact's *train* split (see bench/tune.py), not on test."""
+
+    kappa: int = 50
+    interpolation: float = 0.3
+    hybrid: HybridSettings = HybridSettings(method="minmax", weights=(0.5, 0.5), depth=100)
+    alpha: float = 0.5
+    beta: int = 8
+
+
+def build_pipeline(
+    name: str,
+    backend: Backend,
+    index: str,
+    *,
+    idf_encoder: IdfQueryEncoder | None,
+    multivector: MultiVectorEncoder | None,
+    model_encoder: SparseQueryEncoder | None = None,
+    quality: QualitySettings = QualitySettings(),
+    k: int = 100,
+) -> SearchPipeline:
+    """One of PIPELINES over an existing index."""
+    if name not in PIPELINES:
+        raise ConfigError(f"unknown pipeline {name!r}; choose from {', '.join(PIPELINES)}")
+    pruned = name.endswith("-pruned")
+    reranked = "+rerank" in name
+    settings = RerankSettings(
+        kappa=max(quality.kappa, k) if not reranked else quality.kappa,
+        k=min(k, quality.kappa) if reranked else k,
+        interpolation=quality.interpolation if reranked else 0.0,
+        alpha=quality.alpha if pruned else None,
+        beta=quality.beta if pruned else None,
+    )
+    first_stage = "bm25" if name == "bm25" else "hybrid" if name.startswith("hybrid") else "sparse"
+    encoder = model_encoder if name == "sparse-model" else idf_encoder
+    return SearchPipeline(
+        backend,
+        index,
+        encoder if first_stage != "bm25" else None,
+        multivector_encoder=multivector if reranked else None,
+        rerank="client" if reranked else "none",
+        settings=settings,
+        first_stage=first_stage,
+        hybrid=quality.hybrid,
+    )
+
+
+def pipeline_settings(quality: QualitySettings) -> dict[str, object]:
+    return {"kappa": quality.kappa, "interpolation": quality.interpolation, "hybrid": quality.hybrid.__dict__, "alpha": quality.alpha, "beta": quality.beta}
+
+
+__all__ = [
+    "PIPELINES",
+    "BackendOptions",
+    "ModelChoice",
+    "QualitySettings",
+    "build_pipeline",
+    "document_encoders",
+    "idf_query_encoder",
+    "open_backend",
+    "RerankSettings",
+]
