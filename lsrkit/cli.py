@@ -1,0 +1,221 @@
+"""The `lsrkit` command line: export | ingest | search | eval | bench | quickstart."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lsrkit.core.errors import LsrError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Learned sparse retrieval + multivector reranking on the engines you run.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: ratios against baselines measured in the same run.")
+app.add_typer(bench_app, name="bench")
+console = Console(stderr=True)
+
+BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="edge (Qdrant Edge, embedded), qdrant or opensearch")]
+IndexOpt = Annotated[str, typer.Option("--index", "-i", help="index / collection name")]
+DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="folder for Qdrant Edge / local-mode data and job state")]
+UrlOpt = Annotated[Optional[str], typer.Option("--url", help="server URL (credentials from the environment, never here)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+
+
+def _fail(exc: LsrError) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(code=2)
+
+
+def _backend_options(backend: str, data_dir: Path, url: str | None):  # type: ignore[no-untyped-def]
+    from lsrkit.factory import BackendOptions
+
+    return BackendOptions(kind=backend, data_dir=data_dir / "edge" if backend == "edge" else data_dir / "qdrant-local", url=url, ca_certs=os.environ.get("LSRKIT_CA_CERTS"))  # type: ignore[arg-type]
+
+
+@app.command()
+def quickstart(json_out: JsonOpt = False, data_dir: DataDirOpt = Path(".lsrkit/quickstart"), fresh: bool = False) -> None:
+    """Ingest a small SciFact subset into Qdrant Edge and compare sparse vs sparse+rerank."""
+    from lsrkit.quickstart import run_quickstart
+
+    try:
+        result = run_quickstart(data_dir, fresh=fresh)
+    except LsrError as exc:
+        _fail(exc)
+        return
+    if json_out:
+        print(json.dumps(result))
+        return
+    out = Console()
+    out.print(f"Ingested {result['docs_ingested']} documents ({result['index_points']} passages) into Qdrant Edge at {result['data_dir']}")
+    table = Table("pipeline", "nDCG@10", "p50 ms")
+    table.add_row("sparse (inference-free)", f"{result['ndcg10_sparse']:.4f}", f"{result['query_ms_p50_sparse']:.1f}")
+    table.add_row("sparse + MaxSim rerank", f"{result['ndcg10_rerank']:.4f}", f"{result['query_ms_p50']:.1f}")
+    out.print(table)
+    out.print(f"Example: {result['example']['query']}")
+    for rank, hit in enumerate(result["example"]["hits"], 1):
+        out.print(f"  {rank}. [{hit['id']}] {hit['score']:.3f}  {hit['title'][:90]}")
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="registry name, hub id or local path")],
+    quantize: Annotated[str, typer.Option(help="none | int8 | int8-per-channel")] = "int8-per-channel",
+    kind: Annotated[str, typer.Option(help="sparse | multivector (for paths and hub ids not in the registry)")] = "sparse",
+    out: Annotated[Optional[Path], typer.Option(help="target folder (default: the lsrkit cache)")] = None,
+) -> None:
+    """Export a model to ONNX with optimum, check it against torch, quantize it."""
+    from lsrkit.core.config import OnnxOptions
+    from lsrkit.encoders import export_model, resolve
+
+    try:
+        exported = export_model(resolve(model, kind), OnnxOptions(quantize=quantize), out)  # type: ignore[arg-type]
+    except LsrError as exc:
+        _fail(exc)
+        return
+    print(json.dumps({"directory": str(exported.directory), **exported.manifest}, indent=2))
+
+
+@app.command()
+def ingest(
+    source: Annotated[Path, typer.Argument(help="JSONL file, BEIR folder, CSV/TSV or Parquet")],
+    backend: BackendOpt = "edge",
+    index: IndexOpt = "lsrkit",
+    data_dir: DataDirOpt = Path(".lsrkit"),
+    url: UrlOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto | jsonl | beir | csv | parquet")] = "auto",
+    resume: Annotated[bool, typer.Option(help="continue after the last acknowledged batch")] = False,
+    id_field: str = "_id",
+    title_field: str = "title",
+    text_field: str = "text",
+    write_batch: int = 64,
+    json_out: JsonOpt = False,
+) -> None:
+    """Encode a corpus (sparse + multivector) and write it to the engine, resumably."""
+    from lsrkit.core.config import BatchPolicy
+    from lsrkit.factory import open_backend
+    from lsrkit.ingest import FieldMapping
+    from lsrkit.jobs import ingest_corpus
+
+    try:
+        engine = open_backend(_backend_options(backend, data_dir, url))
+        try:
+            summary = ingest_corpus(
+                engine, index, source, state_dir=data_dir / "state" / index, resume=resume, fmt=fmt,  # type: ignore[arg-type]
+                mapping=FieldMapping(id=id_field, title=title_field, text=text_field), policy=BatchPolicy(write_batch=write_batch),
+            )
+        finally:
+            engine.close()
+    except LsrError as exc:
+        _fail(exc)
+        return
+    if json_out:
+        print(json.dumps(summary.as_dict()))
+    else:
+        console.print(
+            f"read {summary.read} · documents {summary.documents} · passages written {summary.passages_written} · rejected {summary.rejected} "
+            f"(dead letters: {summary.dead_letter}) · {summary.seconds:.1f}s · {summary.docs_per_second:.1f} docs/s"
+        )
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="the query")],
+    backend: BackendOpt = "edge",
+    index: IndexOpt = "lsrkit",
+    data_dir: DataDirOpt = Path(".lsrkit"),
+    url: UrlOpt = None,
+    pipeline: Annotated[str, typer.Option(help="bm25 | sparse-idf | sparse-model | sparse-idf+rerank | hybrid | hybrid+rerank")] = "sparse-idf+rerank",
+    k: int = 10,
+    json_out: JsonOpt = False,
+) -> None:
+    """Search an index and print a table (rank, score, id, title, snippet)."""
+    from lsrkit.encoders import MultiVectorEncoder, SparseQueryEncoder
+    from lsrkit.factory import ModelChoice, build_pipeline, idf_query_encoder, open_backend
+
+    try:
+        engine = open_backend(_backend_options(backend, data_dir, url))
+        try:
+            models = ModelChoice()
+            idf = idf_query_encoder(engine, index, models.sparse) if pipeline != "bm25" else None
+            mv = MultiVectorEncoder(models.multivector) if "rerank" in pipeline else None
+            model_encoder = SparseQueryEncoder(models.sparse) if pipeline == "sparse-model" else None
+            result = build_pipeline(pipeline, engine, index, idf_encoder=idf, multivector=mv, model_encoder=model_encoder, k=k).search(text, k=k)
+        finally:
+            engine.close()
+    except LsrError as exc:
+        _fail(exc)
+        return
+    if json_out:
+        hits = [{"rank": r, "id": h.id, "score": h.score, "title": h.title, "text": h.text, "stage_scores": dict(h.stage_scores)} for r, h in enumerate(result.hits, 1)]
+        print(json.dumps({"query": text, "pipeline": pipeline, "timings_ms": result.timings_ms, "hits": hits}))
+        return
+    table = Table("rank", "score", "id", "title", "snippet", title=f"{pipeline} · {result.timings_ms.get('total', 0):.1f} ms")
+    for rank, hit in enumerate(result.hits, 1):
+        table.add_row(str(rank), f"{hit.score:.4f}", hit.id, hit.title[:50], hit.text[:80].replace("\n", " "))
+    Console().print(table)
+
+
+@app.command("eval")
+def evaluate(
+    dataset: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv")] = Path("../shared/datasets/scifact"),
+    backend: BackendOpt = "edge",
+    index: Annotated[Optional[str], typer.Option(help="index name (default: from the dataset folder)")] = None,
+    data_dir: DataDirOpt = Path(".lsrkit"),
+    url: UrlOpt = None,
+    split: str = "test",
+    pipelines: Annotated[Optional[str], typer.Option(help="comma-separated; default: all")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="write <report>.md and <report>.png")] = None,
+    reingest: bool = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Ingest (or reuse) a BEIR dataset and score every pipeline: nDCG@10, Recall@100, MRR@10, latency."""
+    from lsrkit.eval_command import run_eval
+
+    try:
+        result = run_eval(
+            dataset, _backend_options(backend, data_dir, url), index=index, state_root=data_dir / "state", split=split,
+            pipelines=pipelines.split(",") if pipelines else None, report=report, reingest=reingest,
+        )
+    except LsrError as exc:
+        _fail(exc)
+        return
+    if json_out:
+        print(json.dumps(result))
+    else:
+        Console().print(result["markdown"])
+
+
+@bench_app.command("encode")
+def bench_encode(
+    passages: int = 200,
+    dataset: Path = Path("../shared/datasets/scifact"),
+    batch_sizes: Annotated[str, typer.Option(help="batch sizes for the memory sweep")] = "1,8,32",
+    json_out: JsonOpt = False,
+) -> None:
+    """Passages/s of torch eager vs ONNX fp32 vs ONNX int8, top-10 term overlap, peak RSS per batch size."""
+    from lsrkit.bench.encode import run
+
+    result = run(passages=passages, dataset=dataset, batch_sizes=[int(b) for b in batch_sizes.split(",")])
+    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+
+
+@bench_app.command("ingest")
+def bench_ingest(documents: int = 200, dataset: Path = Path("../shared/datasets/scifact"), json_out: JsonOpt = False) -> None:
+    """Encode-only docs/s vs full ingest docs/s into Qdrant Edge (the overlap of encode and write)."""
+    from lsrkit.bench.ingest import run
+
+    result = run(documents=documents, dataset=dataset)
+    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except LsrError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)

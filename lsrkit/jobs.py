@@ -1,0 +1,56 @@
+"""The ingestion job as the CLI, quickstart and eval run it: defaults in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsrkit.core.config import BatchPolicy, IndexSpec
+from lsrkit.encoders import MultiVectorEncoder, SparseDocEncoder
+from lsrkit.factory import ModelChoice, document_encoders
+from lsrkit.ingest import Checkpoint, FieldMapping, IngestPipeline, IngestSummary
+from lsrkit.ingest.sources import SourceFormat
+from lsrkit.plugin import Backend
+
+
+def index_spec(backend: Backend, index: str, multivector: MultiVectorEncoder | None) -> IndexSpec:
+    return IndexSpec(name=index, multivector_dim=multivector.dim if multivector else None)
+
+
+def ingest_corpus(
+    backend: Backend,
+    index: str,
+    source: str | Path,
+    *,
+    state_dir: Path,
+    models: ModelChoice = ModelChoice(),
+    encoders: tuple[SparseDocEncoder, MultiVectorEncoder | None] | None = None,
+    resume: bool = False,
+    fmt: SourceFormat = "auto",
+    mapping: FieldMapping = FieldMapping(),
+    policy: BatchPolicy = BatchPolicy(),
+    progress: bool | None = None,
+) -> IngestSummary:
+    sparse, multivector = encoders or document_encoders(models)
+    pipeline = IngestPipeline(
+        backend,
+        index_spec(backend, index, multivector),
+        sparse,
+        sparse.model.tokenizer,
+        multivector_encoder=multivector,
+        state_dir=state_dir,
+        policy=policy,
+        progress=progress,
+    )
+    return pipeline.run(source, fmt=fmt, mapping=mapping, resume=resume)
+
+
+def is_ingested(backend: Backend, index: str, source: str | Path, state_dir: Path) -> bool:
+    """True when a finished checkpoint of this very job exists and the index has points."""
+    from lsrkit.core.errors import LsrError
+
+    try:
+        job = f"{Path(source).expanduser().resolve()}|{backend.name}|{index}"
+        checkpoint = Checkpoint.load(state_dir / "checkpoint.json", job)
+        return checkpoint is not None and checkpoint.done and backend.count(index) > 0
+    except LsrError:
+        return False
