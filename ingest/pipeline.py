@@ -28,7 +28,7 @@ from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.progress import Progress
 from lsrkit.ingest.sources import FieldMapping, SourceFormat, SourceRecord, read_records
 from lsrkit.ingest.validate import Validator
-from lsrkit.plugin.base import Backend, EncodedRecord, MetaStore
+from lsrkit.plugin.base import Backend, EncodedRecord, MetaStore, Refreshable
 
 
 class SparseDocumentEncoder(Protocol):
@@ -386,6 +386,8 @@ class IngestPipeline:
     def _finish(self, doc_freq: DocFreqCounter) -> None:
         table: IdfTable = doc_freq.to_table(self.tokenizer.vocab)
         table.save(self.idf_path)
+        if isinstance(self.backend, Refreshable):
+            self.backend.refresh(self.spec.name)
         if isinstance(self.backend, MetaStore):
             self.backend.put_meta(self.spec.name, "idf", {"n_docs": doc_freq.n_docs, **doc_freq.state()})
 

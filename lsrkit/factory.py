@@ -27,7 +27,9 @@ class BackendOptions:
     ca_certs: str | None = None  # opensearch over https
 
 
-def open_backend(options: BackendOptions) -> Backend:
+def open_backend(options: BackendOptions, *, sparse_model: str = "splade-tiny") -> Backend:
+    """The adapter for `options`. OpenSearch keys rank_features by token string, so it is given
+    the sparse model's vocabulary (the tokenizer only; no model is loaded)."""
     if options.kind == "edge":
         from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
@@ -40,8 +42,13 @@ def open_backend(options: BackendOptions) -> Backend:
     if options.kind == "opensearch":
         from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env as os_client
 
+        from lsrkit.encoders.registry import resolve
+        from lsrkit.encoders.text import TextTokenizer
+
+        resolved = resolve(sparse_model, "sparse")
+        vocab = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
         url = options.url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
-        return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs))
+        return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs), vocab=vocab)
     raise ConfigError(f"unknown backend {options.kind!r}: use edge, qdrant or opensearch")
 
 

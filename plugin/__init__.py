@@ -4,7 +4,16 @@ Engine SDKs are imported only inside their adapter modules; import those directl
 (`lsrkit.plugin.qdrant_edge`, `lsrkit.plugin.qdrant_server`, `lsrkit.plugin.opensearch`).
 """
 
-from lsrkit.plugin.base import Backend, EncodedRecord, MetaStore, ServerSideMaxSim, TextSearch, WriteResult
+from lsrkit.plugin.base import (
+    Backend,
+    EncodedRecord,
+    MetaStore,
+    Refreshable,
+    SearchWithMultivectors,
+    ServerSideMaxSim,
+    TextSearch,
+    WriteResult,
+)
 from lsrkit.plugin.fusion import fuse, minmax_sum, rrf
 from lsrkit.plugin.pipeline import HybridSettings, SearchPipeline, SearchResult, aggregate_passages
 from lsrkit.plugin.rerank import MaxSimReranker, alpha_prune, maxsim_scores
@@ -15,6 +24,8 @@ __all__ = [
     "HybridSettings",
     "MaxSimReranker",
     "MetaStore",
+    "Refreshable",
+    "SearchWithMultivectors",
     "SearchPipeline",
     "SearchResult",
     "ServerSideMaxSim",

@@ -79,6 +79,22 @@ class ServerSideMaxSim(Protocol):
 
 
 @runtime_checkable
+class SearchWithMultivectors(Protocol):
+    """The sparse first stage returns the candidates' stored multivectors in the same round trip."""
+
+    def search_sparse_with_multivectors(
+        self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None
+    ) -> tuple[list[Hit], dict[str, npt.NDArray[np.float32]]]: ...
+
+
+@runtime_checkable
+class Refreshable(Protocol):
+    """Writes become searchable only after a refresh (OpenSearch)."""
+
+    def refresh(self, index: str) -> None: ...
+
+
+@runtime_checkable
 class MetaStore(Protocol):
     """Small JSON documents stored with an index (the IDF table, the ingest settings)."""
 

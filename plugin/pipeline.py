@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
-from lsrkit.plugin.base import Backend, Filters, ServerSideMaxSim, TextSearch
+from lsrkit.plugin.base import Backend, Filters, SearchWithMultivectors, ServerSideMaxSim, TextSearch
 from lsrkit.plugin.fusion import FusionMethod, fuse
 from lsrkit.plugin.rerank import MaxSimReranker
 
@@ -128,12 +128,18 @@ class SearchPipeline:
             hits = self.backend.search_sparse_maxsim(self.index, sparse, query_vectors, kappa, kappa, filters=filters)
             lap("first_stage+rerank")
         else:
-            hits = self._first_stage(text, sparse, kappa, filters)
+            stored = None
+            if self.rerank_mode == "client" and self.first_stage == "sparse" and isinstance(self.backend, SearchWithMultivectors):
+                assert sparse is not None
+                hits, stored = self.backend.search_sparse_with_multivectors(self.index, sparse, kappa, filters=filters)
+            else:
+                hits = self._first_stage(text, sparse, kappa, filters)
             lap("first_stage")
             if self.rerank_mode == "client" and hits:
                 assert query_vectors is not None
-                stored = self.backend.fetch_multivectors(self.index, [h.id for h in hits])
-                lap("fetch")
+                if stored is None:
+                    stored = self.backend.fetch_multivectors(self.index, [h.id for h in hits])
+                    lap("fetch")
                 hits = self.reranker.rerank(query_vectors.vectors, hits, stored, k=len(hits))
                 lap("rerank")
         if self.aggregate:

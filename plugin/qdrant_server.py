@@ -55,20 +55,20 @@ class QdrantBackend:
         self._bm25 = qe.Bm25()
         self._specs: dict[str, IndexSpec] = {}
 
-    def _call(self, what: str, index: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, what: str, target: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         """Run a client call, translating its exceptions into lsrkit's tree (no secrets in messages)."""
         try:
             return fn(*args, **kwargs)
         except UnexpectedResponse as exc:
             if exc.status_code == 404:
-                raise IndexMissingError(f"qdrant: collection {index!r} does not exist") from exc
-            raise BackendError(f"qdrant: {what} on {index!r} failed with HTTP {exc.status_code}") from exc
+                raise IndexMissingError(f"qdrant: collection {target!r} does not exist") from exc
+            raise BackendError(f"qdrant: {what} on {target!r} failed with HTTP {exc.status_code}") from exc
         except ResponseHandlingException as exc:
-            raise UnavailableError(f"qdrant: {what} on {index!r}: server unreachable ({type(exc.source).__name__})") from exc
+            raise UnavailableError(f"qdrant: {what} on {target!r}: server unreachable ({type(exc.source).__name__})") from exc
         except ValueError as exc:  # local mode raises ValueError for a missing collection
             if "not found" in str(exc).lower():
-                raise IndexMissingError(f"qdrant: collection {index!r} does not exist") from exc
-            raise BackendError(f"qdrant: {what} on {index!r} failed: {exc}") from exc
+                raise IndexMissingError(f"qdrant: collection {target!r} does not exist") from exc
+            raise BackendError(f"qdrant: {what} on {target!r} failed: {exc}") from exc
 
     def ensure_index(self, spec: IndexSpec, *, recreate: bool = False) -> bool:
         validate_index_name(spec.name)

@@ -1,0 +1,286 @@
+"""OpenSearchBackend (opensearch-py): `rank_features` sparse vectors, BM25, binary multivectors.
+
+Layout of an index: `title`/`text` as BM25 text fields, the learned sparse vector as
+`rank_features` (token strings as feature names, see feature_names.py), the multivector as a
+non-indexed binary field (int8 + row scale), metadata as keywords. An exact dot product is a
+`bool.should` of `rank_feature` queries with the linear function and each query weight as boost.
+Small JSON documents (the IDF statistics) live in the `lsrkit-meta` index.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from opensearchpy import OpenSearch, helpers
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
+from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, RequestError, TransportError
+
+from lsrkit.core.config import IndexSpec, validate_index_name
+from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
+from lsrkit.core.types import Hit, SparseVector
+from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
+from lsrkit.plugin.codec import decode_multivector, encode_multivector
+from lsrkit.plugin.feature_names import to_feature
+
+META_INDEX = "lsrkit-meta"
+MV_FIELD = "mv"
+MV_CODEC = "uint8"
+_SOURCE_EXCLUDES = ["sparse", MV_FIELD]
+
+
+def client_from_env(url: str, *, ca_certs: str | None = None, timeout: float = 30.0) -> OpenSearch:
+    """An OpenSearch client. Credentials only from the environment: LSRKIT_OPENSEARCH_USER and
+    LSRKIT_OPENSEARCH_PASSWORD (basic auth) or LSRKIT_OPENSEARCH_API_KEY; a CA bundle from
+    `ca_certs` or LSRKIT_CA_CERTS."""
+    user = os.environ.get("LSRKIT_OPENSEARCH_USER")
+    password = os.environ.get("LSRKIT_OPENSEARCH_PASSWORD")
+    api_key = os.environ.get("LSRKIT_OPENSEARCH_API_KEY")
+    headers = {"Authorization": f"ApiKey {api_key}"} if api_key else None
+    ca = ca_certs or os.environ.get("LSRKIT_CA_CERTS")
+    return OpenSearch(
+        hosts=[url],
+        http_auth=(user, password) if user and password else None,
+        headers=headers,
+        use_ssl=url.startswith("https://"),
+        verify_certs=url.startswith("https://"),
+        ca_certs=ca,
+        timeout=timeout,
+        max_retries=2,
+        retry_on_timeout=True,
+    )
+
+
+def rank_feature_query(query: SparseVector, vocab_lookup: Sequence[str], field: str = "sparse") -> dict[str, Any]:
+    """The exact dot product as a bool.should of linear rank_feature clauses."""
+    clauses = [
+        {"rank_feature": {"field": f"{field}.{to_feature(vocab_lookup[i])}", "linear": {}, "boost": float(w)}}
+        for i, w in zip(query.ids.tolist(), query.weights.tolist())
+        if w > 0 and vocab_lookup[i]
+    ]
+    return {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+
+def _filter_clauses(filters: Filters | None) -> list[dict[str, Any]]:
+    return [{"term": {(k if k in ("doc_id", "id") else f"metadata.{k}"): v}} for k, v in (filters or {}).items()]
+
+
+class OpenSearchBackend:
+    """One OpenSearch index per lsrkit index, through an injected client."""
+
+    name = "opensearch"
+
+    def __init__(self, client: OpenSearch, *, vocab: Sequence[str] | None = None, max_retries_429: int = 8, max_backoff: float = 8.0) -> None:
+        self.client = client
+        self.vocab = list(vocab) if vocab is not None else None
+        self.max_retries_429 = max_retries_429
+        self.max_backoff = max_backoff
+
+    def set_vocab(self, vocab: Sequence[str]) -> None:
+        """The token strings of the sparse model's ids (rank_features are keyed by token)."""
+        self.vocab = list(vocab)
+
+    def _vocab(self) -> list[str]:
+        if self.vocab is None:
+            from lsrkit.core.errors import ConfigError
+
+            raise ConfigError("OpenSearchBackend needs the sparse model's vocabulary: call set_vocab(encoder.vocab)")
+        return self.vocab
+
+    def _call(self, what: str, target: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Translate opensearch-py exceptions into lsrkit's tree (no credentials in messages)."""
+        try:
+            return fn(*args, **kwargs)
+        except NotFoundError as exc:
+            raise IndexMissingError(f"opensearch: index {target!r} does not exist ({what})") from exc
+        except (OSConnectionError, ConnectionTimeout) as exc:
+            raise UnavailableError(f"opensearch: {what} on {target!r}: cluster unreachable ({type(exc).__name__})") from exc
+        except RequestError as exc:
+            raise BackendError(f"opensearch: {what} on {target!r} refused: {exc.error}") from exc
+        except TransportError as exc:
+            status = exc.status_code if isinstance(exc.status_code, int) else 0
+            if status in (429, 502, 503, 504):
+                raise UnavailableError(f"opensearch: {what} on {target!r}: HTTP {status}") from exc
+            raise BackendError(f"opensearch: {what} on {target!r} failed: HTTP {status} {exc.error}") from exc
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @staticmethod
+    def mapping(spec: IndexSpec) -> dict[str, Any]:
+        properties: dict[str, Any] = {
+            "id": {"type": "keyword"},
+            "doc_id": {"type": "keyword"},
+            "title": {"type": "text"},
+            "text": {"type": "text"},
+            "sparse": {"type": "rank_features"},
+            "metadata": {"type": "object", "dynamic": True},
+        }
+        if spec.multivector_dim:
+            properties[MV_FIELD] = {"type": "binary", "doc_values": False, "store": False}  # kept in _source, never indexed
+        return {
+            "_meta": {"lsrkit_spec": spec.__dict__},
+            "dynamic_templates": [{"metadata_strings": {"path_match": "metadata.*", "match_mapping_type": "string", "mapping": {"type": "keyword"}}}],
+            "properties": properties,
+        }
+
+    def ensure_index(self, spec: IndexSpec, *, recreate: bool = False) -> bool:
+        validate_index_name(spec.name)
+        if recreate:
+            self.drop_index(spec.name)
+        if self._call("exists", spec.name, self.client.indices.exists, index=spec.name):
+            stored = self.spec(spec.name)
+            if stored != spec:
+                raise IndexExistsError(f"opensearch: index {spec.name!r} exists with another layout ({stored}); pass recreate to replace it")
+            return False
+        body = {"settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"}}, "mappings": self.mapping(spec)}
+        try:
+            self._call("create", spec.name, self.client.indices.create, index=spec.name, body=body)
+        except BackendError as exc:
+            if "resource_already_exists" in str(exc):
+                return False
+            raise
+        return True
+
+    def spec(self, index: str) -> IndexSpec:
+        mapping = self._call("mapping", index, self.client.indices.get_mapping, index=index)
+        stored = mapping[index]["mappings"].get("_meta", {}).get("lsrkit_spec")
+        if not stored:
+            raise BackendError(f"opensearch: index {index!r} was not created by lsrkit")
+        return IndexSpec(**stored)
+
+    def drop_index(self, index: str) -> None:
+        validate_index_name(index)
+        self._call("delete", index, self.client.indices.delete, index=index, ignore_unavailable=True)
+        if self.client.indices.exists(index=META_INDEX):
+            self._call("delete meta", index, self.client.delete_by_query, index=META_INDEX, body={"query": {"term": {"index": index}}}, refresh=True)
+
+    def refresh(self, index: str) -> None:
+        self._call("refresh", index, self.client.indices.refresh, index=index)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- writes --------------------------------------------------------------------------------
+    def _source(self, record: EncodedRecord) -> dict[str, Any]:
+        vocab = self._vocab()
+        features = {to_feature(vocab[i]): w for i, w in zip(record.sparse.ids.tolist(), record.sparse.weights.tolist()) if w > 0 and vocab[i]}
+        source: dict[str, Any] = {"id": record.id, "doc_id": record.doc_id, "title": record.title, "text": record.text, "metadata": dict(record.metadata), "sparse": features}
+        if record.multivector is not None:
+            source[MV_FIELD] = encode_multivector(record.multivector.vectors, MV_CODEC)
+        return source
+
+    def _actions(self, index: str, records: Sequence[EncodedRecord]) -> Iterator[dict[str, Any]]:
+        for record in records:
+            yield {"_op_type": "index", "_index": index, "_id": record.id, "_source": self._source(record)}
+
+    def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:
+        """Bulk index with opensearch-py's streaming_bulk (chunked by count and bytes); items the
+        cluster rejected as overloaded (429) are retried alone, with capped exponential backoff."""
+        result = WriteResult()
+        pending = list(records)
+        delay = 0.25
+        for attempt in range(self.max_retries_429 + 1):
+            overloaded: list[EncodedRecord] = []
+            by_id = {r.id: r for r in pending}
+            try:
+                for ok, item in helpers.streaming_bulk(
+                    self.client, self._actions(index, pending), chunk_size=500, max_chunk_bytes=8 * 1024 * 1024,
+                    raise_on_error=False, raise_on_exception=False, max_retries=0,
+                ):
+                    info = next(iter(item.values()))
+                    record_id = str(info.get("_id"))
+                    if ok:
+                        result.written.append(record_id)
+                    elif info.get("status") == 429 and record_id in by_id:
+                        overloaded.append(by_id[record_id])
+                    else:
+                        error = info.get("error")
+                        reason = error.get("reason", error) if isinstance(error, dict) else error
+                        result.failed[record_id] = f"HTTP {info.get('status')}: {reason}"
+            except (OSConnectionError, ConnectionTimeout) as exc:
+                raise UnavailableError(f"opensearch: bulk to {index!r}: cluster unreachable ({type(exc).__name__})") from exc
+            except TransportError as exc:
+                raise UnavailableError(f"opensearch: bulk to {index!r} failed: HTTP {exc.status_code}") from exc
+            if not overloaded:
+                return result
+            result.retried += len(overloaded)
+            pending = overloaded
+            if attempt < self.max_retries_429:
+                time.sleep(delay)
+                delay = min(delay * 2, self.max_backoff)
+        for record in pending:
+            result.failed[record.id] = f"HTTP 429: still rejected after {self.max_retries_429} retries"
+        return result
+
+    # -- reads ---------------------------------------------------------------------------------
+    def _search(self, index: str, query: dict[str, Any], limit: int, filters: Filters | None, with_multivectors: bool = False) -> dict[str, Any]:
+        clauses = _filter_clauses(filters)
+        if clauses:
+            query = {"bool": {"must": [query], "filter": clauses}}
+        body = {"query": query, "size": limit, "_source": {"excludes": ["sparse"] if with_multivectors else _SOURCE_EXCLUDES}, "track_total_hits": False}
+        return self._call("search", index, self.client.search, index=index, body=body)
+
+    @staticmethod
+    def _hits(response: dict[str, Any]) -> list[Hit]:
+        hits = []
+        for item in response["hits"]["hits"]:
+            source = item.get("_source", {})
+            meta = dict(source.get("metadata") or {})
+            meta.setdefault("doc_id", source.get("doc_id", item["_id"]))
+            hits.append(Hit(id=item["_id"], score=float(item["_score"]), title=source.get("title", ""), text=source.get("text", ""), metadata=meta))
+        return hits
+
+    def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
+        if not len(query):
+            return []
+        return self._hits(self._search(index, rank_feature_query(query, self._vocab()), limit, filters))
+
+    def search_sparse_with_multivectors(
+        self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None
+    ) -> tuple[list[Hit], dict[str, npt.NDArray[np.float32]]]:
+        """First stage and the candidates' multivectors in one round trip."""
+        if not len(query):
+            return [], {}
+        response = self._search(index, rank_feature_query(query, self._vocab()), limit, filters, with_multivectors=True)
+        vectors = {
+            item["_id"]: decode_multivector(item["_source"][MV_FIELD], MV_CODEC) for item in response["hits"]["hits"] if MV_FIELD in item.get("_source", {})
+        }
+        return self._hits(response), vectors
+
+    def search_text(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
+        query = {"multi_match": {"query": text, "fields": ["title", "text"], "type": "most_fields"}}
+        return self._hits(self._search(index, query, limit, filters))
+
+    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        if not ids:
+            return {}
+        response = self._call("mget", index, self.client.mget, index=index, body={"ids": list(ids)}, _source_includes=[MV_FIELD])
+        return {d["_id"]: decode_multivector(d["_source"][MV_FIELD], MV_CODEC) for d in response["docs"] if d.get("found") and MV_FIELD in d.get("_source", {})}
+
+    def count(self, index: str) -> int:
+        return int(self._call("count", index, self.client.count, index=index)["count"])
+
+    def disk_bytes(self, index: str) -> int:
+        stats = self._call("stats", index, self.client.indices.stats, index=index, metric="store")
+        return int(stats["indices"][index]["total"]["store"]["size_in_bytes"])
+
+    # -- index metadata ------------------------------------------------------------------------
+    def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None:
+        if not self.client.indices.exists(index=META_INDEX):
+            body = {"settings": {"number_of_shards": 1, "number_of_replicas": 0}, "mappings": {"properties": {"index": {"type": "keyword"}, "key": {"type": "keyword"}, "value": {"type": "object", "enabled": False}}}}
+            try:
+                self.client.indices.create(index=META_INDEX, body=body)
+            except RequestError:
+                pass  # created meanwhile
+        doc = {"index": index, "key": key, "value": dict(value)}
+        self._call("put meta", index, self.client.index, index=META_INDEX, id=f"{index}/{key}", body=doc, refresh=True)
+
+    def get_meta(self, index: str, key: str) -> dict[str, Any] | None:
+        try:
+            doc = self.client.get(index=META_INDEX, id=f"{index}/{key}")
+        except NotFoundError:
+            return None
+        return dict(doc["_source"]["value"])
