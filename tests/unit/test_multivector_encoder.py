@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from lsrkit.core import EncoderError
+from lsrkit.encoders.text import is_punctuation
+
+pytestmark = pytest.mark.models
+
+
+def test_token_vectors_are_unit_length_and_deterministic(mv_encoder, mini_docs):
+    texts = [d["text"] for d in mini_docs[:5]]
+    batch = mv_encoder.encode_documents(texts)
+    alone = mv_encoder.encode_documents([texts[3]])[0]
+    assert mv_encoder.dim == 384
+    for mv in batch:
+        assert mv.vectors.shape[1] == 384
+        np.testing.assert_allclose(np.linalg.norm(mv.vectors, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(alone.vectors, batch[3].vectors, atol=1e-5)
+
+
+def test_minilm_keeps_every_token_by_default(mv_encoder):
+    """Skipping specials/punctuation suits ColBERT checkpoints, not MiniLM (a model setting)."""
+    text = "cells, use ATP."
+    n_tokens = len(mv_encoder.model.tokenizer.token_ids([text])[0])
+    assert mv_encoder.encode_documents([text])[0].n_tokens == n_tokens
+
+
+def test_punctuation_skip_is_a_model_setting(mini_docs):
+    from lsrkit.encoders import MultiVectorEncoder
+    from lsrkit.encoders.registry import REGISTRY, ModelSpec
+
+    base = REGISTRY["minilm-l6"]
+    spec = ModelSpec(**{**base.__dict__, "skip_punctuation": True, "skip_special": True})
+    encoder = MultiVectorEncoder(spec)
+    text = "cells, use ATP."
+    ids = encoder.model.tokenizer.token_ids([text])[0]
+    kept = [i for i in ids if not is_punctuation(encoder.model.tokenizer.vocab[i]) and i not in encoder.model.tokenizer.special_ids]
+    assert encoder.encode_documents([text])[0].n_tokens == len(kept)
+    # queries keep every token
+    assert encoder.encode_queries([text])[0].n_tokens == len(ids)
+
+
+def test_bad_and_empty_input(mv_encoder):
+    with pytest.raises(EncoderError):
+        mv_encoder.encode_queries([None])
+    assert mv_encoder.encode_documents([""])[0].n_tokens == 0

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from lsrkit.core import ConfigError, Hit, InputError, RerankSettings
+from lsrkit.plugin.rerank import MaxSimReranker, alpha_prune, maxsim_scores
+
+
+def _unit(rng, n, dim=16):
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_maxsim_matches_a_naive_loop():
+    rng = np.random.default_rng(1)
+    query = _unit(rng, 5)
+    docs = [_unit(rng, n).astype(np.float16) for n in (3, 9, 1, 20)]
+    naive = [sum(max(float(q @ d.astype(np.float32)[t]) for t in range(len(d))) for q in query) for d in docs]
+    np.testing.assert_allclose(maxsim_scores(query, docs), naive, rtol=1e-5)
+
+
+def test_empty_inputs():
+    rng = np.random.default_rng(2)
+    assert maxsim_scores(_unit(rng, 3), []).shape == (0,)
+    scores = maxsim_scores(_unit(rng, 3), [np.zeros((0, 16), np.float32), _unit(rng, 2)])
+    assert scores[0] == 0.0 and scores[1] != 0.0
+    with pytest.raises(InputError):
+        maxsim_scores(_unit(rng, 3), [_unit(rng, 2, dim=8)])
+
+
+def test_alpha_prune_keeps_exactly_the_candidates_above_threshold():
+    scores = [10.0, 9.0, 8.0, 6.0, 4.9, 4.0]
+    assert alpha_prune(scores, k=2, alpha=0.5) == 5  # threshold (1-0.5)*9 = 4.5: 10, 9, 8, 6, 4.9 survive
+    assert alpha_prune(scores, k=2, alpha=0.0) == 2  # threshold 9: only ties with the k-th would survive
+    assert alpha_prune(scores, k=10, alpha=0.1) == len(scores)
+
+
+def _setup(n=30, seed=3):
+    rng = np.random.default_rng(seed)
+    query = _unit(rng, 4)
+    hits = [Hit(f"d{i}", float(100 - i)) for i in range(n)]
+    vectors = {h.id: _unit(rng, 6) for h in hits}
+    return query, hits, vectors
+
+
+def test_alpha_pruning_scores_only_the_survivors():
+    query, hits, vectors = _setup()
+    reranker = MaxSimReranker(RerankSettings(kappa=30, k=5, alpha=0.05))
+    out = reranker.rerank(query, hits, vectors)
+    survivors = alpha_prune([h.score for h in hits], 5, 0.05)
+    assert reranker.last_stats.scored == survivors < len(hits)
+    assert {h.id for h in out} <= {h.id for h in hits[:survivors]}
+
+
+def test_beta_early_exit_stops_after_beta_misses():
+    query, hits, vectors = _setup(n=40)
+    full = MaxSimReranker(RerankSettings(kappa=40, k=3)).rerank(query, hits, vectors)
+    reranker = MaxSimReranker(RerankSettings(kappa=40, k=3, beta=4))
+    reranker.rerank(query, hits, vectors)
+    scored = reranker.last_stats.scored
+    scores = maxsim_scores(query, [vectors[h.id] for h in hits])
+    # replay the rule: after `scored` candidates the last 4 all failed to enter the running top-3
+    top: list[float] = []
+    misses = 0
+    for i, s in enumerate(scores[:scored]):
+        if len(top) < 3 or s > min(top):
+            top = sorted(top + [float(s)])[-3:]
+            misses = 0
+        else:
+            misses += 1
+    assert misses == 4 or scored == len(hits)
+    assert scored <= len(hits)
+    assert full[0].score == pytest.approx(max(scores))
+
+
+def test_interpolation_mixes_normalized_scores():
+    query, hits, vectors = _setup(n=10)
+    out = MaxSimReranker(RerankSettings(kappa=10, k=10, interpolation=1.0)).rerank(query, hits, vectors)
+    assert [h.id for h in out] == [h.id for h in hits]  # weight 1: first-stage order
+    for hit in out:
+        assert set(hit.stage_scores) >= {"first_stage", "maxsim"}
+
+
+def test_missing_multivector_scores_zero_and_nan_query_is_refused():
+    query, hits, vectors = _setup(n=5)
+    del vectors["d0"]
+    out = MaxSimReranker(RerankSettings(kappa=5, k=5)).rerank(query, hits, vectors)
+    assert next(h for h in out if h.id == "d0").stage_scores["maxsim"] == 0.0
+    with pytest.raises(InputError):
+        MaxSimReranker().rerank(np.full((2, 16), np.nan, np.float32), hits, vectors)
+    assert MaxSimReranker().rerank(query, [], {}) == []
+
+
+def test_settings_are_validated():
+    with pytest.raises(ConfigError):
+        RerankSettings(kappa=5, k=10)
+    with pytest.raises(ConfigError):
+        RerankSettings(alpha=1.5)
+    with pytest.raises(ConfigError):
+        RerankSettings(kappa=5000)
