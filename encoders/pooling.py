@@ -30,7 +30,7 @@ def log1p_relu(x: FloatArray) -> FloatArray:
 def log1p_log1p_relu(x: FloatArray) -> FloatArray:
     """OpenSearch v3 activation log(1 + log(1 + relu(x))), in place.
 
-    >>> log1p_log1p_relu(np.array([-3.0, np.e - 1], dtype=np.float32)).round(4).tolist()
+    >>> [round(v, 4) for v in log1p_log1p_relu(np.array([-3.0, np.e - 1], dtype=np.float32)).tolist()]
     [0.0, 0.6931]
     """
     return np.log1p(log1p_relu(x), out=x)

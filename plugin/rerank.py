@@ -28,7 +28,7 @@ def maxsim_scores(query: FloatArray, documents: Sequence[npt.NDArray[np.floating
     >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     >>> d1 = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float16)
     >>> d2 = np.array([[0.0, 1.0]], dtype=np.float16)
-    >>> maxsim_scores(q, [d1, d2, np.zeros((0, 2))]).round(3).tolist()
+    >>> [round(v, 3) for v in maxsim_scores(q, [d1, d2, np.zeros((0, 2))]).tolist()]
     [1.8, 1.0, 0.0]
     """
     query = np.asarray(query, dtype=np.float32)

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Set up .venv, start a real OpenSearch on 127.0.0.1, run the whole test suite, stop OpenSearch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup-venv.sh
+command -v mvn >/dev/null || { echo "installing maven (fetches OpenSearch)" >&2; apt-get update -qq && apt-get install -y -qq maven >/dev/null; }
+command -v unzip >/dev/null || { apt-get update -qq && apt-get install -y -qq unzip >/dev/null; }
+
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export OPENSEARCH_PORT="${OPENSEARCH_PORT:-9200}"
+export LSRKIT_OPENSEARCH_URL="http://127.0.0.1:${OPENSEARCH_PORT}"
+trap 'bash docker/opensearch-local.sh stop || true' EXIT
+bash docker/opensearch-local.sh start
+
+.venv/bin/python -m pytest -p no:cacheprovider "$@"
