@@ -219,3 +219,5 @@ def main() -> None:  # pragma: no cover
     except LsrError as exc:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
+if __name__ == "__main__":  # python -m lsrkit.cli
+    main()

@@ -1,0 +1,113 @@
+"""The ingest job on Qdrant Edge: dead letters, counts, resume after a SIGKILL, idempotent re-runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lsrkit.core import IndexSpec
+from lsrkit.ingest import IngestPipeline, read_dead_letters
+from lsrkit.ingest.chunking import Chunker
+from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
+
+pytestmark = pytest.mark.models
+
+
+def _corpus_with_bad_records(mini_docs: list[dict], path: Path, n_valid: int) -> tuple[Path, list[dict]]:
+    valid = mini_docs[:n_valid]
+    lines = [json.dumps(d) for d in valid]
+    bad = [
+        (3, "{broken json"),
+        (7, json.dumps({"title": "no id", "text": "x"})),
+        (11, json.dumps({"_id": "empty", "text": "   "})),
+        (13, json.dumps({"_id": "nonstring", "text": 42})),
+        (17, json.dumps(valid[0])),  # duplicate id
+        (19, json.dumps({"_id": "huge", "text": "x" * 5_000_000})),
+    ]
+    for position, line in bad:
+        lines.insert(position, line)
+    path.write_text("\n".join(lines) + "\n")
+    return path, valid
+
+
+def _expected_passages(sparse_encoder, docs: list[dict]) -> set[str]:
+    from lsrkit.core import Document
+
+    chunker = Chunker(sparse_encoder.model.tokenizer.tokenizer)
+    return {p.id for d in docs for p in chunker.split(Document(d["_id"], d["text"], d.get("title", "")))}
+
+
+def test_dead_letters_and_counts(tmp_path, sparse_encoder, mv_encoder, mini_docs):
+    source, valid = _corpus_with_bad_records(mini_docs, tmp_path / "corpus.jsonl", 40)
+    backend = QdrantEdgeBackend(tmp_path / "edge")
+    pipeline = IngestPipeline(
+        backend, IndexSpec("t", multivector_dim=mv_encoder.dim), sparse_encoder, sparse_encoder.model.tokenizer,
+        multivector_encoder=mv_encoder, state_dir=tmp_path / "state", progress=False,
+    )
+    summary = pipeline.run(source)
+    dead = read_dead_letters(pipeline.dead_letter_path)
+    reasons = {d["position"]: d["reason"] for d in dead}
+    assert len(dead) == 6 == summary.rejected
+    assert "invalid JSON" in reasons["corpus.jsonl:4"]
+    assert "missing id" in reasons["corpus.jsonl:8"]
+    assert reasons["corpus.jsonl:12"] == "empty text"
+    assert "text must be a string" in reasons["corpus.jsonl:14"]
+    assert "duplicate id" in reasons["corpus.jsonl:18"]
+    assert "limit" in reasons["corpus.jsonl:20"]
+    assert {d["id"] for d in dead if d["id"]} == {"empty", "nonstring", valid[0]["_id"], "huge"}
+    expected = _expected_passages(sparse_encoder, valid)
+    assert summary.documents == len(valid)
+    assert backend.count("t") == len(expected) == summary.passages_written
+    assert backend.existing_ids("t", sorted(expected)) == expected
+    # the IDF table of the corpus is stored with the index and as idf.json
+    assert backend.get_meta("t", "idf")["n_docs"] == len(expected)
+    assert json.loads(Path(summary.idf_path).read_text())["cells"] > 0
+    # a second run is idempotent: same ids, same count
+    again = pipeline.run(source)
+    assert backend.count("t") == len(expected) and again.rejected == 6
+    backend.close()
+
+
+def _spawn_ingest(source: Path, data_dir: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "lsrkit.cli", "ingest", str(source), "--backend", "edge", "--index", "k", "--data-dir", str(data_dir), "--write-batch", "8", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def test_resume_after_sigkill_neither_skips_nor_duplicates(tmp_path, sparse_encoder, mini_docs):
+    source, valid = _corpus_with_bad_records(mini_docs, tmp_path / "corpus.jsonl", 60)
+    data_dir = tmp_path / "data"
+    checkpoint = data_dir / "state" / "k" / "checkpoint.json"
+    process = _spawn_ingest(source, data_dir)
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if checkpoint.is_file() and json.loads(checkpoint.read_text())["next_ordinal"] >= 16:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the job finished before it could be killed: " + process.stdout.read().decode()[-2000:]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = json.loads(checkpoint.read_text())
+    assert not killed_at["done"] and 0 < killed_at["next_ordinal"] < 66
+
+    resumed = _spawn_ingest(source, data_dir, "--resume", "--json")
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out.decode()[-3000:]
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["resumed_from"] == killed_at["next_ordinal"]
+
+    backend = QdrantEdgeBackend(data_dir / "edge")  # the killed shard reopens cleanly
+    expected = _expected_passages(sparse_encoder, valid)
+    assert backend.count("k") == len(expected)
+    assert backend.existing_ids("k", sorted(expected)) == expected
+    dead = read_dead_letters(data_dir / "state" / "k" / "dead-letter.jsonl")
+    assert len(dead) == 6 and len({d["position"] for d in dead}) == 6  # each bad record reported once
+    ids = (data_dir / "state" / "k" / "ids.log").read_text().split()
+    assert len(ids) == len(set(ids)) == len(valid)
+    backend.close()
