@@ -1,0 +1,110 @@
+"""The same vectors must give the same top-10 on every backend, and the exact dot product."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lsrkit.core import Hit, IndexMissingError
+from lsrkit.plugin import SearchPipeline
+
+from .conftest import unique_index
+
+pytestmark = pytest.mark.models
+
+# rank_features keeps ~9 significant bits per stored weight: relative error up to ~0.4 % per term
+TOLERANCE = {"edge": 1e-4, "qdrant": 1e-4, "opensearch": 1e-2}
+
+
+def _exhaustive(records, query, k=10):
+    scores = {r.id: r.sparse.dot(query) for r in records}
+    return sorted(((s, i) for i, s in scores.items() if s > 0), reverse=True)[:k], scores
+
+
+def _assert_matches_exact(hits: list[Hit], records, query, rel: float) -> None:
+    top, scores = _exhaustive(records, query)
+    assert len(hits) == len(top)
+    for hit in hits:
+        assert hit.score == pytest.approx(scores[hit.id], rel=rel, abs=1e-4)
+    # same ids, except candidates tied (within tolerance) with the 10th score
+    cutoff = top[-1][0]
+    firm = {i for s, i in top if s > cutoff * (1 + 2 * rel) + 1e-4}
+    assert firm <= {h.id for h in hits}
+
+
+@pytest.fixture(params=["edge", "qdrant", "opensearch"])
+def backend(request):
+    return request.getfixturevalue({"edge": "edge_backend", "qdrant": "qdrant_local_backend", "opensearch": "opensearch_backend"}[request.param])
+
+
+def test_sparse_first_stage_is_the_exact_dot_product(backend, scenario):
+    spec = unique_index(f"contract-{backend.name}")
+    assert backend.ensure_index(spec)
+    try:
+        result = backend.write(spec.name, scenario["records"])
+        assert not result.failed and len(result.written) == len(scenario["records"])
+        if hasattr(backend, "refresh"):
+            backend.refresh(spec.name)
+        assert backend.count(spec.name) == len(scenario["records"])
+        assert not backend.ensure_index(spec)  # exists: not clobbered
+        for text in scenario["queries"]:
+            query = scenario["query_encoder"].encode_queries([text])[0]
+            hits = backend.search_sparse(spec.name, query, 10)
+            _assert_matches_exact(hits, scenario["records"], query, TOLERANCE[backend.name])
+            assert all(h.title is not None and h.text for h in hits)
+    finally:
+        backend.drop_index(spec.name)
+    with pytest.raises(IndexMissingError):
+        backend.count(spec.name)
+
+
+def test_rerank_and_filters_agree_with_numpy(backend, scenario):
+    from lsrkit.core import RerankSettings
+    from lsrkit.plugin.rerank import maxsim_scores
+
+    spec = unique_index(f"contract-{backend.name}")
+    backend.ensure_index(spec)
+    try:
+        backend.write(spec.name, scenario["records"])
+        if hasattr(backend, "refresh"):
+            backend.refresh(spec.name)
+        by_id = {r.id: r for r in scenario["records"]}
+        pipeline = SearchPipeline(
+            backend, spec.name, scenario["query_encoder"], multivector_encoder=scenario["mv_encoder"], rerank="client",
+            settings=RerankSettings(kappa=20, k=5), aggregate=False,
+        )
+        text = scenario["queries"][0]
+        result = pipeline.search(text, k=5)
+        query_mv = scenario["mv_encoder"].encode_queries([text])[0].vectors
+        sparse = scenario["query_encoder"].encode_queries([text])[0]
+        candidates = backend.search_sparse(spec.name, sparse, 20)
+        exact = maxsim_scores(query_mv, [by_id[c.id].multivector.vectors for c in candidates])
+        expected = [candidates[i].id for i in np.argsort(-exact)[:5]]
+        assert [h.id for h in result.hits] == expected  # int8 storage keeps the order here
+        np.testing.assert_allclose([h.stage_scores["maxsim"] for h in result.hits], np.sort(exact)[::-1][:5], rtol=2e-2)
+        stored = backend.fetch_multivectors(spec.name, [expected[0], "no-such-id"])
+        assert set(stored) == {expected[0]}
+        assert stored[expected[0]].shape == by_id[expected[0]].multivector.vectors.shape
+        # metadata filters
+        filtered = backend.search_sparse(spec.name, sparse, 10, filters={"parity": "even"})
+        assert filtered and all(h.metadata["parity"] == "even" for h in filtered)
+    finally:
+        backend.drop_index(spec.name)
+
+
+def test_server_side_maxsim_equals_client_rerank(edge_backend, qdrant_local_backend, scenario):
+    from lsrkit.core import RerankSettings
+
+    for backend in (edge_backend, qdrant_local_backend):
+        spec = unique_index("contract-server")
+        backend.ensure_index(spec)
+        backend.write(spec.name, scenario["records"])
+        settings = RerankSettings(kappa=30, k=10)
+        common = dict(multivector_encoder=scenario["mv_encoder"], settings=settings, aggregate=False)
+        client = SearchPipeline(backend, spec.name, scenario["query_encoder"], rerank="client", **common)
+        server = SearchPipeline(backend, spec.name, scenario["query_encoder"], rerank="server", **common)
+        for text in scenario["queries"][:4]:
+            a, b = client.search(text).hits, server.search(text).hits
+            assert [h.id for h in a][:5] == [h.id for h in b][:5]
+            np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=2e-2)
+        backend.drop_index(spec.name)
