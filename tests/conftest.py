@@ -84,6 +84,47 @@ def docker_available() -> bool:
         return False
 
 
+QUERIES = [
+    "ATP is the energy currency of cells",
+    "vitamin D deficiency increases risk of cancer",
+    "mutations in tumor suppressor genes",
+    "antibiotic resistance in bacteria",
+    "stem cells differentiate into neurons",
+    "obesity and type 2 diabetes",
+    "immune response to viral infection",
+    "protein folding in the endoplasmic reticulum",
+]
+
+
+def unique_index(prefix: str):
+    import uuid
+
+    from lsrkit.core import IndexSpec
+
+    return IndexSpec(f"{prefix}-{uuid.uuid4().hex[:10]}", multivector_dim=384)
+
+
+@pytest.fixture(scope="session")
+def scenario(sparse_encoder, mv_encoder, mini_docs):
+    """One scenario for every backend: 120 real passages encoded once, with a corpus IDF."""
+    from lsrkit.encoders import IdfQueryEncoder
+    from lsrkit.encoders.idf import DocFreqCounter
+    from lsrkit.plugin import EncodedRecord
+
+    docs = mini_docs[:120]
+    texts = [f"{d['title']} {d['text']}".strip() for d in docs]
+    sparse = sparse_encoder.encode_documents(texts)
+    multi = mv_encoder.encode_documents(texts)
+    records = [
+        EncodedRecord(d["_id"], d["_id"], d["text"], s, d["title"], {"parity": "even" if n % 2 == 0 else "odd"}, m)
+        for n, (d, s, m) in enumerate(zip(docs, sparse, multi))
+    ]
+    counter = DocFreqCounter(len(sparse_encoder.vocab))
+    counter.add(sparse_encoder.model.tokenizer.token_ids(texts, add_special_tokens=False))
+    query_encoder = IdfQueryEncoder("splade-tiny", idf=counter.to_table(sparse_encoder.vocab))
+    return {"records": records, "query_encoder": query_encoder, "queries": QUERIES, "dim": mv_encoder.dim, "mv_encoder": mv_encoder}
+
+
 @pytest.fixture()
 def tmp_state(tmp_path: Path) -> Path:
     return tmp_path / "state"

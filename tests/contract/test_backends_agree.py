@@ -8,7 +8,7 @@ import pytest
 from lsrkit.core import Hit, IndexMissingError
 from lsrkit.plugin import SearchPipeline
 
-from .conftest import unique_index
+from ..conftest import unique_index
 
 pytestmark = pytest.mark.models
 

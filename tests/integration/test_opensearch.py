@@ -1,0 +1,121 @@
+"""OpenSearchBackend against a real OpenSearch (docker/opensearch-local.sh)."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from lsrkit.core import IndexExistsError, IndexSpec
+from lsrkit.plugin import SearchPipeline
+from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env, rank_feature_query
+
+pytestmark = [pytest.mark.models, pytest.mark.opensearch]
+
+
+@pytest.fixture(scope="module")
+def ingested(opensearch_url, sparse_encoder, mv_encoder, scifact_dir, tmp_path_factory):
+    """A few hundred SciFact documents ingested by the real job into a unique index."""
+    import itertools
+    import json
+
+    from lsrkit.ingest import IngestPipeline
+
+    source = tmp_path_factory.mktemp("os") / "corpus.jsonl"
+    with (scifact_dir / "corpus.jsonl").open() as handle:
+        source.write_text("".join(itertools.islice(handle, 300)))
+    backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+    spec = IndexSpec(f"it-{uuid.uuid4().hex[:10]}", multivector_dim=mv_encoder.dim)
+    pipeline = IngestPipeline(backend, spec, sparse_encoder, sparse_encoder.model.tokenizer, multivector_encoder=mv_encoder, state_dir=source.parent / "state", progress=False)
+    summary = pipeline.run(source)
+    docs = [json.loads(line) for line in source.open()]
+    yield backend, spec, summary, docs
+    backend.drop_index(spec.name)
+    backend.close()
+
+
+def test_count_and_summary(ingested):
+    backend, spec, summary, docs = ingested
+    assert summary.documents == 300 and summary.rejected == 0
+    assert backend.count(spec.name) == summary.passages_written >= 300
+
+
+def test_bm25_finds_a_title(ingested):
+    backend, spec, _, docs = ingested
+    hits = backend.search_text(spec.name, docs[42]["title"], 5)
+    assert hits[0].metadata["doc_id"] == docs[42]["_id"]
+
+
+def test_rank_feature_scores_equal_the_dot_product(ingested, sparse_encoder):
+    backend, spec, _, docs = ingested
+    from lsrkit.encoders import IdfQueryEncoder
+    from lsrkit.ingest import load_index_idf
+
+    encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
+    query = encoder.encode_queries([docs[7]["title"]])[0]
+    hits = backend.search_sparse(spec.name, query, 5)
+    stored = {h.id: h for h in hits}
+    texts = {d["_id"]: f"{d['title']} {d['text']}".strip() for d in docs}
+    for hit_id, hit in stored.items():
+        if "#" in hit_id:
+            continue  # a chunk of a long document: its text is a window, checked by the contract suite
+        doc_vector = sparse_encoder.encode_documents([texts[hit_id]])[0]
+        assert hit.score == pytest.approx(doc_vector.dot(query), rel=1e-2)
+
+
+def test_dotted_tokens_are_queryable(ingested, sparse_encoder):
+    """Tokens such as '.' cannot be rank_features names as is; lsrkit escapes them reversibly."""
+    backend, spec, _, _ = ingested
+    from lsrkit.core import SparseVector
+
+    dot_id = sparse_encoder.vocab.index(".")
+    hits = backend.search_sparse(spec.name, SparseVector.from_dict({dot_id: 1.0}), 3)
+    assert hits  # every passage with a '.' expansion is found
+    assert "sparse.%2E" in str(rank_feature_query(SparseVector.from_dict({dot_id: 1.0}), sparse_encoder.vocab))
+
+
+def test_hybrid_rerank_and_one_round_trip_fetch(ingested, sparse_encoder, mv_encoder):
+    backend, spec, _, docs = ingested
+    from lsrkit.core import RerankSettings
+    from lsrkit.encoders import IdfQueryEncoder
+    from lsrkit.ingest import load_index_idf
+
+    encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
+    query = docs[3]["title"]
+    hybrid = SearchPipeline(backend, spec.name, encoder, first_stage="hybrid", settings=RerankSettings(kappa=20, k=10))
+    assert hybrid.search(query).hits[0].id == docs[3]["_id"]
+    rerank = SearchPipeline(backend, spec.name, encoder, multivector_encoder=mv_encoder, rerank="client", settings=RerankSettings(kappa=20, k=5))
+    result = rerank.search(query)
+    assert result.hits[0].id == docs[3]["_id"]
+    assert "fetch" not in result.timings_ms  # candidates and multivectors came in one search
+    hits, vectors = backend.search_sparse_with_multivectors(spec.name, encoder.encode_queries([query])[0], 5)
+    assert set(vectors) == {h.id for h in hits} and all(v.shape[1] == 384 for v in vectors.values())
+    assert np.allclose(np.linalg.norm(next(iter(vectors.values())), axis=1), 1.0, atol=0.02)
+
+
+def test_filters_and_lifecycle(opensearch_url, sparse_encoder, scenario_records):
+    backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+    spec = IndexSpec(f"life-{uuid.uuid4().hex[:8]}", multivector_dim=None)
+    try:
+        assert backend.ensure_index(spec)
+        with pytest.raises(IndexExistsError):
+            backend.ensure_index(IndexSpec(spec.name, multivector_dim=384))  # another layout: refused
+        result = backend.write(spec.name, scenario_records)
+        assert not result.failed
+        backend.refresh(spec.name)
+        query = scenario_records[0].sparse.top_k(8)
+        filtered = backend.search_sparse(spec.name, query, 10, filters={"parity": "odd"})
+        assert filtered and {h.metadata["parity"] for h in filtered} == {"odd"}
+        assert backend.ensure_index(spec, recreate=True) and backend.count(spec.name) == 0
+    finally:
+        backend.drop_index(spec.name)
+
+
+@pytest.fixture()
+def scenario_records(sparse_encoder, mini_docs):
+    from lsrkit.plugin import EncodedRecord
+
+    docs = mini_docs[:30]
+    vectors = sparse_encoder.encode_documents([d["text"] for d in docs])
+    return [EncodedRecord(d["_id"], d["_id"], d["text"], v, d["title"], {"parity": "odd" if n % 2 else "even"}) for n, (d, v) in enumerate(zip(docs, vectors))]
