@@ -93,19 +93,22 @@ def ingest(
     title_field: str = "title",
     text_field: str = "text",
     write_batch: int = 64,
+    multivector: Annotated[bool, typer.Option(help="also encode and store token vectors for the rerank stage")] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Encode a corpus (sparse + multivector) and write it to the engine, resumably."""
     from lsrkit.core.config import BatchPolicy
-    from lsrkit.factory import open_backend
+    from lsrkit.encoders import SparseDocEncoder
+    from lsrkit.factory import ModelChoice, document_encoders, open_backend
     from lsrkit.ingest import FieldMapping
     from lsrkit.jobs import ingest_corpus
 
     try:
         engine = open_backend(_backend_options(backend, data_dir, url))
+        encoders: tuple[SparseDocEncoder, object] = document_encoders(ModelChoice()) if multivector else (SparseDocEncoder("splade-tiny"), None)
         try:
             summary = ingest_corpus(
-                engine, index, source, state_dir=data_dir / "state" / index, resume=resume, fmt=fmt,  # type: ignore[arg-type]
+                engine, index, source, state_dir=data_dir / "state" / index, resume=resume, fmt=fmt, encoders=encoders,  # type: ignore[arg-type]
                 mapping=FieldMapping(id=id_field, title=title_field, text=text_field), policy=BatchPolicy(write_batch=write_batch),
             )
         finally:
@@ -210,6 +213,74 @@ def bench_ingest(documents: int = 200, dataset: Path = Path("../shared/datasets/
     from lsrkit.bench.ingest import run
 
     result = run(documents=documents, dataset=dataset)
+    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+
+
+@bench_app.command("query")
+def bench_query(
+    dataset: Path = Path("../shared/datasets/scifact"),
+    backend: BackendOpt = "opensearch",
+    data_dir: DataDirOpt = Path(".lsrkit"),
+    url: UrlOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Query latency of sparse-idf and sparse-idf+rerank (κ=50) divided by BM25's, same engine, warm."""
+    from lsrkit.bench.query import run
+
+    result = run(dataset=dataset, backend_kind=backend, data_dir=data_dir, url=url)
+    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+
+
+@bench_app.command("rerank")
+def bench_rerank(dataset: Path = Path("../shared/datasets/scifact"), data_dir: DataDirOpt = Path(".lsrkit"), json_out: JsonOpt = False) -> None:
+    """α/β pruning vs full rerank: sweep on train, report the chosen setting on test."""
+    from lsrkit.bench.rerank import run
+
+    result = run(dataset=dataset, data_dir=data_dir)
+    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+
+
+@bench_app.command("faults")
+def bench_faults(
+    dataset: Path = Path("../shared/datasets/scifact"),
+    scenarios: Annotated[Optional[str], typer.Option(help="comma-separated subset")] = None,
+    port: int = 9280,
+    json_out: JsonOpt = False,
+) -> None:
+    """Ingest under faults (malformed records, killed job, killed OpenSearch, 429s): what survived."""
+    from lsrkit.bench.faults import run
+
+    result = run(dataset=dataset, port=port, scenarios=scenarios.split(",") if scenarios else None)
+    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+
+
+@app.command()
+def tune(
+    dataset: Path = Path("../shared/datasets/scifact"),
+    split: str = "train",
+    data_dir: DataDirOpt = Path(".lsrkit"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Choose fusion, κ and rerank interpolation on a train split (Qdrant Edge index of the dataset)."""
+    from lsrkit.eval_command import default_index
+    from lsrkit.evaluation import load_beir
+    from lsrkit.factory import BackendOptions, ModelChoice, document_encoders, idf_query_encoder, open_backend
+    from lsrkit.jobs import ingest_corpus, is_ingested
+    from lsrkit.tuning import collect
+    from lsrkit.tuning import tune as run_tune
+
+    data = load_beir(dataset, split)
+    index = default_index(dataset)
+    engine = open_backend(BackendOptions(kind="edge", data_dir=data_dir / "edge"))
+    sparse, multivector = document_encoders(ModelChoice())
+    try:
+        if not is_ingested(engine, index, data.corpus, data_dir / "state" / index):
+            engine.drop_index(index)
+            ingest_corpus(engine, index, data.corpus, state_dir=data_dir / "state" / index, encoders=(sparse, multivector))
+        evidence = collect(engine, index, data, idf_query_encoder(engine, index, "splade-tiny"), multivector)
+        result = {"dataset": str(dataset), "split": split, "queries": len(data.queries), **run_tune(evidence, data, has_bm25=True)}
+    finally:
+        engine.close()
     print(json.dumps(result) if json_out else json.dumps(result, indent=2))
 
 

@@ -67,6 +67,17 @@ def _minmax(values: FloatArray) -> FloatArray:
     return (values - values.min()) / span if span > 0 else np.zeros_like(values)
 
 
+def interpolate(first_stage: FloatArray, maxsim: FloatArray, weight: float) -> FloatArray:
+    """(1-w)·minmax(MaxSim) + w·minmax(first stage), over the candidates scored; w=0 is MaxSim.
+
+    >>> interpolate(np.array([3.0, 1.0]), np.array([0.2, 0.4]), 0.5).tolist()
+    [0.5, 0.5]
+    """
+    if weight <= 0.0 or not len(maxsim):
+        return np.asarray(maxsim, dtype=np.float32)
+    return (1.0 - weight) * _minmax(np.asarray(maxsim, np.float32)) + weight * _minmax(np.asarray(first_stage, np.float32))
+
+
 @dataclass
 class RerankStats:
     """How much work a rerank did (for benchmarks and tests)."""
@@ -139,11 +150,7 @@ class MaxSimReranker:
         return np.asarray(scores, dtype=np.float32)
 
     def _final(self, pool: list[Hit], scores: FloatArray, k: int) -> list[Hit]:
-        weight = self.settings.interpolation
-        final = scores
-        if weight > 0.0 and len(pool):
-            first = np.asarray([c.score for c in pool], dtype=np.float32)
-            final = (1.0 - weight) * _minmax(scores) + weight * _minmax(first)
+        final = interpolate(np.asarray([c.score for c in pool], dtype=np.float32), scores, self.settings.interpolation)
         order = np.argsort(-final, kind="stable")[:k]
         return [
             replace(

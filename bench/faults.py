@@ -1,0 +1,288 @@
+"""`lsrkit bench faults`: ingestion jobs under real failures, and what survived.
+
+Scenarios (each on real engines, each audited against the records it should have written):
+- malformed: a corpus with ~1 % bad records (bad JSON, no id, empty or non-string text,
+  duplicate ids, a 5 MB text) into Qdrant Edge;
+- ingest_killed_edge / ingest_killed_opensearch: the ingest process SIGKILLed mid-run, then
+  resumed with --resume;
+- opensearch_killed: the OpenSearch node SIGKILLed (by its own pid) mid-ingest, restarted, the
+  job resumed;
+- bulk_429: a node with a one-slot write queue and parallel writers, so OpenSearch itself
+  answers 429; rejected items are retried alone.
+Needs the repository checkout (docker/opensearch-local.sh) for the OpenSearch scenarios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsrkit.bench.common import DEFAULT_DATASET, machine
+
+RUNNER = Path(__file__).resolve().parents[1] / "docker" / "opensearch-local.sh"
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    records_valid: int
+    records_indexed: int
+    duplicates: int
+    lost: int
+    dead_lettered: int
+    retried_429: int = 0
+    seconds: float = 0.0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+# -- corpora ---------------------------------------------------------------------------------------
+def make_corpus(dataset: Path, n: int, path: Path, malformed_rate: float = 0.0, seed: int = 7) -> tuple[list[dict[str, Any]], int]:
+    """The first n documents of a BEIR corpus, with ~malformed_rate bad records mixed in."""
+    lines = (Path(dataset) / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    docs = [json.loads(line) for line in lines]
+    rng = random.Random(seed)
+    bad_kinds = [
+        lambda d: "{" + json.dumps(d)[:40],  # truncated JSON
+        lambda d: json.dumps({"title": d["title"], "text": d["text"]}),  # no id
+        lambda d: json.dumps({"_id": d["_id"] + "-empty", "text": "  "}),  # empty text
+        lambda d: json.dumps({"_id": d["_id"] + "-num", "text": 12345}),  # non-string text
+        lambda d: json.dumps(d),  # duplicate id
+        lambda d: json.dumps({"_id": d["_id"] + "-huge", "text": "lorem " * 850_000}),  # 5 MB
+    ]
+    n_bad = max(len(bad_kinds), round(n * malformed_rate)) if malformed_rate > 0 else 0
+    out = [json.dumps(d) for d in docs]
+    for k in range(n_bad):
+        out.insert(rng.randrange(1, len(out)), bad_kinds[k % len(bad_kinds)](docs[rng.randrange(len(docs))]))
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return docs, n_bad
+
+
+def expected_passages(docs: list[dict[str, Any]]) -> set[str]:
+    from lsrkit.core import Document
+    from lsrkit.encoders.registry import resolve
+    from lsrkit.encoders.text import TextTokenizer
+    from lsrkit.ingest import Chunker
+
+    resolved = resolve("splade-tiny")
+    chunker = Chunker(TextTokenizer(resolved.directory, resolved.spec.max_length).tokenizer)
+    return {p.id for d in docs for p in chunker.split(Document(d["_id"], d["text"], d.get("title", "")))}
+
+
+# -- audits -----------------------------------------------------------------------------------------
+def audit_edge(data_dir: Path, index: str, expected: set[str]) -> tuple[int, int, int]:
+    from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
+
+    backend = QdrantEdgeBackend(data_dir)
+    try:
+        count = backend.count(index)
+        present = backend.existing_ids(index, sorted(expected))
+    finally:
+        backend.close()
+    return count, count - len(present), len(expected - present)
+
+
+def audit_opensearch(url: str, index: str, expected: set[str]) -> tuple[int, int, int]:
+    from opensearchpy import OpenSearch, helpers
+
+    client = OpenSearch(hosts=[url], timeout=60)
+    client.indices.refresh(index=index)
+    ids = [hit["_source"]["id"] for hit in helpers.scan(client, index=index, query={"query": {"match_all": {}}}, _source=["id"])]
+    client.close()
+    return len(ids), len(ids) - len(set(ids)), len(expected - set(ids))
+
+
+def dead_letters(state_dir: Path) -> int:
+    path = state_dir / "dead-letter.jsonl"
+    return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
+
+
+# -- processes --------------------------------------------------------------------------------------
+class LocalOpenSearch:
+    """A throwaway node on its own port, through the project's runner script."""
+
+    def __init__(self, port: int, extra_settings: str = "") -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, "OPENSEARCH_PORT": str(port), "OPENSEARCH_EXTRA_SETTINGS": extra_settings, "OPENSEARCH_HEAP": "384m"}
+
+    def _script(self, command: str) -> str:
+        return subprocess.run(["bash", str(RUNNER), command], env=self.env, check=True, capture_output=True, text=True).stdout.strip()
+
+    def start(self) -> None:
+        self._script("start")
+
+    def stop(self) -> None:
+        subprocess.run(["bash", str(RUNNER), "stop"], env=self.env, capture_output=True)
+
+    def wipe(self) -> None:
+        subprocess.run(["bash", str(RUNNER), "wipe"], env=self.env, capture_output=True)
+
+    def kill(self) -> int:
+        pid = int(self._script("pid"))
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        return pid
+
+
+def spawn_ingest(source: Path, data_dir: Path, index: str, backend: str, url: str | None, *, resume: bool = False) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "lsrkit.cli", "ingest", str(source), "--backend", backend, "--index", index, "--data-dir", str(data_dir),
+           "--write-batch", "8", "--no-multivector", "--json"]
+    if url:
+        cmd += ["--url", url]
+    if resume:
+        cmd.append("--resume")
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def wait_for_checkpoint(state_dir: Path, ordinal: int, process: subprocess.Popen[bytes], timeout: float = 300) -> dict[str, Any]:
+    path = state_dir / "checkpoint.json"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("ingest ended before the fault: " + (process.stdout.read().decode()[-2000:] if process.stdout else ""))
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+            except ValueError:
+                data = {}
+            if data.get("next_ordinal", 0) >= ordinal:
+                return data
+        time.sleep(0.05)
+    raise TimeoutError(f"no checkpoint past {ordinal} within {timeout}s")
+
+
+def finish(process: subprocess.Popen[bytes], timeout: float = 900) -> dict[str, Any]:
+    out, _ = process.communicate(timeout=timeout)
+    if process.returncode != 0:
+        raise RuntimeError(f"ingest failed ({process.returncode}): {out.decode()[-3000:]}")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+# -- scenarios --------------------------------------------------------------------------------------
+def malformed(dataset: Path, work: Path, n: int = 600) -> Outcome:
+    started = time.time()
+    docs, n_bad = make_corpus(dataset, n, work / "malformed.jsonl", malformed_rate=0.01)
+    finish(spawn_ingest(work / "malformed.jsonl", work / "malformed", "m", "edge", None))
+    expected = expected_passages(docs)
+    count, dupes, lost = audit_edge(work / "malformed" / "edge", "m", expected)
+    return Outcome("malformed", len(expected), count, dupes, lost, dead_letters(work / "malformed" / "state" / "m"), 0, time.time() - started,
+                   {"documents_valid": len(docs), "bad_records": n_bad})
+
+
+def ingest_killed(dataset: Path, work: Path, backend: str, url: str | None, n: int = 300) -> Outcome:
+    started = time.time()
+    name = f"killed-{backend}"
+    docs, n_bad = make_corpus(dataset, n, work / f"{name}.jsonl", malformed_rate=0.01, seed=11)
+    data_dir = work / name
+    process = spawn_ingest(work / f"{name}.jsonl", data_dir, name, backend, url)
+    at = wait_for_checkpoint(data_dir / "state" / name, n // 4, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    summary = finish(spawn_ingest(work / f"{name}.jsonl", data_dir, name, backend, url, resume=True))
+    expected = expected_passages(docs)
+    count, dupes, lost = audit_edge(data_dir / "edge", name, expected) if backend == "edge" else audit_opensearch(url or "", name, expected)
+    return Outcome(f"ingest_killed_{backend}", len(expected), count, dupes, lost, dead_letters(data_dir / "state" / name), 0, time.time() - started,
+                   {"killed_after_ordinal": at["next_ordinal"], "resumed_from": summary["resumed_from"], "bad_records": n_bad})
+
+
+def opensearch_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: int = 300) -> Outcome:
+    started = time.time()
+    name = "os-killed"
+    docs, _ = make_corpus(dataset, n, work / f"{name}.jsonl", seed=13)
+    data_dir = work / name
+    process = spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url)
+    at = wait_for_checkpoint(data_dir / "state" / name, n // 4, process)
+    pid = node.kill()
+    process.wait(timeout=600)  # the job retries with backoff, then stops with the error
+    first_exit = process.returncode
+    node.start()
+    summary = finish(spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url, resume=True))
+    expected = expected_passages(docs)
+    count, dupes, lost = audit_opensearch(node.url, name, expected)
+    return Outcome("opensearch_killed", len(expected), count, dupes, lost, dead_letters(data_dir / "state" / name), 0, time.time() - started,
+                   {"killed_pid": pid, "killed_after_ordinal": at["next_ordinal"], "job_exit_code_while_down": first_exit, "resumed_from": summary["resumed_from"]})
+
+
+def bulk_429(dataset: Path, node: LocalOpenSearch, writers: int = 6, n: int = 240) -> Outcome:
+    """Parallel writers against a node whose write pool has one thread and a one-slot queue."""
+    from lsrkit.core import IndexSpec
+    from lsrkit.encoders import SparseDocEncoder
+    from lsrkit.plugin import EncodedRecord
+    from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
+
+    started = time.time()
+    docs = [json.loads(line) for line in (Path(dataset) / "corpus.jsonl").read_text().splitlines()[:n]]
+    encoder = SparseDocEncoder("splade-tiny")
+    vectors = encoder.encode_documents([f"{d['title']} {d['text']}" for d in docs])
+    records = [EncodedRecord(d["_id"], d["_id"], d["text"], v, d["title"]) for d, v in zip(docs, vectors)]
+    backend = OpenSearchBackend(client_from_env(node.url), vocab=encoder.vocab, max_retries_429=30, max_backoff=2.0)
+    spec = IndexSpec("bulk-429", multivector_dim=None)
+    backend.ensure_index(spec, recreate=True)
+    results = []
+    lock = threading.Lock()
+
+    def writer(part: list[EncodedRecord]) -> None:
+        for i in range(0, len(part), 4):  # many small bulks, so requests pile up in the queue
+            result = backend.write(spec.name, part[i : i + 4])
+            with lock:
+                results.append(result)
+
+    threads = [threading.Thread(target=writer, args=(records[k::writers],)) for k in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failed = sum(len(r.failed) for r in results)
+    retried = sum(r.retried for r in results)
+    backend.close()
+    count, dupes, lost = audit_opensearch(node.url, spec.name, {r.id for r in records})
+    return Outcome("bulk_429", len(records), count, dupes, lost, failed, retried, time.time() - started, {"writers": writers})
+
+
+def run(*, dataset: Path = DEFAULT_DATASET, port: int = 9280, scenarios: list[str] | None = None) -> dict[str, Any]:
+    wanted = scenarios or ["malformed", "ingest_killed_edge", "ingest_killed_opensearch", "opensearch_killed", "bulk_429"]
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix="lsrkit-faults-") as tmp:
+        work = Path(tmp)
+        if "malformed" in wanted:
+            outcomes.append(malformed(dataset, work))
+        if "ingest_killed_edge" in wanted:
+            outcomes.append(ingest_killed(dataset, work, "edge", None))
+        needs_node = {"ingest_killed_opensearch", "opensearch_killed"} & set(wanted)
+        if needs_node:
+            node = LocalOpenSearch(port)
+            node.wipe()
+            node.start()
+            try:
+                if "ingest_killed_opensearch" in wanted:
+                    outcomes.append(ingest_killed(dataset, work, "opensearch", node.url))
+                if "opensearch_killed" in wanted:
+                    outcomes.append(opensearch_killed(dataset, work, node))
+            finally:
+                node.stop()
+                node.wipe()
+        if "bulk_429" in wanted:
+            node = LocalOpenSearch(port + 10, "-Ethread_pool.write.size=1 -Ethread_pool.write.queue_size=1")
+            node.wipe()
+            node.start()
+            try:
+                outcomes.append(bulk_429(dataset, node))
+            finally:
+                node.stop()
+                node.wipe()
+    return {"scenarios": {o.scenario: asdict(o) for o in outcomes}, "machine": machine()}

@@ -1,0 +1,66 @@
+"""`lsrkit bench query`: query latency of the sparse pipelines relative to BM25 on the same engine.
+
+Same index, same queries, warm (every pipeline runs the query set once before it is timed);
+the latency of a query is end to end: query encoding, engine round trips, rerank.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lsrkit.bench.common import DEFAULT_DATASET, machine
+
+
+def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", data_dir: Path = Path(".lsrkit"), url: str | None = None, rounds: int = 2) -> dict[str, Any]:
+    from lsrkit.evaluation import load_beir
+    from lsrkit.eval_command import default_index
+    from lsrkit.factory import BackendOptions, ModelChoice, build_pipeline, document_encoders, idf_query_encoder, open_backend
+    from lsrkit.jobs import ingest_corpus, is_ingested
+
+    data = load_beir(dataset)
+    index = default_index(dataset)
+    options = BackendOptions(kind=backend_kind, data_dir=data_dir / ("edge" if backend_kind == "edge" else "qdrant-local"), url=url)  # type: ignore[arg-type]
+    backend = open_backend(options)
+    sparse, multivector = document_encoders(ModelChoice())
+    state_dir = data_dir / "state" / index
+    try:
+        if not is_ingested(backend, index, data.corpus, state_dir):
+            backend.drop_index(index)
+            ingest_corpus(backend, index, data.corpus, state_dir=state_dir, encoders=(sparse, multivector), progress=False)
+        idf = idf_query_encoder(backend, index, "splade-tiny")
+        pipelines = {
+            "bm25": build_pipeline("bm25", backend, index, idf_encoder=None, multivector=None, k=10),
+            "sparse-idf": build_pipeline("sparse-idf", backend, index, idf_encoder=idf, multivector=None, k=10),
+            "sparse-idf+rerank": build_pipeline("sparse-idf+rerank", backend, index, idf_encoder=idf, multivector=multivector, k=10),
+        }
+        queries = list(data.queries.values())
+        samples: dict[str, list[float]] = {name: [] for name in pipelines}
+        for name, pipeline in pipelines.items():  # warm every pipeline on the whole query set
+            for text in queries:
+                pipeline.search(text, k=10)
+        for _ in range(rounds):  # interleave pipelines so drift hits all of them alike
+            for text in queries:
+                for name, pipeline in pipelines.items():
+                    start = time.perf_counter()
+                    pipeline.search(text, k=10)
+                    samples[name].append((time.perf_counter() - start) * 1000)
+        p50 = {name: float(np.percentile(v, 50)) for name, v in samples.items()}
+        p95 = {name: float(np.percentile(v, 95)) for name, v in samples.items()}
+        return {
+            "backend": backend.name,
+            "dataset": str(dataset),
+            "queries": len(queries),
+            "rounds": rounds,
+            "kappa": pipelines["sparse-idf+rerank"].settings.kappa,
+            "p50_ms": {k: round(v, 2) for k, v in p50.items()},
+            "p95_ms": {k: round(v, 2) for k, v in p95.items()},
+            "ratio_sparse_vs_bm25": round(p50["sparse-idf"] / p50["bm25"], 3),
+            "ratio_rerank_vs_bm25": round(p50["sparse-idf+rerank"] / p50["bm25"], 3),
+            "machine": machine(),
+        }
+    finally:
+        backend.close()

@@ -1,0 +1,56 @@
+"""`lsrkit bench rerank`: α/β pruning vs the full rerank of the same candidates.
+
+The sweep runs on the *train* split and picks the setting with the largest speedup whose nDCG@10
+loss stays within the target; that one setting is then reported on the *test* split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lsrkit.bench.common import DEFAULT_DATASET, machine
+
+ALPHAS = (0.1, 0.2, 0.3, 0.5, 0.7)
+BETAS = (2, 4, 8, 16)
+
+
+def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), max_loss: float = 0.002) -> dict[str, Any]:
+    from lsrkit.evaluation import load_beir
+    from lsrkit.eval_command import default_index
+    from lsrkit.factory import BackendOptions, ModelChoice, QualitySettings, document_encoders, idf_query_encoder, open_backend
+    from lsrkit.jobs import ingest_corpus, is_ingested
+    from lsrkit.tuning import Config, collect, sweep_pruning
+
+    train, test = load_beir(dataset, "train"), load_beir(dataset, "test")
+    index = default_index(dataset)
+    backend = open_backend(BackendOptions(kind="edge", data_dir=data_dir / "edge"))
+    sparse, multivector = document_encoders(ModelChoice())
+    try:
+        if not is_ingested(backend, index, train.corpus, data_dir / "state" / index):
+            backend.drop_index(index)
+            ingest_corpus(backend, index, train.corpus, state_dir=data_dir / "state" / index, encoders=(sparse, multivector), progress=False)
+        idf = idf_query_encoder(backend, index, "splade-tiny")
+        quality = QualitySettings()
+        base = Config("sparse", kappa=quality.kappa, interpolation=quality.interpolation)
+        train_rows = sweep_pruning(collect(backend, index, train, idf, multivector), train, base, ALPHAS, BETAS)
+        eligible = [r for r in train_rows[1:] if r["ndcg10_delta"] >= -max_loss]
+        chosen = max(eligible, key=lambda r: r["speedup"]) if eligible else train_rows[0]
+        test_rows = sweep_pruning(collect(backend, index, test, idf, multivector), test, base, [chosen["alpha"]] if chosen["alpha"] else [], [chosen["beta"]] if chosen["beta"] else [])
+        reported = next(r for r in test_rows if r["alpha"] == chosen["alpha"] and r["beta"] == chosen["beta"])
+        return {
+            "dataset": str(dataset),
+            "pipeline": base.label(),
+            "chosen_on_train": {"alpha": chosen["alpha"], "beta": chosen["beta"], "speedup": round(chosen["speedup"], 3), "ndcg10_delta": round(chosen["ndcg10_delta"], 4)},
+            "pruning_speedup": round(reported["speedup"], 3),
+            "ndcg10_delta": round(reported["ndcg10_delta"], 4),
+            "test": {"full": _round(test_rows[0]), "pruned": _round(reported)},
+            "train_sweep": [_round(r) for r in train_rows],
+            "machine": machine(),
+        }
+    finally:
+        backend.close()
+
+
+def _round(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}

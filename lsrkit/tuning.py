@@ -1,0 +1,144 @@
+"""Choosing the quality settings on a *train* split: fusion, κ, rerank interpolation, α/β.
+
+First-stage hits and MaxSim scores are collected once per query; every configuration is then
+scored offline from them, so a grid of hundreds of settings costs seconds. Run it on the train
+split only (`lsrkit tune --split train`): the defaults in lsrkit.factory.QualitySettings come
+from its output on SciFact train, never from the test split.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lsrkit.core.types import Hit
+from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder
+from lsrkit.evaluation import BeirDataset, score_run
+from lsrkit.plugin import Backend, TextSearch, aggregate_passages, fuse
+from lsrkit.plugin.rerank import MaxSimReranker, interpolate, maxsim_scores
+from lsrkit.core.config import RerankSettings
+
+
+@dataclass
+class QueryEvidence:
+    bm25: list[Hit]
+    sparse: list[Hit]
+    maxsim: dict[str, float]
+    multivectors: dict[str, np.ndarray]
+    query_vectors: np.ndarray
+
+
+def collect(
+    backend: Backend, index: str, dataset: BeirDataset, idf: IdfQueryEncoder, multivector: MultiVectorEncoder, depth: int = 100, on_query: Callable[[], None] | None = None
+) -> dict[str, QueryEvidence]:
+    evidence = {}
+    for qid, text in dataset.queries.items():
+        sparse = backend.search_sparse(index, idf.encode_queries([text])[0], depth)
+        bm25 = backend.search_text(index, text, depth) if isinstance(backend, TextSearch) else []
+        ids = list(dict.fromkeys([h.id for h in sparse] + [h.id for h in bm25]))
+        stored = backend.fetch_multivectors(index, ids)
+        query_vectors = multivector.encode_queries([text])[0].vectors
+        scores = maxsim_scores(query_vectors, [stored.get(i, np.zeros((0, query_vectors.shape[1]), np.float32)) for i in ids])
+        evidence[qid] = QueryEvidence(bm25, sparse, dict(zip(ids, scores.tolist())), stored, query_vectors)
+        if on_query:
+            on_query()
+    return evidence
+
+
+@dataclass(frozen=True)
+class Config:
+    first_stage: str  # sparse | bm25 | hybrid
+    fusion: str = "minmax"
+    bm25_weight: float = 0.5
+    kappa: int = 0  # 0: no rerank
+    interpolation: float = 0.0
+
+    def label(self) -> str:
+        parts = [self.first_stage]
+        if self.first_stage == "hybrid":
+            parts.append(f"{self.fusion}:{self.bm25_weight}")
+        if self.kappa:
+            parts.append(f"rerank k={self.kappa} w={self.interpolation}")
+        return " ".join(parts)
+
+
+def _first_stage(ev: QueryEvidence, config: Config) -> list[Hit]:
+    if config.first_stage == "sparse":
+        return ev.sparse
+    if config.first_stage == "bm25":
+        return ev.bm25
+    return fuse([ev.bm25, ev.sparse], config.fusion, [config.bm25_weight, 1.0 - config.bm25_weight])  # type: ignore[arg-type]
+
+
+def apply(ev: QueryEvidence, config: Config) -> list[Hit]:
+    hits = _first_stage(ev, config)
+    if config.kappa:
+        pool = hits[: config.kappa]
+        first = np.asarray([h.score for h in pool], np.float32)
+        maxsim = np.asarray([ev.maxsim.get(h.id, 0.0) for h in pool], np.float32)
+        final = interpolate(first, maxsim, config.interpolation)
+        order = np.argsort(-final, kind="stable")
+        hits = [Hit(pool[i].id, float(final[i]), metadata=pool[i].metadata) for i in order]
+    return aggregate_passages(hits)[:100]
+
+
+def evaluate_config(evidence: dict[str, QueryEvidence], dataset: BeirDataset, config: Config) -> dict[str, float]:
+    run = {qid: {h.id: h.score for h in apply(ev, config)} for qid, ev in evidence.items()}
+    return score_run(run, dataset.qrels)
+
+
+def grid(has_bm25: bool) -> list[Config]:
+    configs = [Config("sparse")] + ([Config("bm25")] if has_bm25 else [])
+    hybrids = [Config("hybrid", "rrf", w) for w in (0.3, 0.5, 0.7)] + [Config("hybrid", "minmax", w) for w in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)]
+    configs += hybrids if has_bm25 else []
+    firsts = [Config("sparse")] + (hybrids if has_bm25 else [])
+    for base, kappa, weight in itertools.product(firsts, (20, 30, 50, 100), (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)):
+        configs.append(Config(base.first_stage, base.fusion, base.bm25_weight, kappa, weight))
+    return configs
+
+
+def tune(evidence: dict[str, QueryEvidence], dataset: BeirDataset, has_bm25: bool) -> dict[str, Any]:
+    results = [(c, evaluate_config(evidence, dataset, c)) for c in grid(has_bm25)]
+    best: dict[str, tuple[Config, dict[str, float]]] = {}
+    for config, metrics in results:
+        kind = config.first_stage + ("+rerank" if config.kappa else "")
+        if kind not in best or metrics["ndcg10"] > best[kind][1]["ndcg10"]:
+            best[kind] = (config, metrics)
+    return {
+        "best": {kind: {"config": c.__dict__, "label": c.label(), **m} for kind, (c, m) in best.items()},
+        "grid": [{"label": c.label(), **m} for c, m in sorted(results, key=lambda r: -r[1]["ndcg10"])[:25]],
+    }
+
+
+def sweep_pruning(
+    evidence: dict[str, QueryEvidence], dataset: BeirDataset, base: Config, alphas: Sequence[float], betas: Sequence[int], k: int = 10, repeats: int = 3
+) -> list[dict[str, Any]]:
+    """Full rerank vs α/β-pruned rerank of the same candidates: time of the rerank stage and nDCG@10."""
+    rows = []
+    settings_list = [(None, None)] + [(a, None) for a in alphas] + [(None, b) for b in betas] + [(a, b) for a in alphas for b in betas]
+    for alpha, beta in settings_list:
+        reranker = MaxSimReranker(RerankSettings(kappa=base.kappa, k=k, alpha=alpha, beta=beta, interpolation=base.interpolation))
+        run: dict[str, dict[str, float]] = {}
+        elapsed = 0.0
+        scored = 0
+        for qid, ev in evidence.items():
+            pool = _first_stage(ev, base)[: base.kappa]
+            best_time = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                out = reranker.rerank(ev.query_vectors, pool, ev.multivectors, k=k)
+                best_time = min(best_time, time.perf_counter() - start)
+            elapsed += best_time
+            scored += reranker.last_stats.scored
+            run[qid] = {h.id: h.score for h in aggregate_passages(out)}
+        rows.append({"alpha": alpha, "beta": beta, "rerank_ms": 1000 * elapsed / len(evidence), "scored": scored / len(evidence), **score_run(run, dataset.qrels)})
+    full = rows[0]
+    for row in rows:
+        row["speedup"] = full["rerank_ms"] / row["rerank_ms"] if row["rerank_ms"] else 0.0
+        row["ndcg10_delta"] = row["ndcg10"] - full["ndcg10"]
+    return rows
