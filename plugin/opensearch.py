@@ -188,7 +188,9 @@ class OpenSearchBackend:
             try:
                 for ok, item in helpers.streaming_bulk(
                     self.client, self._actions(index, pending), chunk_size=500, max_chunk_bytes=8 * 1024 * 1024,
-                    raise_on_error=False, raise_on_exception=False, max_retries=0,
+                    # per-item errors come back as items; a transport failure (node down, timeout)
+                    # must raise: it is the bulk that failed, not its records
+                    raise_on_error=False, raise_on_exception=True, max_retries=0,
                 ):
                     info = next(iter(item.values()))
                     record_id = str(info.get("_id"))
