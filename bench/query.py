@@ -19,7 +19,7 @@ def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", da
     from lsrkit.evaluation import load_beir
     from lsrkit.eval_command import default_index
     from lsrkit.factory import BackendOptions, ModelChoice, build_pipeline, document_encoders, idf_query_encoder, open_backend
-    from lsrkit.jobs import ingest_corpus, is_ingested
+    from lsrkit.jobs import ensure_ingested
 
     data = load_beir(dataset)
     index = default_index(dataset)
@@ -28,9 +28,7 @@ def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", da
     sparse, multivector = document_encoders(ModelChoice())
     state_dir = data_dir / "state" / index
     try:
-        if not is_ingested(backend, index, data.corpus, state_dir):
-            backend.drop_index(index)
-            ingest_corpus(backend, index, data.corpus, state_dir=state_dir, encoders=(sparse, multivector), progress=False)
+        ensure_ingested(backend, index, data.corpus, state_dir, (sparse, multivector), progress=False)
         idf = idf_query_encoder(backend, index, "splade-tiny")
         pipelines = {
             "bm25": build_pipeline("bm25", backend, index, idf_encoder=None, multivector=None, k=10),

@@ -19,7 +19,7 @@ def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), ma
     from lsrkit.evaluation import load_beir
     from lsrkit.eval_command import default_index
     from lsrkit.factory import BackendOptions, ModelChoice, QualitySettings, document_encoders, idf_query_encoder, open_backend
-    from lsrkit.jobs import ingest_corpus, is_ingested
+    from lsrkit.jobs import ensure_ingested
     from lsrkit.tuning import Config, collect, sweep_pruning
 
     train, test = load_beir(dataset, "train"), load_beir(dataset, "test")
@@ -27,9 +27,7 @@ def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), ma
     backend = open_backend(BackendOptions(kind="edge", data_dir=data_dir / "edge"))
     sparse, multivector = document_encoders(ModelChoice())
     try:
-        if not is_ingested(backend, index, train.corpus, data_dir / "state" / index):
-            backend.drop_index(index)
-            ingest_corpus(backend, index, train.corpus, state_dir=data_dir / "state" / index, encoders=(sparse, multivector), progress=False)
+        ensure_ingested(backend, index, train.corpus, data_dir / "state" / index, (sparse, multivector), progress=False)
         idf = idf_query_encoder(backend, index, "splade-tiny")
         quality = QualitySettings()
         base = Config("sparse", kappa=quality.kappa, interpolation=quality.interpolation)

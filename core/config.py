@@ -8,7 +8,8 @@ from typing import Literal
 
 from lsrkit.core.errors import ConfigError
 
-Quantization = Literal["none", "int8", "int8-per-channel"]
+Quantization = Literal["none", "int8", "int8-per-channel", "int8-attention"]
+QUANTIZATIONS = ("none", "int8", "int8-per-channel", "int8-attention")
 MultiVectorStorage = Literal["float16", "uint8", "float32"]
 
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,127}$")
@@ -29,14 +30,20 @@ def validate_index_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class OnnxOptions:
-    """How an encoder's ONNX graph is produced and run."""
+    """How an encoder's ONNX graph is produced and run.
+
+    int8-per-channel: every weight MatMul (SPLADE: keeps 97 % of top-10 terms).
+    int8-attention: only the attention projections (query/key/value/output), per channel; the
+    feed-forward layers and activation×activation products stay fp32. Plain dynamic int8 breaks
+    MiniLM token vectors (cosine down to 0.75); this recipe keeps them at cosine ≥ 0.99.
+    """
 
     quantize: Quantization = "int8-per-channel"
     intra_op_threads: int = 0  # 0: onnxruntime picks (all cores)
 
     def __post_init__(self) -> None:
-        if self.quantize not in ("none", "int8", "int8-per-channel"):
-            raise ConfigError(f"quantize must be none, int8 or int8-per-channel, got {self.quantize!r}")
+        if self.quantize not in QUANTIZATIONS:
+            raise ConfigError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {self.quantize!r}")
         if self.intra_op_threads < 0:
             raise ConfigError("intra_op_threads must be >= 0")
 

@@ -119,7 +119,7 @@ def export_model(resolved: ResolvedModel, options: OnnxOptions, target: Path | N
         if options.quantize == "none":
             shutil.copyfile(fp32_path, final)
         else:
-            _quantize(fp32_path, final, per_channel=options.quantize == "int8-per-channel")
+            _quantize(fp32_path, final, options.quantize)
         for name in _TOKENIZER_FILES:
             if (resolved.directory / name).is_file():
                 shutil.copyfile(resolved.directory / name, work / name)
@@ -192,10 +192,20 @@ def _max_abs_diff_vs_torch(resolved: ResolvedModel, onnx_path: Path) -> float:
     return float(np.max(np.abs(onnx_out[mask] - reference[mask])))
 
 
-def _quantize(source: Path, target: Path, *, per_channel: bool) -> None:
+_ATTENTION_PROJECTIONS = ("/attention/self/query/", "/attention/self/key/", "/attention/self/value/", "/attention/output/dense/")
+
+
+def _quantize(source: Path, target: Path, recipe: str) -> None:
+    """Dynamic int8 (weights per tensor or per channel; activations per run)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), per_channel=per_channel, weight_type=QuantType.QInt8)
+    if recipe == "int8-attention":
+        nodes = [n.name for n in onnx.load(str(source), load_external_data=False).graph.node if n.op_type == "MatMul"]
+        keep_fp32 = [name for name in nodes if not any(part in name for part in _ATTENTION_PROJECTIONS)]
+        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], nodes_to_exclude=keep_fp32)
+        return
+    quantize_dynamic(str(source), str(target), per_channel=recipe == "int8-per-channel", weight_type=QuantType.QInt8)
 
 
 def _colbert_projection(directory: Path) -> np.ndarray:

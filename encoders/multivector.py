@@ -13,7 +13,9 @@ from lsrkit.encoders.registry import ModelSpec
 from lsrkit.encoders.runtime import LoadedModel, load_model
 from lsrkit.encoders.text import clean_texts, is_punctuation
 
-_DEFAULT_OPTIONS = OnnxOptions(quantize="none")  # plain dynamic int8 breaks MiniLM token vectors (cosine 0.64)
+# Plain dynamic int8 breaks MiniLM token vectors (cosine down to 0.75); the attention-only recipe
+# keeps them >= 0.99 (tests/unit/test_multivector_encoder.py) and is the default.
+_DEFAULT_OPTIONS = OnnxOptions(quantize="int8-attention")
 
 
 class MultiVectorEncoder:
@@ -43,6 +45,10 @@ class MultiVectorEncoder:
         if spec.skip_special:
             skip[list(tokenizer.special_ids)] = True
         self._skip = skip
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.model.spec.name}:{self.model.exported.manifest.get('quantize', 'none')}"
 
     @property
     def dim(self) -> int:
@@ -75,8 +81,10 @@ class MultiVectorEncoder:
             return results
         sequences = self._sequences([cleaned[i] for i in todo], side)
         order = sorted(range(len(todo)), key=lambda j: len(sequences[j]))
-        for start in range(0, len(order), self.batch_size):
-            group = order[start : start + self.batch_size]
+        # dynamic int8 activation scales span the whole batch: quantized models run one text at a time
+        step = 1 if self.model.exported.manifest.get("quantize", "none") != "none" else self.batch_size
+        for start in range(0, len(order), step):
+            group = order[start : start + step]
             for j, vectors in zip(group, self._run([sequences[j] for j in group], side)):
                 results[todo[j]] = vectors
         return results

@@ -65,6 +65,11 @@ class _SparseModelEncoder:
     def vocab(self) -> list[str]:
         return self.model.tokenizer.vocab
 
+    @property
+    def fingerprint(self) -> str:
+        """Model, quantization and pruning: what makes two encoders' vectors comparable."""
+        return f"{self.model.spec.name}:{self.options.quantize}:top{self.top_k}:ratio{self.max_ratio}"
+
     def _encode(self, texts: Sequence[object]) -> list[SparseVector]:
         cleaned = clean_texts(texts, max_tokens=self.model.tokenizer.max_length)
         results: list[SparseVector] = [SparseVector.empty()] * len(cleaned)

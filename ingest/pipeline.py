@@ -35,10 +35,16 @@ class SparseDocumentEncoder(Protocol):
     @property
     def vocab(self) -> list[str]: ...
 
+    @property
+    def fingerprint(self) -> str: ...
+
     def encode_documents(self, texts: Sequence[object]) -> list[SparseVector]: ...
 
 
 class MultiVectorDocumentEncoder(Protocol):
+    @property
+    def fingerprint(self) -> str: ...
+
     def encode_documents(self, texts: Sequence[object]) -> list[MultiVector]: ...
 
 
@@ -179,7 +185,7 @@ class IngestPipeline:
 
     # -- internals -----------------------------------------------------------------------------
     def _job(self, source: str | Path) -> str:
-        return self.job_name or f"{Path(source).expanduser().resolve()}|{self.backend.name}|{self.spec.name}"
+        return self.job_name or job_key(source, self.backend.name, self.spec.name, self.sparse_encoder, self.multivector_encoder)
 
     def _units(self, source: str | Path, fmt: SourceFormat, validator: Validator, start: int, bar: Progress) -> Iterator[_Unit]:
         unit: _Unit | None = None
@@ -392,6 +398,12 @@ class IngestPipeline:
             self.backend.put_meta(self.spec.name, "idf", {"n_docs": doc_freq.n_docs, **doc_freq.state()})
 
 
+def job_key(source: str | Path, backend: str, index: str, sparse: SparseDocumentEncoder, multivector: MultiVectorDocumentEncoder | None) -> str:
+    """What a checkpoint belongs to: the source, the engine, the index and the encoders."""
+    encoders = f"{sparse.fingerprint}|{multivector.fingerprint if multivector else 'no-multivector'}"
+    return f"{Path(source).expanduser().resolve()}|{backend}|{index}|{encoders}"
+
+
 def load_index_idf(backend: Backend, index: str, vocab: list[str]) -> IdfTable | None:
     """The IDF table ingest stored with the index (None when the backend keeps none)."""
     if not isinstance(backend, MetaStore):
@@ -402,4 +414,4 @@ def load_index_idf(backend: Backend, index: str, vocab: list[str]) -> IdfTable |
     return DocFreqCounter.from_state(state, len(vocab)).to_table(vocab)
 
 
-__all__ = ["BatchResult", "IngestPipeline", "IngestSummary", "RetryPolicy", "load_index_idf"]
+__all__ = ["BatchResult", "IngestPipeline", "IngestSummary", "RetryPolicy", "job_key", "load_index_idf"]

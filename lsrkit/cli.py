@@ -265,7 +265,7 @@ def tune(
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import load_beir
     from lsrkit.factory import BackendOptions, ModelChoice, document_encoders, idf_query_encoder, open_backend
-    from lsrkit.jobs import ingest_corpus, is_ingested
+    from lsrkit.jobs import ensure_ingested
     from lsrkit.tuning import collect
     from lsrkit.tuning import tune as run_tune
 
@@ -274,9 +274,7 @@ def tune(
     engine = open_backend(BackendOptions(kind="edge", data_dir=data_dir / "edge"))
     sparse, multivector = document_encoders(ModelChoice())
     try:
-        if not is_ingested(engine, index, data.corpus, data_dir / "state" / index):
-            engine.drop_index(index)
-            ingest_corpus(engine, index, data.corpus, state_dir=data_dir / "state" / index, encoders=(sparse, multivector))
+        ensure_ingested(engine, index, data.corpus, data_dir / "state" / index, (sparse, multivector))
         evidence = collect(engine, index, data, idf_query_encoder(engine, index, "splade-tiny"), multivector)
         result = {"dataset": str(dataset), "split": split, "queries": len(data.queries), **run_tune(evidence, data, has_bm25=True)}
     finally:

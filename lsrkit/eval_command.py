@@ -13,7 +13,7 @@ from lsrkit.core.errors import ConfigError, LsrError
 from lsrkit.encoders import SparseQueryEncoder
 from lsrkit.evaluation import PipelineReport, evaluate_pipeline, load_beir, markdown_table, plot_quality_latency
 from lsrkit.factory import PIPELINES, BackendOptions, ModelChoice, QualitySettings, build_pipeline, document_encoders, idf_query_encoder, open_backend, pipeline_settings
-from lsrkit.jobs import ingest_corpus, is_ingested
+from lsrkit.jobs import ensure_ingested
 from lsrkit.plugin import TextSearch
 
 
@@ -46,9 +46,8 @@ def run_eval(
     state_dir = state_root / index
     try:
         ingest_info: dict[str, Any] = {"reused": True}
-        if reingest or not is_ingested(backend, index, dataset.corpus, state_dir):
-            backend.drop_index(index)
-            summary = ingest_corpus(backend, index, dataset.corpus, state_dir=state_dir, encoders=(sparse, multivector), progress=progress)
+        summary = ensure_ingested(backend, index, dataset.corpus, state_dir, (sparse, multivector), reingest=reingest, progress=progress)
+        if summary is not None:
             ingest_info = {"reused": False, "docs_per_second": round(summary.docs_per_second, 2), "seconds": round(summary.seconds, 1), "documents": summary.documents}
         idf = idf_query_encoder(backend, index, models.sparse)
         model_encoder = SparseQueryEncoder(models.sparse) if "sparse-model" in names else None

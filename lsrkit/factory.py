@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from lsrkit.core.config import OnnxOptions, RerankSettings
+from lsrkit.core.config import OnnxOptions, Quantization, RerankSettings
 from lsrkit.core.errors import ConfigError
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder, SparseDocEncoder, SparseQueryEncoder
 from lsrkit.ingest import load_index_idf
@@ -56,11 +56,19 @@ def open_backend(options: BackendOptions, *, sparse_model: str = "splade-tiny") 
 class ModelChoice:
     sparse: str = "splade-tiny"
     multivector: str = "minilm-l6"
-    quantize: Literal["none", "int8", "int8-per-channel"] = "int8-per-channel"
+    quantize: Quantization = "int8-per-channel"
+    multivector_quantize: Quantization = "int8-attention"
+
+    def key(self) -> str:
+        """Names the encoders in job checkpoints: an index built by other encoders is not reused."""
+        return f"{self.sparse}:{self.quantize}+{self.multivector}:{self.multivector_quantize}"
 
 
 def document_encoders(models: ModelChoice) -> tuple[SparseDocEncoder, MultiVectorEncoder]:
-    return SparseDocEncoder(models.sparse, options=OnnxOptions(quantize=models.quantize)), MultiVectorEncoder(models.multivector)
+    return (
+        SparseDocEncoder(models.sparse, options=OnnxOptions(quantize=models.quantize)),
+        MultiVectorEncoder(models.multivector, options=OnnxOptions(quantize=models.multivector_quantize)),
+    )
 
 
 def idf_query_encoder(backend: Backend, index: str, model: str) -> IdfQueryEncoder:

@@ -44,13 +44,32 @@ def ingest_corpus(
     return pipeline.run(source, fmt=fmt, mapping=mapping, resume=resume)
 
 
-def is_ingested(backend: Backend, index: str, source: str | Path, state_dir: Path) -> bool:
-    """True when a finished checkpoint of this very job exists and the index has points."""
+def is_ingested(backend: Backend, index: str, source: str | Path, state_dir: Path, encoders: tuple[SparseDocEncoder, MultiVectorEncoder | None]) -> bool:
+    """True when a finished checkpoint of this very job (same source, engine, index and
+    encoders) exists and the index has points."""
     from lsrkit.core.errors import LsrError
+    from lsrkit.ingest.pipeline import job_key
 
     try:
-        job = f"{Path(source).expanduser().resolve()}|{backend.name}|{index}"
+        job = job_key(source, backend.name, index, encoders[0], encoders[1])
         checkpoint = Checkpoint.load(state_dir / "checkpoint.json", job)
         return checkpoint is not None and checkpoint.done and backend.count(index) > 0
     except LsrError:
         return False
+
+
+def ensure_ingested(
+    backend: Backend,
+    index: str,
+    source: str | Path,
+    state_dir: Path,
+    encoders: tuple[SparseDocEncoder, MultiVectorEncoder | None],
+    *,
+    reingest: bool = False,
+    progress: bool | None = None,
+) -> IngestSummary | None:
+    """Reuse an up-to-date index of `source`, or build it afresh; the summary when it was built."""
+    if not reingest and is_ingested(backend, index, source, state_dir, encoders):
+        return None
+    backend.drop_index(index)
+    return ingest_corpus(backend, index, source, state_dir=state_dir, encoders=encoders, progress=progress)

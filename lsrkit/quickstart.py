@@ -13,7 +13,7 @@ from typing import Any
 
 from lsrkit.evaluation import evaluate_pipeline, load_beir
 from lsrkit.factory import BackendOptions, ModelChoice, build_pipeline, document_encoders, idf_query_encoder, open_backend
-from lsrkit.jobs import ingest_corpus, is_ingested
+from lsrkit.jobs import ensure_ingested
 
 INDEX = "scifact-mini"
 
@@ -31,12 +31,8 @@ def run_quickstart(data_dir: Path, *, progress: bool | None = None, fresh: bool 
     started = time.perf_counter()
     ingested = 0
     try:
-        if fresh or not is_ingested(backend, INDEX, dataset.corpus, state_dir):
-            backend.drop_index(INDEX)
-            summary = ingest_corpus(backend, INDEX, dataset.corpus, state_dir=state_dir, encoders=(sparse, multivector), progress=progress)
-            ingested = summary.documents
-        else:
-            ingested = sum(1 for _ in dataset.corpus.open())
+        summary = ensure_ingested(backend, INDEX, dataset.corpus, state_dir, (sparse, multivector), reingest=fresh, progress=progress)
+        ingested = summary.documents if summary else sum(1 for _ in dataset.corpus.open())
         ingest_seconds = time.perf_counter() - started
         idf = idf_query_encoder(backend, INDEX, models.sparse)
         sparse_only = evaluate_pipeline("sparse-idf", build_pipeline("sparse-idf", backend, INDEX, idf_encoder=idf, multivector=None), dataset)

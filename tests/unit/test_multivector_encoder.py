@@ -44,3 +44,17 @@ def test_bad_and_empty_input(mv_encoder):
     with pytest.raises(EncoderError):
         mv_encoder.encode_queries([None])
     assert mv_encoder.encode_documents([""])[0].n_tokens == 0
+
+
+def test_int8_attention_recipe_keeps_token_vectors(mv_encoder, mini_docs):
+    """The careful int8 recipe must keep every token vector at cosine >= 0.99 of fp32 and stay
+    batch-independent (quantized models run one text at a time)."""
+    from lsrkit.core import OnnxOptions
+    from lsrkit.encoders import MultiVectorEncoder
+
+    quantized = MultiVectorEncoder("minilm-l6", options=OnnxOptions(quantize="int8-attention"))
+    texts = [f"{d['title']} {d['text']}" for d in mini_docs[:40]]
+    cosines = np.concatenate([(a.vectors * b.vectors).sum(axis=1) for a, b in zip(mv_encoder.encode_documents(texts), quantized.encode_documents(texts))])
+    assert cosines.mean() >= 0.998 and cosines.min() >= 0.99
+    alone = quantized.encode_documents([texts[7]])[0]
+    np.testing.assert_array_equal(alone.vectors, quantized.encode_documents(texts[:10])[7].vectors)
