@@ -131,9 +131,9 @@ def resolve(model: str | ModelSpec, kind: ModelKind | None = None) -> ResolvedMo
             return ResolvedModel(spec, folder)
         tried.append(f"local path {folder} (no config.json)")
     if spec.package:
-        folder = _package_folder(spec.package)
-        if folder is not None and (folder / "config.json").is_file():
-            return ResolvedModel(spec, folder)
+        shipped = _package_folder(spec.package)
+        if shipped is not None and (shipped / "config.json").is_file():
+            return ResolvedModel(spec, shipped)
         tried.append(f"installed package folder {spec.package} (install the 'models' extra)")
     if spec.hub_id:
         offline = _is_offline()

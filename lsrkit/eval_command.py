@@ -53,7 +53,7 @@ def run_eval(
         model_encoder = SparseQueryEncoder(models.sparse) if "sparse-model" in names else None
         reports: list[PipelineReport] = []
         skipped: dict[str, str] = {}
-        bar = tqdm(total=len(names) * len(dataset.queries), desc="queries", unit="q", disable=progress is False)
+        bar = tqdm(total=len(names) * len(dataset.queries), desc="queries", unit="q", disable=None if progress is None else not progress)  # None: quiet off a terminal
         for name in names:
             if name in ("bm25", "hybrid", "hybrid+rerank", "hybrid+rerank-pruned") and not isinstance(backend, TextSearch):
                 skipped[name] = f"backend {backend.name} has no BM25"

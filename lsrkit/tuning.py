@@ -119,7 +119,7 @@ def sweep_pruning(
     evidence: dict[str, QueryEvidence], dataset: BeirDataset, base: Config, alphas: Sequence[float], betas: Sequence[int], k: int = 10, repeats: int = 3
 ) -> list[dict[str, Any]]:
     """Full rerank vs α/β-pruned rerank of the same candidates: time of the rerank stage and nDCG@10."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     settings_list = [(None, None)] + [(a, None) for a in alphas] + [(None, b) for b in betas] + [(a, b) for a in alphas for b in betas]
     for alpha, beta in settings_list:
         reranker = MaxSimReranker(RerankSettings(kappa=base.kappa, k=k, alpha=alpha, beta=beta, interpolation=base.interpolation))

@@ -24,7 +24,7 @@ from lsrkit.core.errors import BackendError, IndexMissingError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
 from lsrkit.plugin.codec import decode_multivector
-from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, MV_CODEC, MV_PAYLOAD, SPARSE, filter_key, hit_from_payload, payload, point_id
+from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, MV_CODEC, MV_PAYLOAD, SPARSE, build_points, filter_key, hit_from_payload, payload, point_id
 
 _DATATYPES = {"float16": qe.VectorStorageDatatype.Float16, "uint8": qe.VectorStorageDatatype.Uint8, "float32": qe.VectorStorageDatatype.Float32}
 _SPEC_FILE = "lsrkit-index.json"
@@ -140,13 +140,7 @@ class QdrantEdgeBackend:
     def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:
         shard = self._shard(index)
         spec = self._specs[index]
-        result = WriteResult()
-        points = []
-        for record in records:
-            try:
-                points.append((record.id, self._point(record, spec)))
-            except InputError as exc:
-                result.failed[record.id] = str(exc)
+        points, result = build_points(records, lambda record: self._point(record, spec))
         with self._lock:
             try:
                 shard.update(qe.UpdateOperation.upsert_points([p for _, p in points]))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+P = TypeVar("P")
 
 from lsrkit.core.types import Hit
-from lsrkit.plugin.base import EncodedRecord
+from lsrkit.core.errors import InputError
+from lsrkit.plugin.base import EncodedRecord, WriteResult
 from lsrkit.plugin.codec import encode_multivector
 
 SPARSE = "sparse"
@@ -41,3 +44,15 @@ def hit_from_payload(data: Mapping[str, Any] | None, score: float) -> Hit:
 def filter_key(key: str) -> str:
     """Metadata filters address payload paths under `metadata.` (doc_id is top level)."""
     return key if key in ("doc_id", "id") else f"metadata.{key}"
+
+
+def build_points(records: Sequence[EncodedRecord], make_point: Callable[[EncodedRecord], P]) -> tuple[list[tuple[str, P]], WriteResult]:
+    """Points for the records that can be written; the others are already failed in the result."""
+    result = WriteResult()
+    points: list[tuple[str, P]] = []
+    for record in records:
+        try:
+            points.append((record.id, make_point(record)))
+        except InputError as exc:
+            result.failed[record.id] = str(exc)
+    return points, result

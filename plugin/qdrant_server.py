@@ -21,7 +21,7 @@ from lsrkit.core.errors import BackendError, IndexMissingError, InputError, Unav
 from lsrkit.core.types import Hit, MultiVector, SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
 from lsrkit.plugin.codec import decode_multivector
-from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, MV_CODEC, MV_PAYLOAD, SPARSE, filter_key, hit_from_payload, payload, point_id
+from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, MV_CODEC, MV_PAYLOAD, SPARSE, build_points, filter_key, hit_from_payload, payload, point_id
 
 _DATATYPES = {"float16": models.Datatype.FLOAT16, "uint8": models.Datatype.UINT8, "float32": models.Datatype.FLOAT32}
 
@@ -126,13 +126,7 @@ class QdrantBackend:
 
     def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:
         spec = self.spec(index)
-        result = WriteResult()
-        points = []
-        for record in records:
-            try:
-                points.append((record.id, self._point(record, spec)))
-            except InputError as exc:
-                result.failed[record.id] = str(exc)
+        points, result = build_points(records, lambda record: self._point(record, spec))
         try:
             self._call("upsert", index, self.client.upsert, index, points=[p for _, p in points], wait=True)
             result.written.extend(i for i, _ in points)

@@ -37,7 +37,7 @@ def maxsim_scores(query: FloatArray, documents: Sequence[npt.NDArray[np.floating
     nonempty = np.flatnonzero(lengths)
     if nonempty.size == 0 or query.shape[0] == 0:
         return scores
-    flat = np.concatenate([documents[i] for i in nonempty]).astype(np.float32, copy=False)  # upcast once
+    flat = np.concatenate([documents[int(i)] for i in nonempty]).astype(np.float32, copy=False)  # upcast once
     if flat.shape[1] != query.shape[1]:
         raise InputError(f"query vectors have dim {query.shape[1]}, stored ones {flat.shape[1]}")
     sims = flat @ query.T
