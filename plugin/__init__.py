@@ -7,6 +7,7 @@ Engine SDKs are imported only inside their adapter modules; import those directl
 from lsrkit.plugin.base import (
     Backend,
     EncodedRecord,
+    MaxSimScoring,
     MetaStore,
     Refreshable,
     SearchWithMultivectors,
@@ -23,6 +24,7 @@ __all__ = [
     "EncodedRecord",
     "HybridSettings",
     "MaxSimReranker",
+    "MaxSimScoring",
     "MetaStore",
     "Refreshable",
     "SearchWithMultivectors",

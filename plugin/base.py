@@ -79,6 +79,14 @@ class ServerSideMaxSim(Protocol):
 
 
 @runtime_checkable
+class MaxSimScoring(Protocol):
+    """The engine computes MaxSim of a query against the stored multivectors of given passages
+    (cheaper than shipping the token vectors to the client)."""
+
+    def maxsim(self, index: str, query_vectors: MultiVector, ids: Sequence[str]) -> dict[str, float]: ...
+
+
+@runtime_checkable
 class SearchWithMultivectors(Protocol):
     """The sparse first stage returns the candidates' stored multivectors in the same round trip."""
 

@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
-from lsrkit.plugin.base import Backend, Filters, SearchWithMultivectors, ServerSideMaxSim, TextSearch
+from lsrkit.plugin.base import Backend, Filters, MaxSimScoring, SearchWithMultivectors, ServerSideMaxSim, TextSearch
 from lsrkit.plugin.fusion import FusionMethod, fuse
 from lsrkit.plugin.rerank import MaxSimReranker
 
@@ -65,9 +65,11 @@ def aggregate_passages(hits: Sequence[Hit]) -> list[Hit]:
 class SearchPipeline:
     """The query path over one index of one backend.
 
-    `rerank="client"` fetches the candidates' stored multivectors and runs MaxSimReranker here
-    (with α/β pruning and score interpolation); `rerank="server"` asks a backend that has the
-    ServerSideMaxSim power to prefetch the sparse candidates and MaxSim them itself.
+    `rerank="client"` reranks the first stage's candidates here (α/β pruning, interpolation with
+    the first-stage score): the MaxSim scores come from the engine when it has the MaxSimScoring
+    power and no pruning is asked for, else from the candidates' stored multivectors.
+    `rerank="server"` asks a backend with the ServerSideMaxSim power to prefetch the sparse
+    candidates and MaxSim them itself (pure MaxSim, no interpolation).
     """
 
     def __init__(
@@ -135,7 +137,13 @@ class SearchPipeline:
             else:
                 hits = self._first_stage(text, sparse, kappa, filters)
             lap("first_stage")
-            if self.rerank_mode == "client" and hits:
+            if self.rerank_mode == "client" and hits and self._engine_scores_maxsim():
+                assert query_vectors is not None and isinstance(self.backend, MaxSimScoring)
+                scores = self.backend.maxsim(self.index, query_vectors, [h.id for h in hits])
+                lap("maxsim")
+                hits = self.reranker.rank_scored(hits, scores, k=len(hits))
+                lap("rerank")
+            elif self.rerank_mode == "client" and hits:
                 assert query_vectors is not None
                 if stored is None:
                     stored = self.backend.fetch_multivectors(self.index, [h.id for h in hits])
@@ -146,6 +154,11 @@ class SearchPipeline:
             hits = aggregate_passages(hits)
         timings["total"] = sum(timings.values())
         return SearchResult(hits[:k], timings)
+
+    def _engine_scores_maxsim(self) -> bool:
+        """Let the engine score the candidates when it can and no pruning is asked for (pruning
+        needs the scan order on this side)."""
+        return isinstance(self.backend, MaxSimScoring) and self.settings.alpha is None and self.settings.beta is None
 
     def _first_stage(self, text: str, sparse: SparseVector | None, kappa: int, filters: Filters | None) -> list[Hit]:
         if self.first_stage == "sparse":

@@ -191,6 +191,22 @@ class QdrantEdgeBackend:
         )
         return self._query(index, request)
 
+    def maxsim(self, index: str, query_vectors: MultiVector, ids: Sequence[str]) -> dict[str, float]:
+        if not ids or query_vectors.n_tokens == 0:
+            return {}
+        by_point = {point_id(i): i for i in ids}
+        request = qe.QueryRequest(
+            limit=len(by_point),
+            query=qe.Query.Nearest(query_vectors.vectors.tolist(), using=MULTIVECTOR),
+            filter=qe.Filter(must=[qe.HasIdCondition(set(by_point))]),
+            with_payload=False,
+        )
+        try:
+            points = self._shard(index).query(request)
+        except Exception as exc:
+            raise BackendError(f"edge: MaxSim on {index!r} failed: {exc}") from exc
+        return {by_point[str(p.id)]: float(p.score) for p in points}
+
     def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float16]]:
         if not ids:
             return {}

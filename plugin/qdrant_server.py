@@ -172,6 +172,16 @@ class QdrantBackend:
             limit=limit,
         )
 
+    def maxsim(self, index: str, query_vectors: MultiVector, ids: Sequence[str]) -> dict[str, float]:
+        if not ids or query_vectors.n_tokens == 0:
+            return {}
+        by_point = {point_id(i): i for i in ids}
+        response = self._call(
+            "maxsim", index, self.client.query_points, index, query=query_vectors.vectors.tolist(), using=MULTIVECTOR,
+            query_filter=models.Filter(must=[models.HasIdCondition(has_id=list(by_point))]), limit=len(by_point), with_payload=False,
+        )
+        return {by_point[str(p.id)]: float(p.score) for p in response.points}
+
     def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float16]]:
         if not ids:
             return {}

@@ -126,6 +126,14 @@ class MaxSimReranker:
         self.last_stats = stats
         return self._final(pool, scores, k)
 
+    def rank_scored(self, candidates: Sequence[Hit], maxsim: Mapping[str, float], *, k: int | None = None) -> list[Hit]:
+        """The same final ranking from MaxSim scores computed elsewhere (e.g. by the engine).
+        Pruning does not apply here: every candidate was scored."""
+        pool = list(candidates)
+        scores = np.asarray([maxsim.get(c.id, 0.0) for c in pool], dtype=np.float32)
+        self.last_stats = RerankStats(candidates=len(pool), after_alpha=len(pool), scored=len(pool))
+        return self._final(pool, scores, k or self.settings.k)
+
     @staticmethod
     def _early_exit(query: FloatArray, docs: list[npt.NDArray[np.floating]], k: int, beta: int) -> FloatArray:
         """Scan in first-stage order; stop once β candidates in a row failed to enter the top k.
