@@ -134,6 +134,8 @@ class SearchPipeline:
             if self.rerank_mode == "client" and self.first_stage == "sparse" and isinstance(self.backend, SearchWithMultivectors):
                 assert sparse is not None
                 hits, stored = self.backend.search_sparse_with_multivectors(self.index, sparse, kappa, filters=filters)
+            elif self.rerank_mode == "none" and self.aggregate:
+                hits = self._enough_documents(text, sparse, k, filters)
             else:
                 hits = self._first_stage(text, sparse, kappa, filters)
             lap("first_stage")
@@ -154,6 +156,16 @@ class SearchPipeline:
             hits = aggregate_passages(hits)
         timings["total"] = sum(timings.values())
         return SearchResult(hits[:k], timings)
+
+    def _enough_documents(self, text: str, sparse: SparseVector | None, k: int, filters: Filters | None) -> list[Hit]:
+        """Passages until they cover k documents (a long document has several): fetch k, then
+        twice as many, while the engine has more and they aggregate to fewer than k documents."""
+        limit = k
+        while True:
+            hits = self._first_stage(text, sparse, limit, filters)
+            if len(hits) < limit or len(aggregate_passages(hits)) >= k or limit >= 8 * k:
+                return hits
+            limit *= 2
 
     def _engine_scores_maxsim(self) -> bool:
         """Let the engine score the candidates when it can and no pruning is asked for (pruning
