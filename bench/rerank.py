@@ -11,8 +11,8 @@ from typing import Any
 
 from lsrkit.bench.common import DEFAULT_DATASET, machine
 
-ALPHAS = (0.1, 0.2, 0.3, 0.5, 0.7)
-BETAS = (2, 4, 8, 16)
+ALPHAS = (0.2, 0.3, 0.5)
+BETAS = (4, 8, 16)
 
 
 def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), max_loss: float = 0.002) -> dict[str, Any]:
@@ -31,10 +31,10 @@ def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), ma
         idf = idf_query_encoder(backend, index, "splade-tiny")
         quality = QualitySettings()
         base = Config("sparse", kappa=quality.kappa, interpolation=quality.interpolation)
-        train_rows = sweep_pruning(collect(backend, index, train, idf, multivector), train, base, ALPHAS, BETAS)
+        train_rows = sweep_pruning(backend, index, collect(backend, index, train, idf, multivector), train, base, ALPHAS, BETAS)
         eligible = [r for r in train_rows[1:] if r["ndcg10_delta"] >= -max_loss]
         chosen = max(eligible, key=lambda r: r["speedup"]) if eligible else train_rows[0]
-        test_rows = sweep_pruning(collect(backend, index, test, idf, multivector), test, base, [chosen["alpha"]] if chosen["alpha"] else [], [chosen["beta"]] if chosen["beta"] else [])
+        test_rows = sweep_pruning(backend, index, collect(backend, index, test, idf, multivector), test, base, [chosen["alpha"]] if chosen["alpha"] else [], [chosen["beta"]] if chosen["beta"] else [])
         reported = next(r for r in test_rows if r["alpha"] == chosen["alpha"] and r["beta"] == chosen["beta"])
         return {
             "dataset": str(dataset),

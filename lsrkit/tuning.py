@@ -16,21 +16,32 @@ from typing import Any
 
 import numpy as np
 
-from lsrkit.core.types import Hit
+from lsrkit.core.types import Hit, MultiVector
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder
 from lsrkit.evaluation import BeirDataset, score_run
-from lsrkit.plugin import Backend, TextSearch, aggregate_passages, fuse
+from lsrkit.plugin import Backend, MaxSimScoring, TextSearch, aggregate_passages, fuse
 from lsrkit.plugin.rerank import MaxSimReranker, interpolate, maxsim_scores
 from lsrkit.core.config import RerankSettings
 
 
 @dataclass
 class QueryEvidence:
+    """What one query needs for offline scoring: both first stages and MaxSim scores (no token
+    vectors: 800 queries × 150 candidates of them would not fit in memory)."""
+
+    text: str
     bm25: list[Hit]
     sparse: list[Hit]
     maxsim: dict[str, float]
-    multivectors: dict[str, np.ndarray]
     query_vectors: np.ndarray
+
+
+def _maxsim(backend: Backend, index: str, query: MultiVector, ids: list[str]) -> dict[str, float]:
+    if isinstance(backend, MaxSimScoring):  # the same scores the search pipeline uses
+        return backend.maxsim(index, query, ids)
+    stored = backend.fetch_multivectors(index, ids)
+    empty = np.zeros((0, query.dim), np.float32)
+    return dict(zip(ids, maxsim_scores(query.vectors, [stored.get(i, empty) for i in ids]).tolist()))
 
 
 def collect(
@@ -41,10 +52,8 @@ def collect(
         sparse = backend.search_sparse(index, idf.encode_queries([text])[0], depth)
         bm25 = backend.search_text(index, text, depth) if isinstance(backend, TextSearch) else []
         ids = list(dict.fromkeys([h.id for h in sparse] + [h.id for h in bm25]))
-        stored = backend.fetch_multivectors(index, ids)
-        query_vectors = multivector.encode_queries([text])[0].vectors
-        scores = maxsim_scores(query_vectors, [stored.get(i, np.zeros((0, query_vectors.shape[1]), np.float32)) for i in ids])
-        evidence[qid] = QueryEvidence(bm25, sparse, dict(zip(ids, scores.tolist())), stored, query_vectors)
+        query = multivector.encode_queries([text])[0]
+        evidence[qid] = QueryEvidence(text, bm25, sparse, _maxsim(backend, index, query, ids), query.vectors)
         if on_query:
             on_query()
     return evidence
@@ -116,29 +125,40 @@ def tune(evidence: dict[str, QueryEvidence], dataset: BeirDataset, has_bm25: boo
 
 
 def sweep_pruning(
-    evidence: dict[str, QueryEvidence], dataset: BeirDataset, base: Config, alphas: Sequence[float], betas: Sequence[int], k: int = 10, repeats: int = 3
+    backend: Backend,
+    index: str,
+    evidence: dict[str, QueryEvidence],
+    dataset: BeirDataset,
+    base: Config,
+    alphas: Sequence[float],
+    betas: Sequence[int],
+    k: int = 10,
+    repeats: int = 2,
 ) -> list[dict[str, Any]]:
-    """Full rerank vs α/β-pruned rerank of the same candidates: time of the rerank stage and nDCG@10."""
-    rows: list[dict[str, Any]] = []
-    settings_list = [(None, None)] + [(a, None) for a in alphas] + [(None, b) for b in betas] + [(a, b) for a in alphas for b in betas]
-    for alpha, beta in settings_list:
-        reranker = MaxSimReranker(RerankSettings(kappa=base.kappa, k=k, alpha=alpha, beta=beta, interpolation=base.interpolation))
-        run: dict[str, dict[str, float]] = {}
-        elapsed = 0.0
-        scored = 0
-        for qid, ev in evidence.items():
-            pool = _first_stage(ev, base)[: base.kappa]
-            best_time = float("inf")
+    """Full rerank vs α/β-pruned rerank of the same candidates (client side, from the stored
+    token vectors): the rerank stage's time (best of `repeats`) and nDCG@10, per setting."""
+    grid_settings: list[tuple[float | None, int | None]] = [(None, None)] + [(a, None) for a in alphas] + [(None, b) for b in betas]
+    grid_settings += [(a, b) for a in alphas for b in betas]
+    rerankers = [MaxSimReranker(RerankSettings(kappa=base.kappa, k=k, alpha=a, beta=b, interpolation=base.interpolation)) for a, b in grid_settings]
+    runs: list[dict[str, dict[str, float]]] = [{} for _ in grid_settings]
+    elapsed = [0.0] * len(grid_settings)
+    scored = [0] * len(grid_settings)
+    for qid, ev in evidence.items():
+        pool = _first_stage(ev, base)[: base.kappa]
+        stored = backend.fetch_multivectors(index, [h.id for h in pool])  # one query's vectors at a time
+        for n, reranker in enumerate(rerankers):
+            best = float("inf")
             for _ in range(repeats):
                 start = time.perf_counter()
-                out = reranker.rerank(ev.query_vectors, pool, ev.multivectors, k=k)
-                best_time = min(best_time, time.perf_counter() - start)
-            elapsed += best_time
-            scored += reranker.last_stats.scored
-            run[qid] = {h.id: h.score for h in aggregate_passages(out)}
-        rows.append({"alpha": alpha, "beta": beta, "rerank_ms": 1000 * elapsed / len(evidence), "scored": scored / len(evidence), **score_run(run, dataset.qrels)})
-    full = rows[0]
+                out = reranker.rerank(ev.query_vectors, pool, stored, k=k)
+                best = min(best, time.perf_counter() - start)
+            elapsed[n] += best
+            scored[n] += reranker.last_stats.scored
+            runs[n][qid] = {h.id: h.score for h in aggregate_passages(out)}
+    rows: list[dict[str, Any]] = []
+    for n, (alpha, beta) in enumerate(grid_settings):
+        rows.append({"alpha": alpha, "beta": beta, "rerank_ms": 1000 * elapsed[n] / len(evidence), "scored": scored[n] / len(evidence), **score_run(runs[n], dataset.qrels)})
     for row in rows:
-        row["speedup"] = full["rerank_ms"] / row["rerank_ms"] if row["rerank_ms"] else 0.0
-        row["ndcg10_delta"] = row["ndcg10"] - full["ndcg10"]
+        row["speedup"] = rows[0]["rerank_ms"] / row["rerank_ms"] if row["rerank_ms"] else 0.0
+        row["ndcg10_delta"] = row["ndcg10"] - rows[0]["ndcg10"]
     return rows
