@@ -98,13 +98,18 @@ PIPELINES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class QualitySettings:
-    """Defaults chosen on SciFact's *train* split (see bench/tune.py), not on test."""
+    """The pipelines' settings, chosen by `lsrkit tune` on SciFact's *train* split (rule: per
+    pipeline, the smallest κ within 0.001 nDCG@10 of the best), never on test; α/β chosen by
+    `lsrkit bench rerank` on train."""
 
-    kappa: int = 50
-    interpolation: float = 0.3
+    sparse_kappa: int = 50
+    sparse_interpolation: float = 0.3
     hybrid: HybridSettings = HybridSettings(method="minmax", weights=(0.5, 0.5), depth=100)
-    alpha: float = 0.5
-    beta: int = 8
+    hybrid_rerank: HybridSettings = HybridSettings(method="minmax", weights=(0.4, 0.6), depth=100)
+    hybrid_kappa: int = 50
+    hybrid_interpolation: float = 0.2
+    alpha: float | None = 0.5
+    beta: int | None = 8
 
 
 def build_pipeline(
@@ -118,19 +123,22 @@ def build_pipeline(
     quality: QualitySettings = QualitySettings(),
     k: int = 100,
 ) -> SearchPipeline:
-    """One of PIPELINES over an existing index."""
+    """One of PIPELINES over an existing index. Reranked pipelines rerank the top κ and keep the
+    first stage's order below them, so Recall@k does not shrink to κ."""
     if name not in PIPELINES:
         raise ConfigError(f"unknown pipeline {name!r}; choose from {', '.join(PIPELINES)}")
     pruned = name.endswith("-pruned")
     reranked = "+rerank" in name
+    first_stage = "bm25" if name == "bm25" else "hybrid" if name.startswith("hybrid") else "sparse"
+    kappa = quality.hybrid_kappa if first_stage == "hybrid" else quality.sparse_kappa
+    interpolation = quality.hybrid_interpolation if first_stage == "hybrid" else quality.sparse_interpolation
     settings = RerankSettings(
-        kappa=max(quality.kappa, k) if not reranked else quality.kappa,
-        k=min(k, quality.kappa) if reranked else k,
-        interpolation=quality.interpolation if reranked else 0.0,
+        kappa=kappa if reranked else max(kappa, k),
+        k=min(k, kappa) if reranked else k,
+        interpolation=interpolation if reranked else 0.0,
         alpha=quality.alpha if pruned else None,
         beta=quality.beta if pruned else None,
     )
-    first_stage = "bm25" if name == "bm25" else "hybrid" if name.startswith("hybrid") else "sparse"
     encoder = model_encoder if name == "sparse-model" else idf_encoder
     return SearchPipeline(
         backend,
@@ -139,13 +147,13 @@ def build_pipeline(
         multivector_encoder=multivector if reranked else None,
         rerank="client" if reranked else "none",
         settings=settings,
-        first_stage=first_stage,
-        hybrid=quality.hybrid,
+        first_stage=first_stage,  # type: ignore[arg-type]
+        hybrid=quality.hybrid_rerank if reranked else quality.hybrid,
     )
 
 
 def pipeline_settings(quality: QualitySettings) -> dict[str, object]:
-    return {"kappa": quality.kappa, "interpolation": quality.interpolation, "hybrid": quality.hybrid.__dict__, "alpha": quality.alpha, "beta": quality.beta}
+    return {k: (v.__dict__ if isinstance(v, HybridSettings) else v) for k, v in quality.__dict__.items()}
 
 
 __all__ = [

@@ -92,7 +92,9 @@ def apply(ev: QueryEvidence, config: Config) -> list[Hit]:
         maxsim = np.asarray([ev.maxsim.get(h.id, 0.0) for h in pool], np.float32)
         final = interpolate(first, maxsim, config.interpolation)
         order = np.argsort(-final, kind="stable")
-        hits = [Hit(pool[i].id, float(final[i]), metadata=pool[i].metadata) for i in order]
+        floor = float(final.min()) if len(final) else 0.0
+        tail = [Hit(h.id, floor - 1.0 - n, metadata=h.metadata) for n, h in enumerate(hits[config.kappa :])]  # as the pipeline does
+        hits = [Hit(pool[i].id, float(final[i]), metadata=pool[i].metadata) for i in order] + tail
     return aggregate_passages(hits)[:100]
 
 
@@ -111,16 +113,26 @@ def grid(has_bm25: bool) -> list[Config]:
     return configs
 
 
-def tune(evidence: dict[str, QueryEvidence], dataset: BeirDataset, has_bm25: bool) -> dict[str, Any]:
+def tune(evidence: dict[str, QueryEvidence], dataset: BeirDataset, has_bm25: bool, tolerance: float = 0.001) -> dict[str, Any]:
+    """Score the grid; per pipeline kind, the best setting and the *chosen* one: the smallest κ
+    whose nDCG@10 is within `tolerance` of the best (a rerank of 100 candidates costs twice one of
+    50 for gains below the split's noise)."""
     results = [(c, evaluate_config(evidence, dataset, c)) for c in grid(has_bm25)]
-    best: dict[str, tuple[Config, dict[str, float]]] = {}
+    by_kind: dict[str, list[tuple[Config, dict[str, float]]]] = {}
     for config, metrics in results:
-        kind = config.first_stage + ("+rerank" if config.kappa else "")
-        if kind not in best or metrics["ndcg10"] > best[kind][1]["ndcg10"]:
-            best[kind] = (config, metrics)
+        by_kind.setdefault(config.first_stage + ("+rerank" if config.kappa else ""), []).append((config, metrics))
+    best, chosen = {}, {}
+    for kind, rows in by_kind.items():
+        top = max(rows, key=lambda r: r[1]["ndcg10"])
+        close = [r for r in rows if r[1]["ndcg10"] >= top[1]["ndcg10"] - tolerance]
+        pick = min(close, key=lambda r: (r[0].kappa, -r[1]["ndcg10"]))
+        best[kind] = {"config": top[0].__dict__, "label": top[0].label(), **top[1]}
+        chosen[kind] = {"config": pick[0].__dict__, "label": pick[0].label(), **pick[1]}
     return {
-        "best": {kind: {"config": c.__dict__, "label": c.label(), **m} for kind, (c, m) in best.items()},
-        "grid": [{"label": c.label(), **m} for c, m in sorted(results, key=lambda r: -r[1]["ndcg10"])[:25]],
+        "tolerance": tolerance,
+        "chosen": chosen,
+        "best": best,
+        "grid": [{"label": c.label(), **m} for c, m in sorted(results, key=lambda r: -r[1]["ndcg10"])],
     }
 
 

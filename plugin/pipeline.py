@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
@@ -112,7 +112,8 @@ class SearchPipeline:
         k = k or self.settings.k
         if k > self.settings.max_kappa:
             raise InputError(f"k={k} exceeds the candidate limit {self.settings.max_kappa}")
-        kappa = max(self.settings.kappa, k) if self.rerank_mode != "none" else k
+        kappa = self.settings.kappa
+        depth = max(kappa, k) if self.rerank_mode == "client" else k
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -129,33 +130,53 @@ class SearchPipeline:
             assert sparse is not None and query_vectors is not None and isinstance(self.backend, ServerSideMaxSim)
             hits = self.backend.search_sparse_maxsim(self.index, sparse, query_vectors, kappa, kappa, filters=filters)
             lap("first_stage+rerank")
-        else:
-            stored = None
-            if self.rerank_mode == "client" and self.first_stage == "sparse" and isinstance(self.backend, SearchWithMultivectors):
-                assert sparse is not None
-                hits, stored = self.backend.search_sparse_with_multivectors(self.index, sparse, kappa, filters=filters)
-            elif self.rerank_mode == "none" and self.aggregate:
-                hits = self._enough_documents(text, sparse, k, filters)
-            else:
-                hits = self._first_stage(text, sparse, kappa, filters)
+        elif self.rerank_mode == "client":
+            assert query_vectors is not None
+            hits = self._rerank_client(text, sparse, query_vectors, depth, filters, lap)
+        elif self.aggregate:
+            hits = self._enough_documents(text, sparse, k, filters)
             lap("first_stage")
-            if self.rerank_mode == "client" and hits and self._engine_scores_maxsim():
-                assert query_vectors is not None and isinstance(self.backend, MaxSimScoring)
-                scores = self.backend.maxsim(self.index, query_vectors, [h.id for h in hits])
-                lap("maxsim")
-                hits = self.reranker.rank_scored(hits, scores, k=len(hits))
-                lap("rerank")
-            elif self.rerank_mode == "client" and hits:
-                assert query_vectors is not None
-                if stored is None:
-                    stored = self.backend.fetch_multivectors(self.index, [h.id for h in hits])
-                    lap("fetch")
-                hits = self.reranker.rerank(query_vectors.vectors, hits, stored, k=len(hits))
-                lap("rerank")
+        else:
+            hits = self._first_stage(text, sparse, k, filters)
+            lap("first_stage")
         if self.aggregate:
             hits = aggregate_passages(hits)
         timings["total"] = sum(timings.values())
         return SearchResult(hits[:k], timings)
+
+    def _rerank_client(
+        self, text: str, sparse: SparseVector | None, query_vectors: MultiVector, depth: int, filters: Filters | None, lap: Callable[[str], None]
+    ) -> list[Hit]:
+        """Rerank the top κ; the first stage's hits past κ keep their order below the reranked ones."""
+        kappa = self.settings.kappa
+        stored = None
+        use_engine = self._engine_scores_maxsim()
+        if not use_engine and depth == kappa and self.first_stage == "sparse" and isinstance(self.backend, SearchWithMultivectors):
+            assert sparse is not None
+            hits, stored = self.backend.search_sparse_with_multivectors(self.index, sparse, kappa, filters=filters)
+        else:
+            hits = self._first_stage(text, sparse, depth, filters)
+        lap("first_stage")
+        head, tail = hits[:kappa], hits[kappa:]
+        if not head:
+            return hits
+        if use_engine:
+            assert isinstance(self.backend, MaxSimScoring)
+            scores = self.backend.maxsim(self.index, query_vectors, [h.id for h in head])
+            lap("maxsim")
+            head = self.reranker.rank_scored(head, scores, k=len(head))
+        else:
+            if stored is None:
+                stored = self.backend.fetch_multivectors(self.index, [h.id for h in head])
+                lap("fetch")
+            reranked = self.reranker.rerank(query_vectors.vectors, head, stored, k=len(head))
+            scored = {h.id for h in reranked}
+            tail = [h for h in head if h.id not in scored] + tail  # pruned by α/β: kept, in first-stage order
+            head = reranked
+        lap("rerank")
+        floor = min(h.score for h in head)
+        demoted = [replace(h, score=floor - 1.0 - i, stage_scores={**h.stage_scores, "first_stage": h.score}) for i, h in enumerate(tail)]
+        return head + demoted
 
     def _enough_documents(self, text: str, sparse: SparseVector | None, k: int, filters: Filters | None) -> list[Hit]:
         """Passages until they cover k documents (a long document has several): fetch k, then
