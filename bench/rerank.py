@@ -30,7 +30,7 @@ def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), ma
         ensure_ingested(backend, index, train.corpus, data_dir / "state" / index, (sparse, multivector), progress=False)
         idf = idf_query_encoder(backend, index, "splade-tiny")
         quality = QualitySettings()
-        base = Config("sparse", kappa=quality.kappa, interpolation=quality.interpolation)
+        base = Config("sparse", kappa=quality.sparse_kappa, interpolation=quality.sparse_interpolation)
         train_rows = sweep_pruning(backend, index, collect(backend, index, train, idf, multivector), train, base, ALPHAS, BETAS)
         eligible = [r for r in train_rows[1:] if r["ndcg10_delta"] >= -max_loss]
         chosen = max(eligible, key=lambda r: r["speedup"]) if eligible else train_rows[0]
