@@ -50,3 +50,18 @@ def test_fusion_keeps_every_id_once(runs_ids):
         assert [h.id for h in fused] == list(dict.fromkeys(h.id for h in fused))
         assert {h.id for h in fused} == expected
         assert all(a.score >= b.score for a, b in zip(fused, fused[1:]))
+
+
+@settings(max_examples=60)
+@given(
+    arrays(np.float32, st.tuples(st.integers(0, 6), st.just(8)), elements=finite),
+    st.lists(arrays(np.float32, st.tuples(st.integers(0, 7), st.just(8)), elements=finite), max_size=6),
+)
+def test_maxsim_equals_the_definition_for_any_shapes(query, docs):
+    from lsrkit.plugin.rerank import maxsim_scores
+
+    scores = maxsim_scores(query, docs)
+    assert scores.shape == (len(docs),)
+    for score, doc in zip(scores.tolist(), docs):
+        expected = 0.0 if len(doc) == 0 or len(query) == 0 else float((query @ doc.T).max(axis=1).sum())
+        assert score == pytest.approx(expected, abs=1e-4)
