@@ -108,7 +108,7 @@ class QualitySettings:
     hybrid_rerank: HybridSettings = HybridSettings(method="minmax", weights=(0.4, 0.6), depth=100)
     hybrid_kappa: int = 50
     hybrid_interpolation: float = 0.2
-    alpha: float | None = 0.5
+    alpha: float | None = 0.2
     beta: int | None = 8
 
 
