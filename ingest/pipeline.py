@@ -28,7 +28,7 @@ from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.progress import Progress
 from lsrkit.ingest.sources import FieldMapping, SourceFormat, SourceRecord, read_records
 from lsrkit.ingest.validate import Validator
-from lsrkit.plugin.base import Backend, EncodedRecord, MetaStore, Refreshable
+from lsrkit.plugin.base import Backend, EncodedRecord, MetaStore, Refreshable, WriteResult
 
 
 class SparseDocumentEncoder(Protocol):
@@ -351,7 +351,7 @@ class IngestPipeline:
         if bulk:
             yield bulk
 
-    def _write_with_retry(self, bulk: list[EncodedRecord], stop: threading.Event):  # type: ignore[no-untyped-def]
+    def _write_with_retry(self, bulk: list[EncodedRecord], stop: threading.Event) -> WriteResult:
         delay = self.retry.first_delay
         for attempt in range(1, self.retry.attempts + 1):
             try:
