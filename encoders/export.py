@@ -140,8 +140,13 @@ def export_model(resolved: ResolvedModel, options: OnnxOptions, target: Path | N
         }
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(work, target)  # atomic: a half-written export is never seen as ready
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(work, target)  # atomic: a half-written export is never seen as ready
+        except OSError:
+            if not (target / MANIFEST).is_file():  # not another process finishing the same export first
+                raise
+            return ExportedModel(target, json.loads((target / MANIFEST).read_text()))
         return ExportedModel(target, manifest)
     except ExportError:
         raise
