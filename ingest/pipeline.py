@@ -153,10 +153,8 @@ class IngestPipeline:
             summary.rejected += batch.rejected
             summary.retried += batch.retried
         summary.seconds = time.perf_counter() - start
-        checkpoint = Checkpoint.load(self.checkpoint_path, self._job(source))
-        if checkpoint is not None:
-            summary.read = checkpoint.next_ordinal
-            summary.resumed_from = self._resumed_from
+        summary.resumed_from = self._resumed_from
+        summary.read = max(summary.read, self._resumed_from)  # a finished job resumed reads nothing new
         return summary
 
     def stream(

@@ -73,19 +73,17 @@ def document_encoders(models: ModelChoice) -> tuple[SparseDocEncoder, MultiVecto
 
 def idf_query_encoder(backend: Backend, index: str, model: str) -> IdfQueryEncoder:
     """The inference-free encoder with the model's own IDF file, else the one stored with the index."""
-    try:
-        return IdfQueryEncoder(model)
-    except ConfigError:
-        pass
     from lsrkit.encoders.registry import resolve
     from lsrkit.encoders.text import TextTokenizer
 
     resolved = resolve(model, "sparse")
+    if resolved.spec.idf_file and (resolved.directory / resolved.spec.idf_file).is_file():
+        return IdfQueryEncoder(resolved.spec)
     vocab = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
     table = load_index_idf(backend, index, vocab)
     if table is None:
         raise ConfigError(f"model {model!r} ships no IDF table and index {index!r} stores none: ingest the corpus first")
-    return IdfQueryEncoder(model, idf=table)
+    return IdfQueryEncoder(resolved.spec, idf=table)
 
 
 PipelineName = Literal[

@@ -12,7 +12,7 @@ from lsrkit.ingest.sources import SourceFormat
 from lsrkit.plugin import Backend
 
 
-def index_spec(backend: Backend, index: str, multivector: MultiVectorEncoder | None) -> IndexSpec:
+def index_spec(index: str, multivector: MultiVectorEncoder | None) -> IndexSpec:
     return IndexSpec(name=index, multivector_dim=multivector.dim if multivector else None)
 
 
@@ -33,7 +33,7 @@ def ingest_corpus(
     sparse, multivector = encoders or document_encoders(models)
     pipeline = IngestPipeline(
         backend,
-        index_spec(backend, index, multivector),
+        index_spec(index, multivector),
         sparse,
         sparse.model.tokenizer,
         multivector_encoder=multivector,
