@@ -24,7 +24,7 @@ def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), ma
 
     train, test = load_beir(dataset, "train"), load_beir(dataset, "test")
     index = default_index(dataset)
-    backend = open_backend(BackendOptions(kind="edge", data_dir=data_dir / "edge"))
+    backend = open_backend(BackendOptions(kind="edge", data_dir=data_dir))
     sparse, multivector = document_encoders(ModelChoice())
     try:
         ensure_ingested(backend, index, train.corpus, data_dir / "state" / index, (sparse, multivector), progress=False)

@@ -14,7 +14,7 @@ from lsrkit.ingest import load_index_idf
 from lsrkit.plugin import Backend, HybridSettings, SearchPipeline
 
 BackendKind = Literal["edge", "qdrant", "opensearch"]
-DEFAULT_DATA_DIR = Path(".lsrkit") / "edge"
+DEFAULT_DATA_DIR = Path(".lsrkit")
 
 
 @dataclass(frozen=True)
@@ -22,9 +22,10 @@ class BackendOptions:
     """Where the engine is. Secrets (API keys, passwords) come from the environment only."""
 
     kind: BackendKind = "edge"
-    data_dir: Path = DEFAULT_DATA_DIR  # edge; and qdrant local mode when no url
+    data_dir: Path = DEFAULT_DATA_DIR  # local state: edge/, qdrant-local/ (no url), opensearch-cache/
     url: str | None = None  # qdrant / opensearch server
     ca_certs: str | None = None  # opensearch over https
+    multivector_cache: bool = True  # opensearch: keep a local copy of the multivectors for the rerank
 
 
 def open_backend(options: BackendOptions, *, sparse_model: str = "splade-tiny") -> Backend:
@@ -33,11 +34,11 @@ def open_backend(options: BackendOptions, *, sparse_model: str = "splade-tiny") 
     if options.kind == "edge":
         from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
-        return QdrantEdgeBackend(options.data_dir)
+        return QdrantEdgeBackend(options.data_dir / "edge")
     if options.kind == "qdrant":
         from lsrkit.plugin.qdrant_server import QdrantBackend, client_from_env
 
-        path = None if options.url else str(options.data_dir)
+        path = None if options.url else str(options.data_dir / "qdrant-local")
         return QdrantBackend(client_from_env(url=options.url, path=path))
     if options.kind == "opensearch":
         from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env as os_client
@@ -48,7 +49,8 @@ def open_backend(options: BackendOptions, *, sparse_model: str = "splade-tiny") 
         resolved = resolve(sparse_model, "sparse")
         vocab = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
         url = options.url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
-        return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs), vocab=vocab)
+        cache_dir = options.data_dir / "opensearch-cache" if options.multivector_cache else None
+        return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs), vocab=vocab, cache_dir=cache_dir)
     raise ConfigError(f"unknown backend {options.kind!r}: use edge, qdrant or opensearch")
 
 

@@ -24,7 +24,7 @@ def dataset_dir() -> Path:
 
 def run_quickstart(data_dir: Path, *, progress: bool | None = None, fresh: bool = False) -> dict[str, Any]:
     dataset = load_beir(dataset_dir())
-    backend = open_backend(BackendOptions(kind="edge", data_dir=data_dir / "edge"))
+    backend = open_backend(BackendOptions(kind="edge", data_dir=data_dir))
     state_dir = data_dir / "state" / INDEX
     models = ModelChoice()
     sparse, multivector = document_encoders(models)

@@ -6,11 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
 
 from lsrkit.core.config import IndexSpec
 from lsrkit.core.types import Hit, MultiVector, SparseVector
+from lsrkit.plugin.codec import StoredMultiVector
 
 Filters = Mapping[str, str | int | float | bool]
 
@@ -53,7 +52,7 @@ class Backend(Protocol):
 
     def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
 
-    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float16]]:
+    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, StoredMultiVector]:
         """Stored token vectors of the given passage ids, compact (not upcast)."""
         ...
 
@@ -92,7 +91,7 @@ class SearchWithMultivectors(Protocol):
 
     def search_sparse_with_multivectors(
         self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None
-    ) -> tuple[list[Hit], dict[str, npt.NDArray[np.float32]]]: ...
+    ) -> tuple[list[Hit], dict[str, StoredMultiVector]]: ...
 
 
 @runtime_checkable

@@ -2,9 +2,13 @@
 
 Layout of an index: `title`/`text` as BM25 text fields, the learned sparse vector as
 `rank_features` (token strings as feature names, see feature_names.py), the multivector as a
-non-indexed binary field (int8 + row scale), metadata as keywords. An exact dot product is a
+non-indexed binary field (int8 + row scale) with its digest in `_source`, metadata as keywords. An exact dot product is a
 `bool.should` of `rank_feature` queries with the linear function and each query weight as boost.
 Small JSON documents (the IDF statistics) live in the `lsrkit-meta` index.
+
+With a `cache_dir`, the multivectors this backend writes or fetches are also kept in a local
+MultiVectorCache per index, and the rerank reads candidates from it when their digest still
+matches the one in `_source` (see multivector_cache.py for why).
 """
 
 from __future__ import annotations
@@ -12,10 +16,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, RequestError, TransportError
@@ -24,11 +27,13 @@ from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
 from lsrkit.core.types import Hit, SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
-from lsrkit.plugin.codec import decode_multivector, encode_multivector
+from lsrkit.plugin.codec import QuantizedRows, StoredMultiVector, decode_multivector, digest, encode_multivector
 from lsrkit.plugin.feature_names import to_feature
+from lsrkit.plugin.multivector_cache import MultiVectorCache
 
 META_INDEX = "lsrkit-meta"
 MV_FIELD = "mv"
+MV_DIGEST_FIELD = "mv_digest"
 MV_CODEC = "uint8"
 _SOURCE_EXCLUDES = ["sparse"]
 
@@ -74,11 +79,29 @@ class OpenSearchBackend:
 
     name = "opensearch"
 
-    def __init__(self, client: OpenSearch, *, vocab: Sequence[str] | None = None, max_retries_429: int = 8, max_backoff: float = 8.0) -> None:
+    def __init__(
+        self,
+        client: OpenSearch,
+        *,
+        vocab: Sequence[str] | None = None,
+        max_retries_429: int = 8,
+        max_backoff: float = 8.0,
+        cache_dir: Path | None = None,
+    ) -> None:
         self.client = client
         self.vocab = list(vocab) if vocab is not None else None
         self.max_retries_429 = max_retries_429
         self.max_backoff = max_backoff
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._caches: dict[str, MultiVectorCache] = {}
+
+    def _cache(self, index: str) -> MultiVectorCache | None:
+        if self.cache_dir is None:
+            return None
+        if index not in self._caches:
+            validate_index_name(index)
+            self._caches[index] = MultiVectorCache(self.cache_dir / index)
+        return self._caches[index]
 
     def set_vocab(self, vocab: Sequence[str]) -> None:
         """The token strings of the sparse model's ids (rank_features are keyed by token)."""
@@ -122,6 +145,7 @@ class OpenSearchBackend:
             # a stored field, kept out of _source: measured on 3.5, a 128 KB base64 string in _source
             # made every search that reads _source (even for the title alone) ~3x slower
             properties[MV_FIELD] = {"type": "binary", "doc_values": False, "store": True}
+            properties[MV_DIGEST_FIELD] = {"type": "keyword", "index": False, "doc_values": False}
         return {
             "_meta": {"lsrkit_spec": spec.__dict__},
             "_source": {"excludes": [MV_FIELD]},
@@ -157,6 +181,11 @@ class OpenSearchBackend:
     def drop_index(self, index: str) -> None:
         validate_index_name(index)
         self._call("delete", index, self.client.indices.delete, index=index, ignore_unavailable=True)
+        cache = self._caches.pop(index, None)
+        if cache is not None:
+            cache.close()
+        if self.cache_dir is not None:
+            MultiVectorCache.remove(self.cache_dir / index)
         if self.client.indices.exists(index=META_INDEX):
             self._call("delete meta", index, self.client.delete_by_query, index=META_INDEX, body={"query": {"term": {"index": index}}}, refresh=True)
 
@@ -164,33 +193,38 @@ class OpenSearchBackend:
         self._call("refresh", index, self.client.indices.refresh, index=index)
 
     def close(self) -> None:
+        for cache in self._caches.values():
+            cache.close()
+        self._caches.clear()
         self.client.close()
 
     # -- writes --------------------------------------------------------------------------------
-    def _source(self, record: EncodedRecord) -> dict[str, Any]:
+    def _source(self, record: EncodedRecord, encoded_multivector: str | None) -> dict[str, Any]:
         vocab = self._vocab()
         features = {to_feature(vocab[i]): w for i, w in zip(record.sparse.ids.tolist(), record.sparse.weights.tolist()) if w > 0 and vocab[i]}
         source: dict[str, Any] = {"id": record.id, "doc_id": record.doc_id, "title": record.title, "text": record.text, "metadata": dict(record.metadata), "sparse": features}
-        if record.multivector is not None:
-            source[MV_FIELD] = encode_multivector(record.multivector.vectors, MV_CODEC)
+        if encoded_multivector is not None:
+            source[MV_FIELD] = encoded_multivector
+            source[MV_DIGEST_FIELD] = digest(encoded_multivector)
         return source
 
-    def _actions(self, index: str, records: Sequence[EncodedRecord]) -> Iterator[dict[str, Any]]:
+    def _actions(self, index: str, records: Sequence[EncodedRecord], encoded: Mapping[str, str]) -> Iterator[dict[str, Any]]:
         for record in records:
-            yield {"_op_type": "index", "_index": index, "_id": record.id, "_source": self._source(record)}
+            yield {"_op_type": "index", "_index": index, "_id": record.id, "_source": self._source(record, encoded.get(record.id))}
 
     def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:
         """Bulk index with opensearch-py's streaming_bulk (chunked by count and bytes); items the
         cluster rejected as overloaded (429) are retried alone, with capped exponential backoff."""
         result = WriteResult()
         pending = list(records)
+        encoded = {r.id: encode_multivector(r.multivector.vectors, MV_CODEC) for r in pending if r.multivector is not None}
         delay = 0.25
         for attempt in range(self.max_retries_429 + 1):
             overloaded: list[EncodedRecord] = []
             by_id = {r.id: r for r in pending}
             try:
                 for ok, item in helpers.streaming_bulk(
-                    self.client, self._actions(index, pending), chunk_size=500, max_chunk_bytes=8 * 1024 * 1024,
+                    self.client, self._actions(index, pending, encoded), chunk_size=500, max_chunk_bytes=8 * 1024 * 1024,
                     # per-item errors come back as items; a transport failure (node down, timeout)
                     # must raise: it is the bulk that failed, not its records
                     raise_on_error=False, raise_on_exception=True, max_retries=0,
@@ -210,6 +244,7 @@ class OpenSearchBackend:
             except TransportError as exc:
                 raise UnavailableError(f"opensearch: bulk to {index!r} failed: HTTP {exc.status_code}") from exc
             if not overloaded:
+                self._cache_written(index, result.written, encoded)
                 return result
             result.retried += len(overloaded)
             pending = overloaded
@@ -218,7 +253,14 @@ class OpenSearchBackend:
                 delay = min(delay * 2, self.max_backoff)
         for record in pending:
             result.failed[record.id] = f"HTTP 429: still rejected after {self.max_retries_429} retries"
+        self._cache_written(index, result.written, encoded)
         return result
+
+    def _cache_written(self, index: str, written: Sequence[str], encoded: Mapping[str, str]) -> None:
+        """Write-through: what the cluster acknowledged goes to the local cache too."""
+        cache = self._cache(index)
+        if cache is not None:
+            cache.put({i: (digest(encoded[i]), _quantized(encoded[i])) for i in written if i in encoded})
 
     # -- reads ---------------------------------------------------------------------------------
     def _search(self, index: str, query: dict[str, Any], limit: int, filters: Filters | None, with_multivectors: bool = False) -> dict[str, Any]:
@@ -247,25 +289,50 @@ class OpenSearchBackend:
 
     def search_sparse_with_multivectors(
         self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None
-    ) -> tuple[list[Hit], dict[str, npt.NDArray[np.float32]]]:
-        """First stage and the candidates' multivectors in one round trip."""
+    ) -> tuple[list[Hit], dict[str, StoredMultiVector]]:
+        """First stage and the candidates' multivectors: from the local cache where the digests in
+        the hits match (the engine is asked only for the rest), else in the same round trip."""
         if not len(query):
             return [], {}
-        response = self._search(index, rank_feature_query(query, self._vocab()), limit, filters, with_multivectors=True)
-        vectors = {
-            item["_id"]: decode_multivector(item["fields"][MV_FIELD][0], MV_CODEC) for item in response["hits"]["hits"] if MV_FIELD in item.get("fields", {})
-        }
-        return self._hits(response), vectors
+        cache = self._cache(index)
+        response = self._search(index, rank_feature_query(query, self._vocab()), limit, filters, with_multivectors=cache is None)
+        if cache is None:
+            return self._hits(response), {
+                item["_id"]: decode_multivector(item["fields"][MV_FIELD][0], MV_CODEC) for item in response["hits"]["hits"] if MV_FIELD in item.get("fields", {})
+            }
+        hits = response["hits"]["hits"]
+        digests = {item["_id"]: item["_source"][MV_DIGEST_FIELD] for item in hits if MV_DIGEST_FIELD in item.get("_source", {})}
+        return self._hits(response), self._through_cache(cache, index, [item["_id"] for item in hits], digests)
+
+    def _through_cache(self, cache: MultiVectorCache, index: str, ids: Sequence[str], digests: Mapping[str, str]) -> dict[str, StoredMultiVector]:
+        """Cached entries whose digest matches; the rest fetched from the engine, and cached when
+        the engine holds a digest for them (documents written before digests existed have none)."""
+        vectors: dict[str, StoredMultiVector] = dict(cache.get(digests))
+        missing = [i for i in ids if i not in vectors]
+        if missing:
+            fetched = self._fetch_encoded(index, missing)
+            cache.put({i: (digests[i], _quantized(text)) for i, text in fetched.items() if digests.get(i) == digest(text)})
+            vectors.update({i: _quantized(text) for i, text in fetched.items()})
+        return vectors
+
+    def _fetch_encoded(self, index: str, ids: Sequence[str]) -> dict[str, str]:
+        response = self._call("mget", index, self.client.mget, index=index, body={"ids": list(ids)}, stored_fields=[MV_FIELD], _source=False)
+        return {d["_id"]: d["fields"][MV_FIELD][0] for d in response["docs"] if d.get("found") and MV_FIELD in d.get("fields", {})}
 
     def search_text(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
         query = {"multi_match": {"query": text, "fields": ["title", "text"], "type": "most_fields"}}
         return self._hits(self._search(index, query, limit, filters))
 
-    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, StoredMultiVector]:
+        """The candidates' multivectors; with a cache, one small mget for the digests first."""
         if not ids:
             return {}
-        response = self._call("mget", index, self.client.mget, index=index, body={"ids": list(ids)}, stored_fields=[MV_FIELD], _source=False)
-        return {d["_id"]: decode_multivector(d["fields"][MV_FIELD][0], MV_CODEC) for d in response["docs"] if d.get("found") and MV_FIELD in d.get("fields", {})}
+        cache = self._cache(index)
+        if cache is None:
+            return {i: decode_multivector(text, MV_CODEC) for i, text in self._fetch_encoded(index, ids).items()}
+        response = self._call("mget", index, self.client.mget, index=index, body={"ids": list(ids)}, _source=[MV_DIGEST_FIELD])
+        digests = {d["_id"]: d["_source"][MV_DIGEST_FIELD] for d in response["docs"] if d.get("found") and MV_DIGEST_FIELD in d.get("_source", {})}
+        return self._through_cache(cache, index, [d["_id"] for d in response["docs"] if d.get("found")], digests)
 
     def count(self, index: str) -> int:
         return int(self._call("count", index, self.client.count, index=index)["count"])
@@ -291,3 +358,9 @@ class OpenSearchBackend:
         except NotFoundError:
             return None
         return dict(doc["_source"]["value"])
+
+
+def _quantized(encoded: str) -> QuantizedRows:
+    rows = decode_multivector(encoded, MV_CODEC)
+    assert isinstance(rows, QuantizedRows)
+    return rows

@@ -15,15 +15,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import qdrant_edge as qe
 
 from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexMissingError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
-from lsrkit.plugin.codec import decode_multivector
+from lsrkit.plugin.codec import StoredMultiVector, decode_multivector
 from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, MV_CODEC, MV_PAYLOAD, SPARSE, build_points, filter_key, hit_from_payload, payload, point_id
 
 _DATATYPES = {"float16": qe.VectorStorageDatatype.Float16, "uint8": qe.VectorStorageDatatype.Uint8, "float32": qe.VectorStorageDatatype.Float32}
@@ -207,7 +205,7 @@ class QdrantEdgeBackend:
             raise BackendError(f"edge: MaxSim on {index!r} failed: {exc}") from exc
         return {by_point[str(p.id)]: float(p.score) for p in points}
 
-    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float16]]:
+    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, StoredMultiVector]:
         if not ids:
             return {}
         by_point = {point_id(i): i for i in ids}

@@ -10,8 +10,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import qdrant_edge as qe
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
@@ -20,7 +18,7 @@ from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexMissingError, InputError, UnavailableError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
-from lsrkit.plugin.codec import decode_multivector
+from lsrkit.plugin.codec import StoredMultiVector, decode_multivector
 from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, MV_CODEC, MV_PAYLOAD, SPARSE, build_points, filter_key, hit_from_payload, payload, point_id
 
 _DATATYPES = {"float16": models.Datatype.FLOAT16, "uint8": models.Datatype.UINT8, "float32": models.Datatype.FLOAT32}
@@ -182,7 +180,7 @@ class QdrantBackend:
         )
         return {by_point[str(p.id)]: float(p.score) for p in response.points}
 
-    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float16]]:
+    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, StoredMultiVector]:
         if not ids:
             return {}
         by_point = {point_id(i): i for i in ids}

