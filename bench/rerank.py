@@ -1,7 +1,10 @@
 """`lsrkit bench rerank`: α/β pruning vs the full rerank of the same candidates.
 
-The sweep runs on the *train* split and picks the setting with the largest speedup whose nDCG@10
-loss stays within the target; that one setting is then reported on the *test* split.
+The sweep runs on the *train* split and picks the fastest setting whose nDCG@10 loss stays within
+the target on every one of FOLDS disjoint parts of the train queries, not only on their average:
+a loss that holds on each part is the one likely to hold on queries never seen (an average-only
+rule picked α=0.2, β=8 at −0.0019 on train, and it lost 0.0071 on test). That one setting is
+then reported on the *test* split.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from lsrkit.bench.common import DEFAULT_DATASET, machine
 
 ALPHAS = (0.2, 0.3, 0.5)
 BETAS = (4, 8, 16)
+FOLDS = 4
 
 
 def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), max_loss: float = 0.002) -> dict[str, Any]:
@@ -31,15 +35,19 @@ def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), ma
         idf = idf_query_encoder(backend, index, "splade-tiny")
         quality = QualitySettings()
         base = Config("sparse", kappa=quality.sparse_kappa, interpolation=quality.sparse_interpolation)
-        train_rows = sweep_pruning(backend, index, collect(backend, index, train, idf, multivector), train, base, ALPHAS, BETAS)
-        eligible = [r for r in train_rows[1:] if r["ndcg10_delta"] >= -max_loss]
+        train_rows = sweep_pruning(backend, index, collect(backend, index, train, idf, multivector), train, base, ALPHAS, BETAS, folds=FOLDS)
+        eligible = [r for r in train_rows[1:] if min(r["ndcg10_delta"], *r["fold_deltas"]) >= -max_loss]
         chosen = max(eligible, key=lambda r: r["speedup"]) if eligible else train_rows[0]
         test_rows = sweep_pruning(backend, index, collect(backend, index, test, idf, multivector), test, base, [chosen["alpha"]] if chosen["alpha"] else [], [chosen["beta"]] if chosen["beta"] else [])
         reported = next(r for r in test_rows if r["alpha"] == chosen["alpha"] and r["beta"] == chosen["beta"])
         return {
             "dataset": str(dataset),
             "pipeline": base.label(),
-            "chosen_on_train": {"alpha": chosen["alpha"], "beta": chosen["beta"], "speedup": round(chosen["speedup"], 3), "ndcg10_delta": round(chosen["ndcg10_delta"], 4)},
+            "selection": f"fastest setting with nDCG@10 loss <= {max_loss} on train and on each of its {FOLDS} folds",
+            "chosen_on_train": {
+                "alpha": chosen["alpha"], "beta": chosen["beta"], "speedup": round(chosen["speedup"], 3),
+                "ndcg10_delta": round(chosen["ndcg10_delta"], 4), "fold_deltas": [round(d, 4) for d in chosen.get("fold_deltas", [])],
+            },
             "pruning_speedup": round(reported["speedup"], 3),
             "ndcg10_delta": round(reported["ndcg10_delta"], 4),
             "test": {"full": _round(test_rows[0]), "pruned": _round(reported)},

@@ -146,9 +146,12 @@ def sweep_pruning(
     betas: Sequence[int],
     k: int = 10,
     repeats: int = 2,
+    folds: int = 1,
 ) -> list[dict[str, Any]]:
     """Full rerank vs α/β-pruned rerank of the same candidates (client side, from the stored
-    token vectors): the rerank stage's time (best of `repeats`) and nDCG@10, per setting."""
+    token vectors): the rerank stage's time (best of `repeats`) and nDCG@10, per setting.
+    With `folds` > 1, each row also has `fold_deltas`: the nDCG@10 change on each of that many
+    disjoint parts of the queries (every `folds`-th query id in sorted order)."""
     grid_settings: list[tuple[float | None, int | None]] = [(None, None)] + [(a, None) for a in alphas] + [(None, b) for b in betas]
     grid_settings += [(a, b) for a in alphas for b in betas]
     rerankers = [MaxSimReranker(RerankSettings(kappa=base.kappa, k=k, alpha=a, beta=b, interpolation=base.interpolation)) for a, b in grid_settings]
@@ -173,4 +176,10 @@ def sweep_pruning(
     for row in rows:
         row["speedup"] = rows[0]["rerank_ms"] / row["rerank_ms"] if row["rerank_ms"] else 0.0
         row["ndcg10_delta"] = row["ndcg10"] - rows[0]["ndcg10"]
+    if folds > 1:
+        qids = sorted(evidence)
+        parts = [{q: dataset.qrels[q] for q in qids[f::folds] if q in dataset.qrels} for f in range(folds)]
+        fold_ndcg = [[score_run(run, part)["ndcg10"] for part in parts] for run in runs]
+        for n, row in enumerate(rows):
+            row["fold_deltas"] = [fold_ndcg[n][f] - fold_ndcg[0][f] for f in range(folds)]
     return rows
