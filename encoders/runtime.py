@@ -35,6 +35,7 @@ def load_model(model: str | ModelSpec, kind: ModelKind, options: OnnxOptions) ->
     session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if options.intra_op_threads:
         session_options.intra_op_num_threads = options.intra_op_threads
+    session_options.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.allow_spinning else "0")
     try:
         session = ort.InferenceSession(str(exported.onnx_path), session_options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors

