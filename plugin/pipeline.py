@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
@@ -103,6 +104,9 @@ class SearchPipeline:
         self.hybrid = hybrid
         self.aggregate = aggregate
         self.reranker = MaxSimReranker(settings)
+        # the query's token vectors are encoded while the first stage runs (onnxruntime releases
+        # the GIL; the engine round trip is mostly waiting)
+        self._encoder_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsrkit-query-mv") if rerank == "client" else None
 
     def search(self, text: str, *, k: int | None = None, filters: Filters | None = None) -> SearchResult:
         if not isinstance(text, str) or not text.strip():
@@ -123,20 +127,25 @@ class SearchPipeline:
             timings[name] = timings.get(name, 0.0) + (now - clock) * 1000.0
             clock = now
 
+        pending: Future[list[MultiVector]] | None = None
+        if self._encoder_thread is not None and self.multivector_encoder is not None:
+            pending = self._encoder_thread.submit(self.multivector_encoder.encode_queries, [text])
         sparse = self.query_encoder.encode_queries([text])[0] if self.query_encoder and self.first_stage != "bm25" else None
-        query_vectors = self.multivector_encoder.encode_queries([text])[0] if self.multivector_encoder and self.rerank_mode != "none" else None
-        lap("encode")
         if self.rerank_mode == "server":
-            assert sparse is not None and query_vectors is not None and isinstance(self.backend, ServerSideMaxSim)
+            assert sparse is not None and self.multivector_encoder is not None and isinstance(self.backend, ServerSideMaxSim)
+            query_vectors = self.multivector_encoder.encode_queries([text])[0]
+            lap("encode")
             hits = self.backend.search_sparse_maxsim(self.index, sparse, query_vectors, kappa, kappa, filters=filters)
             lap("first_stage+rerank")
-        elif self.rerank_mode == "client":
-            assert query_vectors is not None
-            hits = self._rerank_client(text, sparse, query_vectors, depth, filters, lap)
+        elif pending is not None:
+            lap("encode")
+            hits = self._rerank_client(text, sparse, pending, depth, filters, lap)
         elif self.aggregate:
+            lap("encode")
             hits = self._enough_documents(text, sparse, k, filters)
             lap("first_stage")
         else:
+            lap("encode")
             hits = self._first_stage(text, sparse, k, filters)
             lap("first_stage")
         if self.aggregate:
@@ -145,9 +154,10 @@ class SearchPipeline:
         return SearchResult(hits[:k], timings)
 
     def _rerank_client(
-        self, text: str, sparse: SparseVector | None, query_vectors: MultiVector, depth: int, filters: Filters | None, lap: Callable[[str], None]
+        self, text: str, sparse: SparseVector | None, pending: Future[list[MultiVector]], depth: int, filters: Filters | None, lap: Callable[[str], None]
     ) -> list[Hit]:
-        """Rerank the top κ; the first stage's hits past κ keep their order below the reranked ones."""
+        """Rerank the top κ; the first stage's hits past κ keep their order below the reranked ones.
+        `pending` is the query's multivector, being encoded meanwhile."""
         kappa = self.settings.kappa
         stored = None
         use_engine = self._engine_scores_maxsim()
@@ -157,6 +167,8 @@ class SearchPipeline:
         else:
             hits = self._first_stage(text, sparse, depth, filters)
         lap("first_stage")
+        query_vectors = pending.result()[0]
+        lap("encode")  # what the encoding took beyond the first stage
         head, tail = hits[:kappa], hits[kappa:]
         if not head:
             return hits
