@@ -134,7 +134,9 @@ class Document:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result. `stage_scores` keeps each stage's score (first_stage, maxsim, fused)."""
+    """One search result. `stage_scores` keeps each stage's score (first_stage, maxsim, fused).
+    `vector_digest`, when the engine returns one, names the version of the stored multivector the
+    hit was read with (a local copy of that version may stand in for a fetch)."""
 
     id: str
     score: float
@@ -142,3 +144,4 @@ class Hit:
     text: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     stage_scores: Mapping[str, float] = field(default_factory=dict)
+    vector_digest: str = ""

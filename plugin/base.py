@@ -52,8 +52,9 @@ class Backend(Protocol):
 
     def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
 
-    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, StoredMultiVector]:
-        """Stored token vectors of the given passage ids, compact (not upcast)."""
+    def fetch_multivectors(self, index: str, ids: Sequence[str], *, digests: Mapping[str, str] | None = None) -> dict[str, StoredMultiVector]:
+        """Stored token vectors of the given passage ids, compact (not upcast). `digests` (id →
+        Hit.vector_digest) lets a backend with a local copy skip asking the engine for them."""
         ...
 
     def count(self, index: str) -> int: ...

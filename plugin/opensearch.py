@@ -282,7 +282,9 @@ class OpenSearchBackend:
             source = item.get("_source", {})
             meta = dict(source.get("metadata") or {})
             meta.setdefault("doc_id", source.get("doc_id", item["_id"]))
-            hits.append(Hit(id=item["_id"], score=float(item["_score"]), title=source.get("title", ""), text=source.get("text", ""), metadata=meta))
+            hits.append(
+                Hit(id=item["_id"], score=float(item["_score"]), title=source.get("title", ""), text=source.get("text", ""), metadata=meta, vector_digest=source.get(MV_DIGEST_FIELD, ""))
+            )
         return hits
 
     def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
@@ -326,13 +328,16 @@ class OpenSearchBackend:
         query = {"multi_match": {"query": text, "fields": ["title", "text"], "type": "most_fields"}}
         return self._hits(self._search(index, query, limit, filters))
 
-    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, StoredMultiVector]:
-        """The candidates' multivectors; with a cache, one small mget for the digests first."""
+    def fetch_multivectors(self, index: str, ids: Sequence[str], *, digests: Mapping[str, str] | None = None) -> dict[str, StoredMultiVector]:
+        """The candidates' multivectors. With a cache: the digests the hits came with, or else
+        one small mget for them, then the engine only for what the cache lacks."""
         if not ids:
             return {}
         cache = self._cache(index)
         if cache is None:
             return {i: decode_multivector(text, MV_CODEC) for i, text in self._fetch_encoded(index, ids).items()}
+        if digests is not None and all(i in digests for i in ids):
+            return self._through_cache(cache, index, ids, digests)
         response = self._call("mget", index, self.client.mget, index=index, body={"ids": list(ids)}, _source=[MV_DIGEST_FIELD])
         digests = {d["_id"]: d["_source"][MV_DIGEST_FIELD] for d in response["docs"] if d.get("found") and MV_DIGEST_FIELD in d.get("_source", {})}
         return self._through_cache(cache, index, [d["_id"] for d in response["docs"] if d.get("found")], digests)

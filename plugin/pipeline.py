@@ -179,7 +179,8 @@ class SearchPipeline:
             head = self.reranker.rank_scored(head, scores, k=len(head))
         else:
             if stored is None:
-                stored = self.backend.fetch_multivectors(self.index, [h.id for h in head])
+                digests = {h.id: h.vector_digest for h in head if h.vector_digest}
+                stored = self.backend.fetch_multivectors(self.index, [h.id for h in head], digests=digests)
                 lap("fetch")
             reranked = self.reranker.rerank(query_vectors.vectors, head, stored, k=len(head))
             scored = {h.id for h in reranked}

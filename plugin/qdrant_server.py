@@ -180,7 +180,7 @@ class QdrantBackend:
         )
         return {by_point[str(p.id)]: float(p.score) for p in response.points}
 
-    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, StoredMultiVector]:
+    def fetch_multivectors(self, index: str, ids: Sequence[str], *, digests: Mapping[str, str] | None = None) -> dict[str, StoredMultiVector]:
         if not ids:
             return {}
         by_point = {point_id(i): i for i in ids}
