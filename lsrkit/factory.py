@@ -110,6 +110,7 @@ class QualitySettings:
     hybrid_interpolation: float = 0.2
     alpha: float | None = 0.2
     beta: int | None = 16
+    prune_depth: int = 10  # the top the pruning protects (what nDCG@10 sees; what α/β were chosen for)
 
 
 def build_pipeline(
@@ -134,7 +135,7 @@ def build_pipeline(
     interpolation = quality.hybrid_interpolation if first_stage == "hybrid" else quality.sparse_interpolation
     settings = RerankSettings(
         kappa=kappa if reranked else max(kappa, k),
-        k=min(k, kappa) if reranked else k,
+        k=min(k, quality.prune_depth if pruned else kappa) if reranked else k,
         interpolation=interpolation if reranked else 0.0,
         alpha=quality.alpha if pruned else None,
         beta=quality.beta if pruned else None,

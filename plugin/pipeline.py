@@ -182,7 +182,7 @@ class SearchPipeline:
                 digests = {h.id: h.vector_digest for h in head if h.vector_digest}
                 stored = self.backend.fetch_multivectors(self.index, [h.id for h in head], digests=digests)
                 lap("fetch")
-            reranked = self.reranker.rerank(query_vectors.vectors, head, stored, k=len(head))
+            reranked = self.reranker.rerank(query_vectors.vectors, head, stored)  # pruning protects settings.k
             scored = {h.id for h in reranked}
             tail = [h for h in head if h.id not in scored] + tail  # pruned by α/β: kept, in first-stage order
             head = reranked

@@ -117,7 +117,9 @@ class MaxSimReranker:
         *,
         k: int | None = None,
     ) -> list[Hit]:
-        """`candidates` in first-stage order (best first); their ids key `multivectors`.
+        """`candidates` in first-stage order (best first); their ids key `multivectors`. Returns
+        every candidate that was scored, best first; α/β pruning protects the top `k` (default
+        settings.k), and the candidates it skipped are not returned.
 
         A candidate with no stored multivector is scored as having no tokens (0).
         """
@@ -139,7 +141,7 @@ class MaxSimReranker:
             pool = pool[: len(scores)]
         stats.scored = len(pool)
         self.last_stats = stats
-        return self._final(pool, scores, k)
+        return self._final(pool, scores, len(pool))
 
     def rank_scored(self, candidates: Sequence[Hit], maxsim: Mapping[str, float], *, k: int | None = None) -> list[Hit]:
         """The same final ranking from MaxSim scores computed elsewhere (e.g. by the engine).

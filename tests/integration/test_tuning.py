@@ -51,3 +51,19 @@ def test_tune_chooses_within_tolerance_of_the_best(mini_index, mv_encoder):
         assert best["ndcg10"] - 0.001 <= chosen["ndcg10"] <= best["ndcg10"]
         assert chosen["config"]["kappa"] <= best["config"]["kappa"]  # the cheaper of the near-best
     assert result["best"]["sparse+rerank"]["ndcg10"] > result["best"]["sparse"]["ndcg10"]  # measured: 0.80 vs 0.75
+
+
+def test_pruned_pipeline_prunes_at_any_result_depth(mini_index, mv_encoder):
+    """α/β protect the top 10 even when 100 results are asked for; the skipped candidates stay,
+    in first-stage order, below the reranked ones."""
+    from lsrkit.factory import build_pipeline
+
+    backend, dataset, idf = mini_index
+    pruned = build_pipeline("sparse-idf+rerank-pruned", backend, "mini", idf_encoder=idf, multivector=mv_encoder, k=100)
+    full = build_pipeline("sparse-idf+rerank", backend, "mini", idf_encoder=idf, multivector=mv_encoder, k=100)
+    scored = []
+    for text in list(dataset.queries.values())[:20]:
+        hits = pruned.search(text, k=100).hits
+        scored.append(pruned.reranker.last_stats.scored)
+        assert {h.id for h in hits} == {h.id for h in full.search(text, k=100).hits}
+    assert min(scored) < pruned.settings.kappa  # it did prune
