@@ -305,9 +305,9 @@ class OpenSearchBackend:
             return self._hits(response), {
                 item["_id"]: decode_multivector(item["fields"][MV_FIELD][0], MV_CODEC) for item in response["hits"]["hits"] if MV_FIELD in item.get("fields", {})
             }
-        hits = response["hits"]["hits"]
-        digests = {item["_id"]: item["_source"][MV_DIGEST_FIELD] for item in hits if MV_DIGEST_FIELD in item.get("_source", {})}
-        return self._hits(response), self._through_cache(cache, index, [item["_id"] for item in hits], digests)
+        hits = self._hits(response)
+        digests = {h.id: h.vector_digest for h in hits if h.vector_digest}
+        return hits, self._through_cache(cache, index, [h.id for h in hits], digests)
 
     def _through_cache(self, cache: MultiVectorCache, index: str, ids: Sequence[str], digests: Mapping[str, str]) -> dict[str, StoredMultiVector]:
         """Cached entries whose digest matches; the rest fetched from the engine, and cached when
