@@ -19,7 +19,7 @@ import numpy as np
 from lsrkit.core.types import Hit, MultiVector
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder
 from lsrkit.evaluation import BeirDataset, score_run
-from lsrkit.plugin import Backend, MaxSimScoring, TextSearch, aggregate_passages, fuse
+from lsrkit.plugin import Backend, MaxSimScoring, TextSearch, aggregate_passages, demote, fuse
 from lsrkit.plugin.rerank import MaxSimReranker, interpolate, maxsim_scores
 from lsrkit.core.config import RerankSettings
 
@@ -92,8 +92,7 @@ def apply(ev: QueryEvidence, config: Config) -> list[Hit]:
         maxsim = np.asarray([ev.maxsim.get(h.id, 0.0) for h in pool], np.float32)
         final = interpolate(first, maxsim, config.interpolation)
         order = np.argsort(-final, kind="stable")
-        floor = float(final.min()) if len(final) else 0.0
-        tail = [Hit(h.id, floor - 1.0 - n, metadata=h.metadata) for n, h in enumerate(hits[config.kappa :])]  # as the pipeline does
+        tail = demote(hits[config.kappa :], below=float(final.min()) if len(final) else 0.0)  # as the pipeline does
         hits = [Hit(pool[i].id, float(final[i]), metadata=pool[i].metadata) for i in order] + tail
     return aggregate_passages(hits)[:100]
 

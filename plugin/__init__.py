@@ -16,7 +16,7 @@ from lsrkit.plugin.base import (
     WriteResult,
 )
 from lsrkit.plugin.fusion import fuse, minmax_sum, rrf
-from lsrkit.plugin.pipeline import HybridSettings, SearchPipeline, SearchResult, aggregate_passages
+from lsrkit.plugin.pipeline import HybridSettings, SearchPipeline, SearchResult, aggregate_passages, demote
 from lsrkit.plugin.rerank import MaxSimReranker, alpha_prune, maxsim_scores
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "TextSearch",
     "WriteResult",
     "aggregate_passages",
+    "demote",
     "alpha_prune",
     "fuse",
     "maxsim_scores",

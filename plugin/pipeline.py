@@ -48,6 +48,16 @@ class SearchResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+def demote(tail: Sequence[Hit], below: float) -> list[Hit]:
+    """The candidates left out of a rerank, in their first-stage order, scored under `below` (the
+    lowest reranked score); their first-stage score is kept in stage_scores.
+
+    >>> [(h.id, h.score) for h in demote([Hit("a", 7.0), Hit("b", 5.0)], below=0.2)]
+    [('a', -0.8), ('b', -1.8)]
+    """
+    return [replace(h, score=below - 1.0 - i, stage_scores={**h.stage_scores, "first_stage": h.score}) for i, h in enumerate(tail)]
+
+
 def aggregate_passages(hits: Sequence[Hit]) -> list[Hit]:
     """Max-passage: keep each document's best passage, reported under the document id.
 
@@ -187,9 +197,7 @@ class SearchPipeline:
             tail = [h for h in head if h.id not in scored] + tail  # pruned by α/β: kept, in first-stage order
             head = reranked
         lap("rerank")
-        floor = min(h.score for h in head)
-        demoted = [replace(h, score=floor - 1.0 - i, stage_scores={**h.stage_scores, "first_stage": h.score}) for i, h in enumerate(tail)]
-        return head + demoted
+        return head + demote(tail, below=min(h.score for h in head))
 
     def _enough_documents(self, text: str, sparse: SparseVector | None, k: int, filters: Filters | None) -> list[Hit]:
         """Passages until they cover k documents (a long document has several): fetch k, then

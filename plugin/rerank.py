@@ -77,7 +77,8 @@ def alpha_prune(first_stage: Sequence[float], k: int, alpha: float) -> int:
     return kept
 
 
-def _minmax(values: FloatArray) -> FloatArray:
+def minmax(values: FloatArray) -> FloatArray:
+    """Scale to [0, 1] over the values given; all equal → zeros."""
     span = float(values.max() - values.min()) if values.size else 0.0
     return (values - values.min()) / span if span > 0 else np.zeros_like(values)
 
@@ -90,7 +91,7 @@ def interpolate(first_stage: FloatArray, maxsim: FloatArray, weight: float) -> F
     """
     if weight <= 0.0 or not len(maxsim):
         return np.asarray(maxsim, dtype=np.float32)
-    return (1.0 - weight) * _minmax(np.asarray(maxsim, np.float32)) + weight * _minmax(np.asarray(first_stage, np.float32))
+    return (1.0 - weight) * minmax(np.asarray(maxsim, np.float32)) + weight * minmax(np.asarray(first_stage, np.float32))
 
 
 @dataclass

@@ -22,15 +22,11 @@ from lsrkit.evaluation import load_beir, score_run
 from lsrkit.factory import BackendOptions, ModelChoice, QualitySettings, document_encoders, idf_query_encoder, open_backend
 from lsrkit.plugin.codec import QuantizedRows
 from lsrkit.plugin.fusion import fuse
-from lsrkit.plugin.pipeline import aggregate_passages
+from lsrkit.plugin.pipeline import aggregate_passages, demote
+from lsrkit.plugin.rerank import minmax
 from lsrkit.tuning import collect
 
 FOLDS = 4
-
-
-def _minmax(values: np.ndarray) -> np.ndarray:
-    span = float(values.max() - values.min()) if values.size else 0.0
-    return (values - values.min()) / span if span > 0 else np.zeros_like(values)
 
 
 def _mean_unit(rows: np.ndarray) -> np.ndarray:
@@ -67,7 +63,7 @@ def main() -> None:
             dense.append(float(_mean_unit(vectors) @ query_mean))
         first = np.asarray([h.score for h in pool], np.float32)
         maxsim = np.asarray([ev.maxsim.get(h.id, 0.0) for h in pool], np.float32)
-        signals[qid] = (pool, tail, _minmax(first), _minmax(maxsim), _minmax(np.asarray(dense, np.float32)))
+        signals[qid] = (pool, tail, minmax(first), minmax(maxsim), minmax(np.asarray(dense, np.float32)))
     backend.close()
 
     qids = sorted(signals)
@@ -79,9 +75,8 @@ def main() -> None:
             for qid, (pool, tail, first, maxsim, dense) in signals.items():
                 final = (1.0 - wf - wd) * maxsim + wf * first + wd * dense
                 order = np.argsort(-final, kind="stable")
-                floor = float(final.min()) if len(final) else 0.0
                 ranked = [Hit(pool[i].id, float(final[i]), metadata=pool[i].metadata) for i in order]
-                ranked += [Hit(h.id, floor - 1.0 - n, metadata=h.metadata) for n, h in enumerate(tail)]
+                ranked += demote(tail, below=float(final.min()) if len(final) else 0.0)
                 run[qid] = {h.id: h.score for h in aggregate_passages(ranked)[:100]}
             rows.append({"wf": wf, "wd": wd, "ndcg10": score_run(run, data.qrels)["ndcg10"], "folds": [score_run(run, p)["ndcg10"] for p in parts]})
     without = max((r for r in rows if r["wd"] == 0.0), key=lambda r: r["ndcg10"])
