@@ -136,7 +136,8 @@ class Document:
 class Hit:
     """One search result. `stage_scores` keeps each stage's score (first_stage, maxsim, fused).
     `vector_digest`, when the engine returns one, names the version of the stored multivector the
-    hit was read with (a local copy of that version may stand in for a fetch)."""
+    hit was read with (a local copy of that version may stand in for a fetch). A `partial` hit
+    carries its id, score, doc_id and digest only; the backend's `hydrate` reads the rest."""
 
     id: str
     score: float
@@ -145,3 +146,4 @@ class Hit:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     stage_scores: Mapping[str, float] = field(default_factory=dict)
     vector_digest: str = ""
+    partial: bool = False

@@ -96,6 +96,17 @@ class SearchWithMultivectors(Protocol):
 
 
 @runtime_checkable
+class Hydration(Protocol):
+    """Candidates may come back partial (without their stored text and metadata: cheaper to read
+    κ of them); the hits finally returned are filled in with one more read."""
+
+    def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
+        """The same hits, complete; a hit reported under its document id is read by the passage
+        id in metadata["passage_id"]."""
+        ...
+
+
+@runtime_checkable
 class Refreshable(Protocol):
     """Writes become searchable only after a refresh (OpenSearch)."""
 

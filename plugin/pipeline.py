@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
-from lsrkit.plugin.base import Backend, Filters, MaxSimScoring, SearchWithMultivectors, ServerSideMaxSim, TextSearch
+from lsrkit.plugin.base import Backend, Filters, Hydration, MaxSimScoring, SearchWithMultivectors, ServerSideMaxSim, TextSearch
 from lsrkit.plugin.fusion import FusionMethod, fuse
 from lsrkit.plugin.rerank import MaxSimReranker
 
@@ -160,8 +160,12 @@ class SearchPipeline:
             lap("first_stage")
         if self.aggregate:
             hits = aggregate_passages(hits)
+        hits = hits[:k]
+        if any(h.partial for h in hits) and isinstance(self.backend, Hydration):
+            hits = self.backend.hydrate(self.index, hits)  # only the k returned are read whole
+            lap("hydrate")
         timings["total"] = sum(timings.values())
-        return SearchResult(hits[:k], timings)
+        return SearchResult(hits, timings)
 
     def _rerank_client(
         self, text: str, sparse: SparseVector | None, pending: Future[list[MultiVector]], depth: int, filters: Filters | None, lap: Callable[[str], None]

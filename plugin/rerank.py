@@ -77,21 +77,26 @@ def alpha_prune(first_stage: Sequence[float], k: int, alpha: float) -> int:
     return kept
 
 
-def minmax(values: FloatArray) -> FloatArray:
-    """Scale to [0, 1] over the values given; all equal → zeros."""
-    span = float(values.max() - values.min()) if values.size else 0.0
-    return (values - values.min()) / span if span > 0 else np.zeros_like(values)
+def minmax(values: FloatArray, bounds: tuple[float, float] | None = None) -> FloatArray:
+    """Scale to [0, 1] over the values given, or over `bounds` (low, high); no span → zeros."""
+    low, high = bounds if bounds is not None else ((float(values.min()), float(values.max())) if values.size else (0.0, 0.0))
+    span = high - low
+    return (values - low) / span if span > 0 else np.zeros_like(values)
 
 
-def interpolate(first_stage: FloatArray, maxsim: FloatArray, weight: float) -> FloatArray:
+def interpolate(first_stage: FloatArray, maxsim: FloatArray, weight: float, first_stage_bounds: tuple[float, float] | None = None) -> FloatArray:
     """(1-w)·minmax(MaxSim) + w·minmax(first stage), over the candidates scored; w=0 is MaxSim.
+    `first_stage_bounds` normalizes the first stage over every candidate instead (see rerank).
 
     >>> interpolate(np.array([3.0, 1.0]), np.array([0.2, 0.4]), 0.5).tolist()
     [0.5, 0.5]
+    >>> interpolate(np.array([3.0, 1.0]), np.array([0.2, 0.4]), 0.5, first_stage_bounds=(0.0, 4.0)).tolist()
+    [0.375, 0.625]
     """
     if weight <= 0.0 or not len(maxsim):
         return np.asarray(maxsim, dtype=np.float32)
-    return (1.0 - weight) * minmax(np.asarray(maxsim, np.float32)) + weight * minmax(np.asarray(first_stage, np.float32))
+    first = minmax(np.asarray(first_stage, np.float32), first_stage_bounds)
+    return (1.0 - weight) * minmax(np.asarray(maxsim, np.float32)) + weight * first
 
 
 @dataclass
@@ -142,7 +147,12 @@ class MaxSimReranker:
             pool = pool[: len(scores)]
         stats.scored = len(pool)
         self.last_stats = stats
-        return self._final(pool, scores, len(pool))
+        # the first stage is normalized over all candidates, not only the scored ones: every
+        # first-stage score is known, and so pruning drops candidates without also moving the
+        # scores of the ones it kept (normalizing over the survivors lost 0.0015 nDCG@10 more on
+        # SciFact train at α=0.2, β=16; the unpruned ranking is unchanged)
+        bounds = (min(first), max(first)) if first else None
+        return self._final(pool, scores, len(pool), bounds)
 
     def rank_scored(self, candidates: Sequence[Hit], maxsim: Mapping[str, float], *, k: int | None = None) -> list[Hit]:
         """The same final ranking from MaxSim scores computed elsewhere (e.g. by the engine).
@@ -175,8 +185,9 @@ class MaxSimReranker:
                         return np.asarray(scores, dtype=np.float32)
         return np.asarray(scores, dtype=np.float32)
 
-    def _final(self, pool: list[Hit], scores: FloatArray, k: int) -> list[Hit]:
-        final = interpolate(np.asarray([c.score for c in pool], dtype=np.float32), scores, self.settings.interpolation)
+    def _final(self, pool: list[Hit], scores: FloatArray, k: int, first_stage_bounds: tuple[float, float] | None = None) -> list[Hit]:
+        first = np.asarray([c.score for c in pool], dtype=np.float32)
+        final = interpolate(first, scores, self.settings.interpolation, first_stage_bounds)
         order = np.argsort(-final, kind="stable")[:k]
         return [
             replace(

@@ -118,8 +118,12 @@ def test_multivector_cache_is_written_by_ingest_and_matches_the_engine(ingested,
     sparse = encoder.encode_queries([docs[11]["title"]])[0]
     spy = _CountingMget(backend.client)
     hits, cached = backend.search_sparse_with_multivectors(spec.name, sparse, 20)
-    _, engine = uncached.search_sparse_with_multivectors(spec.name, sparse, 20)
+    complete, engine = uncached.search_sparse_with_multivectors(spec.name, sparse, 20)
     assert spy.calls == 0 and set(cached) == set(engine) == {h.id for h in hits}
+    # with a cache the candidates are read from doc values: same ids, scores, doc ids; no text yet
+    assert all(h.partial and not h.text for h in hits) and not any(h.partial for h in complete)
+    assert [(h.id, h.metadata["doc_id"], h.vector_digest) for h in hits] == [(h.id, h.metadata["doc_id"], h.vector_digest) for h in complete]
+    assert [h.score for h in hits] == pytest.approx([h.score for h in complete])
     for hit_id, rows in engine.items():
         np.testing.assert_array_equal(cached[hit_id].codes, rows.codes)
         np.testing.assert_array_equal(cached[hit_id].scales, rows.scales)
@@ -136,7 +140,33 @@ def test_multivector_cache_is_written_by_ingest_and_matches_the_engine(ingested,
     without = SearchPipeline(uncached, spec.name, encoder, multivector_encoder=mv_encoder, rerank="client", settings=settings).search(docs[11]["title"])
     assert [h.id for h in with_cache.hits] == [h.id for h in without.hits]
     assert [h.score for h in with_cache.hits] == pytest.approx([h.score for h in without.hits], abs=1e-5)
+    # the k hits returned were hydrated: the same text, title and metadata as a full read
+    assert [(h.title, h.text, dict(h.metadata)) for h in with_cache.hits] == [(h.title, h.text, dict(h.metadata)) for h in without.hits]
+    assert "hydrate" in with_cache.timings_ms and not any(h.partial for h in with_cache.hits)
     uncached.close()
+
+
+def test_index_without_doc_valued_digests_is_read_whole(opensearch_url, sparse_encoder, mv_encoder, tmp_path):
+    """Indexes made before the digest had doc values keep working: their hits come complete."""
+    from lsrkit.core import SparseVector
+    from lsrkit.plugin import EncodedRecord
+
+    backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab, cache_dir=tmp_path)
+    spec = IndexSpec(f"it-old-{uuid.uuid4().hex[:8]}", multivector_dim=mv_encoder.dim)
+    mapping = OpenSearchBackend.mapping(spec)
+    mapping["properties"]["mv_digest"]["doc_values"] = False  # the layout of earlier releases
+    backend.client.indices.create(index=spec.name, body={"settings": {"number_of_shards": 1, "number_of_replicas": 0}, "mappings": mapping})
+    try:
+        text = "Cyclin-dependent kinase inhibitors in cellular aging"
+        record = EncodedRecord("p1", "d1", text, sparse_encoder.encode_documents([text])[0], title="Aging", metadata={"year": "2020"}, multivector=mv_encoder.encode_documents([text])[0])
+        assert not backend.write(spec.name, [record]).failed
+        backend.refresh(spec.name)
+        query = SparseVector.from_dict({int(i): 1.0 for i in record.sparse.ids[:5]})
+        hits, vectors = backend.search_sparse_with_multivectors(spec.name, query, 5)
+        assert [h.id for h in hits] == ["p1"] and not hits[0].partial and hits[0].text == text and set(vectors) == {"p1"}
+    finally:
+        backend.drop_index(spec.name)
+        backend.close()
 
 
 def test_multivector_cache_follows_a_document_rewritten_elsewhere(ingested, sparse_encoder, mv_encoder, opensearch_url, tmp_path):

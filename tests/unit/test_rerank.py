@@ -97,3 +97,20 @@ def test_settings_are_validated():
         RerankSettings(alpha=1.5)
     with pytest.raises(ConfigError):
         RerankSettings(kappa=5000)
+
+
+def test_pruning_normalizes_the_first_stage_over_every_candidate():
+    """A pruned candidate must not move the first-stage part of the survivors' scores: that part is
+    min-max normalized over all κ candidates (their first-stage scores are all known)."""
+    query, hits, vectors = _setup(n=30)
+    weight = 0.4
+    pruned = MaxSimReranker(RerankSettings(kappa=30, k=5, alpha=0.05, interpolation=weight))
+    out = pruned.rerank(query, hits, vectors)
+    assert pruned.last_stats.scored < len(hits)
+    first = np.array([h.score for h in hits])
+    maxsim = np.array([h.stage_scores["maxsim"] for h in out])
+    low, high = first.min(), first.max()
+    for hit in out:
+        first_part = (hit.stage_scores["first_stage"] - low) / (high - low)
+        maxsim_part = (hit.stage_scores["maxsim"] - maxsim.min()) / (maxsim.max() - maxsim.min())
+        assert hit.score == pytest.approx((1 - weight) * maxsim_part + weight * first_part, abs=1e-5)
