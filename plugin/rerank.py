@@ -17,6 +17,7 @@ from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import InputError
 from lsrkit.core.types import Hit
 from lsrkit.plugin.codec import QuantizedRows, StoredMultiVector
+from lsrkit.plugin.integer_gemm import code_similarities
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -26,9 +27,9 @@ def maxsim_scores(query: FloatArray, documents: Sequence[StoredMultiVector]) -> 
     with the document's tokens. One flat matmul over all candidates' tokens, then a per-document
     max. A document with no tokens scores 0.
 
-    Quantized documents (QuantizedRows) are scored from their codes: (c - 128)·s·q =
-    s·(c·q - 128·Σq), so the only full-size pass is the uint8 → float32 copy made by the
-    concatenation itself (measured: 5.5 ms instead of 14 ms for 50 candidates × 265 tokens).
+    Quantized documents (QuantizedRows) are scored from their codes with an integer GEMM
+    against the query rounded to 7 bits per token (lsrkit.plugin.integer_gemm); float documents
+    with a float matmul.
 
     >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     >>> d1 = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float16)
@@ -50,9 +51,8 @@ def maxsim_scores(query: FloatArray, documents: Sequence[StoredMultiVector]) -> 
         raise InputError(f"query vectors have dim {query.shape[1]}, stored ones {sorted(dims)}")
     if all(isinstance(d, QuantizedRows) for d in nonempty):
         quantized: list[QuantizedRows] = nonempty  # type: ignore[assignment]
-        sims = np.concatenate([d.codes for d in quantized], dtype=np.float32) @ query.T
-        sims -= 128.0 * query.sum(axis=1)
-        sims *= np.concatenate([d.scales for d in quantized])[:, None]
+        codes = np.concatenate([d.codes for d in quantized])  # uint8: a copy, no upcast
+        sims = code_similarities(codes, np.concatenate([d.scales for d in quantized]), query)
     else:
         rows = [d.dequantize() if isinstance(d, QuantizedRows) else d for d in nonempty]
         sims = np.concatenate(rows).astype(np.float32, copy=False) @ query.T  # upcast once

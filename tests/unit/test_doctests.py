@@ -13,6 +13,7 @@ MODULES = [
     "lsrkit.encoders.sparse",
     "lsrkit.encoders.text",
     "lsrkit.plugin.rerank",
+    "lsrkit.plugin.integer_gemm",
     "lsrkit.plugin.fusion",
     "lsrkit.plugin.codec",
     "lsrkit.plugin.feature_names",

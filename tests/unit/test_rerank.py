@@ -114,3 +114,24 @@ def test_pruning_normalizes_the_first_stage_over_every_candidate():
         first_part = (hit.stage_scores["first_stage"] - low) / (high - low)
         maxsim_part = (hit.stage_scores["maxsim"] - maxsim.min()) / (maxsim.max() - maxsim.min())
         assert hit.score == pytest.approx((1 - weight) * maxsim_part + weight * first_part, abs=1e-5)
+
+
+def test_integer_gemm_is_exact_on_the_quantized_operands_even_at_the_extremes():
+    """The int8 path equals an int64 numpy product of the same codes (no int16 saturation, even
+    with every code at 255 and every query code at ±63), and MaxSim from it stays within the
+    rounding of a 7-bit query of the float computation."""
+    from lsrkit.plugin.codec import quantize_rows
+    from lsrkit.plugin.integer_gemm import CODE_ZERO_POINT, code_similarities, quantize_query
+
+    rng = np.random.default_rng(7)
+    query = _unit(rng, 9, dim=384)
+    extreme = np.full((40, 384), 255, np.uint8)
+    for codes in (rng.integers(1, 256, size=(300, 384), dtype=np.uint8), extreme):
+        scales = rng.uniform(0.001, 0.01, size=len(codes)).astype(np.float32)
+        query_codes, query_scales = quantize_query(query)
+        exact = (codes.astype(np.int64) - CODE_ZERO_POINT) @ query_codes.T.astype(np.int64)
+        expected = exact * scales[:, None].astype(np.float64) * query_scales[None, :]
+        np.testing.assert_allclose(code_similarities(codes, scales, query), expected, rtol=1e-5)
+    docs = [_unit(rng, n, dim=384) for n in (5, 40, 1)]
+    exact_maxsim = maxsim_scores(query, docs)
+    np.testing.assert_allclose(maxsim_scores(query, [quantize_rows(d) for d in docs]), exact_maxsim, atol=0.02 * len(query) / 9)

@@ -1,0 +1,78 @@
+"""MaxSim's similarity matrix from int8 codes, on onnxruntime's integer GEMM.
+
+Stored token vectors are uint8 codes (zero point 128) with one scale per row. Upcasting every
+candidate's codes to float32 for a float matmul costs more than the product itself; onnxruntime's
+MatMulInteger multiplies the codes directly (measured, 50 candidates × 265 tokens × 384 against a
+32-token query, one thread: 1.5 ms, against 5.5 ms on an idle machine and 15 ms beside a busy
+engine for the float32 path). The query is quantized too, per token, to 7 bits: x86 kernels
+without VNNI sum pairs of uint8×int8 products in int16, and 2 × 255 × 63 is the largest pair that
+cannot saturate, so the product is exact on every CPU.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import numpy.typing as npt
+
+QUERY_LEVELS = 63  # 7 bits: see the module docstring
+CODE_ZERO_POINT = 128
+
+_lock = threading.Lock()
+_session = None
+
+
+def _matmul_session():  # type: ignore[no-untyped-def]
+    """One single-threaded session for the process (runs are thread-safe; one thread because the
+    rerank runs beside the engine on the same cores)."""
+    global _session
+    with _lock:
+        if _session is None:
+            import onnxruntime as ort
+            from onnx import TensorProto, helper
+
+            node = helper.make_node("MatMulInteger", ["codes", "query", "zero_point"], ["products"])
+            graph = helper.make_graph(
+                [node],
+                "lsrkit_u8s8_matmul",
+                [helper.make_tensor_value_info("codes", TensorProto.UINT8, ["rows", "dim"]), helper.make_tensor_value_info("query", TensorProto.INT8, ["dim", "tokens"])],
+                [helper.make_tensor_value_info("products", TensorProto.INT32, ["rows", "tokens"])],
+                initializer=[helper.make_tensor("zero_point", TensorProto.UINT8, [], [CODE_ZERO_POINT])],
+            )
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+            model.ir_version = 8
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            _session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return _session
+
+
+def quantize_query(query: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
+    """Per token: int8 codes in [-63, 63] and the scale that maps them back.
+
+    >>> codes, scales = quantize_query(np.array([[0.25, -1.0]], dtype=np.float32))
+    >>> codes.tolist(), [round(float(s) * 63, 3) for s in scales]
+    ([[16, -63]], [1.0])
+    """
+    scales = np.maximum(np.abs(query).max(axis=1), 1e-12) / QUERY_LEVELS
+    return np.rint(query / scales[:, None]).astype(np.int8), scales.astype(np.float32)
+
+
+def code_similarities(codes: npt.NDArray[np.uint8], row_scales: npt.NDArray[np.float32], query: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(rows, dim) uint8 codes with their row scales · (tokens, dim) float query → (rows, tokens)
+    float32 dot products, the query rounded to 7 bits per token.
+
+    >>> from lsrkit.plugin.codec import quantize_rows
+    >>> rows = quantize_rows(np.array([[0.6, 0.8], [1.0, 0.0]], dtype=np.float32))
+    >>> sims = code_similarities(rows.codes, rows.scales, np.array([[1.0, 0.0]], dtype=np.float32))
+    >>> [round(float(x), 2) for x in sims[:, 0]]
+    [0.6, 1.0]
+    """
+    query_codes, query_scales = quantize_query(np.asarray(query, dtype=np.float32))
+    products = _matmul_session().run(None, {"codes": np.ascontiguousarray(codes), "query": np.ascontiguousarray(query_codes.T)})[0]
+    sims = products.astype(np.float32)
+    sims *= row_scales[:, None]
+    sims *= query_scales[None, :]
+    return sims
