@@ -147,3 +147,18 @@ class Hit:
     stage_scores: Mapping[str, float] = field(default_factory=dict)
     vector_digest: str = ""
     partial: bool = False
+
+    def evolve(self, **changes: Any) -> Hit:
+        """A copy with some fields changed: dataclasses.replace without re-running __init__ over
+        every field (the query path copies hundreds of hits per query; ~10x cheaper).
+
+        >>> Hit("a", 1.0, title="t").evolve(score=2.0)
+        Hit(id='a', score=2.0, title='t', text='', metadata={}, stage_scores={}, vector_digest='', partial=False)
+        """
+        unknown = changes.keys() - self.__dict__.keys()
+        if unknown:
+            raise TypeError(f"Hit has no field(s) {sorted(unknown)}")
+        copy = object.__new__(Hit)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(changes)
+        return copy

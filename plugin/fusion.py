@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Literal
 
 from lsrkit.core.types import Hit
@@ -56,4 +55,4 @@ def fuse(runs: Sequence[Sequence[Hit]], method: FusionMethod, weights: Sequence[
 
 def _ranked(scores: dict[str, float], first: dict[str, Hit]) -> list[Hit]:
     order = sorted(scores, key=lambda i: (-scores[i], i))
-    return [replace(first[i], score=scores[i], stage_scores={**first[i].stage_scores, "fused": scores[i]}) for i in order]
+    return [first[i].evolve(score=scores[i], stage_scores={**first[i].stage_scores, "fused": scores[i]}) for i in order]

@@ -12,6 +12,7 @@ cannot saturate, so the product is exact on every CPU.
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -49,30 +50,38 @@ def _matmul_session():  # type: ignore[no-untyped-def]
         return _session
 
 
-def quantize_query(query: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
+class QueryCodes(NamedTuple):
+    """A query rounded to 7 bits per token: codes (dim, tokens), laid out for the GEMM, and the
+    per-token scales that map them back."""
+
+    codes: npt.NDArray[np.int8]
+    scales: npt.NDArray[np.float32]
+
+
+def quantize_query(query: npt.NDArray[np.float32]) -> QueryCodes:
     """Per token: int8 codes in [-63, 63] and the scale that maps them back.
 
     >>> codes, scales = quantize_query(np.array([[0.25, -1.0]], dtype=np.float32))
-    >>> codes.tolist(), [round(float(s) * 63, 3) for s in scales]
+    >>> codes.T.tolist(), [round(float(s) * 63, 3) for s in scales]
     ([[16, -63]], [1.0])
     """
+    query = np.asarray(query, dtype=np.float32)
     scales = np.maximum(np.abs(query).max(axis=1), 1e-12) / QUERY_LEVELS
-    return np.rint(query / scales[:, None]).astype(np.int8), scales.astype(np.float32)
+    return QueryCodes(np.ascontiguousarray(np.rint(query / scales[:, None]).astype(np.int8).T), scales.astype(np.float32))
 
 
-def code_similarities(codes: npt.NDArray[np.uint8], row_scales: npt.NDArray[np.float32], query: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """(rows, dim) uint8 codes with their row scales · (tokens, dim) float query → (rows, tokens)
-    float32 dot products, the query rounded to 7 bits per token.
+def code_similarities(codes: npt.NDArray[np.uint8], row_scales: npt.NDArray[np.float32], query: QueryCodes) -> npt.NDArray[np.float32]:
+    """(rows, dim) uint8 codes with their row scales · a quantized query → (rows, tokens) float32
+    dot products.
 
     >>> from lsrkit.plugin.codec import quantize_rows
     >>> rows = quantize_rows(np.array([[0.6, 0.8], [1.0, 0.0]], dtype=np.float32))
-    >>> sims = code_similarities(rows.codes, rows.scales, np.array([[1.0, 0.0]], dtype=np.float32))
+    >>> sims = code_similarities(rows.codes, rows.scales, quantize_query(np.array([[1.0, 0.0]], dtype=np.float32)))
     >>> [round(float(x), 2) for x in sims[:, 0]]
     [0.6, 1.0]
     """
-    query_codes, query_scales = quantize_query(np.asarray(query, dtype=np.float32))
-    products = _matmul_session().run(None, {"codes": np.ascontiguousarray(codes), "query": np.ascontiguousarray(query_codes.T)})[0]
+    products = _matmul_session().run(None, {"codes": np.ascontiguousarray(codes), "query": query.codes})[0]
     sims = products.astype(np.float32)
     sims *= row_scales[:, None]
-    sims *= query_scales[None, :]
+    sims *= query.scales[None, :]
     return sims

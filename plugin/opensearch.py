@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -356,7 +355,7 @@ class OpenSearchBackend:
                 complete.append(hit)
                 continue
             meta = {**(source.get("metadata") or {}), **hit.metadata}
-            complete.append(replace(hit, title=source.get("title", ""), text=source.get("text", ""), metadata=meta, partial=False))
+            complete.append(hit.evolve(title=source.get("title", ""), text=source.get("text", ""), metadata=meta, partial=False))
         return complete
 
     def _through_cache(self, cache: MultiVectorCache, index: str, ids: Sequence[str], digests: Mapping[str, str]) -> dict[str, StoredMultiVector]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from lsrkit.core.config import RerankSettings
@@ -55,7 +55,7 @@ def demote(tail: Sequence[Hit], below: float) -> list[Hit]:
     >>> [(h.id, h.score) for h in demote([Hit("a", 7.0), Hit("b", 5.0)], below=0.2)]
     [('a', -0.8), ('b', -1.8)]
     """
-    return [replace(h, score=below - 1.0 - i, stage_scores={**h.stage_scores, "first_stage": h.score}) for i, h in enumerate(tail)]
+    return [h.evolve(score=below - 1.0 - i, stage_scores={**h.stage_scores, "first_stage": h.score}) for i, h in enumerate(tail)]
 
 
 def aggregate_passages(hits: Sequence[Hit]) -> list[Hit]:
@@ -69,7 +69,7 @@ def aggregate_passages(hits: Sequence[Hit]) -> list[Hit]:
     for hit in hits:
         doc_id = str(hit.metadata.get("doc_id") or hit.id)
         if doc_id not in best or hit.score > best[doc_id].score:
-            best[doc_id] = replace(hit, id=doc_id, metadata={**hit.metadata, "passage_id": hit.id})
+            best[doc_id] = hit.evolve(id=doc_id, metadata={**hit.metadata, "passage_id": hit.id})
     return sorted(best.values(), key=lambda h: -h.score)
 
 

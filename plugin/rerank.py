@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +17,7 @@ from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import InputError
 from lsrkit.core.types import Hit
 from lsrkit.plugin.codec import QuantizedRows, StoredMultiVector
-from lsrkit.plugin.integer_gemm import code_similarities
+from lsrkit.plugin.integer_gemm import QueryCodes, code_similarities, quantize_query
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -40,25 +40,39 @@ def maxsim_scores(query: FloatArray, documents: Sequence[StoredMultiVector]) -> 
     >>> [round(v, 2) for v in maxsim_scores(q, [quantize_rows(d1), quantize_rows(d2)]).tolist()]
     [1.8, 1.0]
     """
-    query = np.asarray(query, dtype=np.float32)
-    scores = np.zeros(len(documents), dtype=np.float32)
-    lengths = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
-    nonempty = [documents[int(i)] for i in np.flatnonzero(lengths)]
-    if not nonempty or query.shape[0] == 0:
+    return _MaxSim(query)(documents)
+
+
+class _MaxSim:
+    """MaxSim of one query against any number of document batches (the β scan scores a block at
+    a time): the query is checked and quantized once."""
+
+    def __init__(self, query: FloatArray) -> None:
+        self.query = np.asarray(query, dtype=np.float32)
+        self._codes: QueryCodes | None = None
+
+    def __call__(self, documents: Sequence[StoredMultiVector]) -> FloatArray:
+        query = self.query
+        scores = np.zeros(len(documents), dtype=np.float32)
+        lengths = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
+        nonempty = [documents[int(i)] for i in np.flatnonzero(lengths)]
+        if not nonempty or query.shape[0] == 0:
+            return scores
+        dims = {d.dim if isinstance(d, QuantizedRows) else d.shape[1] for d in nonempty}
+        if dims != {query.shape[1]}:
+            raise InputError(f"query vectors have dim {query.shape[1]}, stored ones {sorted(dims)}")
+        if all(isinstance(d, QuantizedRows) for d in nonempty):
+            quantized: list[QuantizedRows] = nonempty  # type: ignore[assignment]
+            if self._codes is None:
+                self._codes = quantize_query(query)
+            codes = np.concatenate([d.codes for d in quantized])  # uint8: a copy, no upcast
+            sims = code_similarities(codes, np.concatenate([d.scales for d in quantized]), self._codes)
+        else:
+            rows = [d.dequantize() if isinstance(d, QuantizedRows) else d for d in nonempty]
+            sims = np.concatenate(rows).astype(np.float32, copy=False) @ query.T  # upcast once
+        starts = np.concatenate(([0], np.cumsum(lengths[lengths > 0])[:-1]))
+        scores[lengths > 0] = np.maximum.reduceat(sims, starts, axis=0).sum(axis=1)
         return scores
-    dims = {d.dim if isinstance(d, QuantizedRows) else d.shape[1] for d in nonempty}
-    if dims != {query.shape[1]}:
-        raise InputError(f"query vectors have dim {query.shape[1]}, stored ones {sorted(dims)}")
-    if all(isinstance(d, QuantizedRows) for d in nonempty):
-        quantized: list[QuantizedRows] = nonempty  # type: ignore[assignment]
-        codes = np.concatenate([d.codes for d in quantized])  # uint8: a copy, no upcast
-        sims = code_similarities(codes, np.concatenate([d.scales for d in quantized]), query)
-    else:
-        rows = [d.dequantize() if isinstance(d, QuantizedRows) else d for d in nonempty]
-        sims = np.concatenate(rows).astype(np.float32, copy=False) @ query.T  # upcast once
-    starts = np.concatenate(([0], np.cumsum(lengths[lengths > 0])[:-1]))
-    scores[lengths > 0] = np.maximum.reduceat(sims, starts, axis=0).sum(axis=1)
-    return scores
 
 
 def alpha_prune(first_stage: Sequence[float], k: int, alpha: float) -> int:
@@ -170,8 +184,9 @@ class MaxSimReranker:
         misses = 0
         scores: list[float] = []
         block = max(beta, 8)
+        scorer = _MaxSim(query)
         for start in range(0, len(docs), block):
-            for score in maxsim_scores(query, docs[start : start + block]).tolist():
+            for score in scorer(docs[start : start + block]).tolist():
                 scores.append(score)
                 if len(heap) < k:
                     heapq.heappush(heap, score)
@@ -189,11 +204,8 @@ class MaxSimReranker:
         first = np.asarray([c.score for c in pool], dtype=np.float32)
         final = interpolate(first, scores, self.settings.interpolation, first_stage_bounds)
         order = np.argsort(-final, kind="stable")[:k]
+        finals, maxsims = final.tolist(), scores.tolist()
         return [
-            replace(
-                pool[i],
-                score=float(final[i]),
-                stage_scores={**pool[i].stage_scores, "first_stage": pool[i].score, "maxsim": float(scores[i])},
-            )
-            for i in order
+            pool[i].evolve(score=finals[i], stage_scores={**pool[i].stage_scores, "first_stage": pool[i].score, "maxsim": maxsims[i]})
+            for i in order.tolist()
         ]

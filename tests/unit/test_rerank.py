@@ -128,10 +128,11 @@ def test_integer_gemm_is_exact_on_the_quantized_operands_even_at_the_extremes():
     extreme = np.full((40, 384), 255, np.uint8)
     for codes in (rng.integers(1, 256, size=(300, 384), dtype=np.uint8), extreme):
         scales = rng.uniform(0.001, 0.01, size=len(codes)).astype(np.float32)
-        query_codes, query_scales = quantize_query(query)
-        exact = (codes.astype(np.int64) - CODE_ZERO_POINT) @ query_codes.T.astype(np.int64)
-        expected = exact * scales[:, None].astype(np.float64) * query_scales[None, :]
-        np.testing.assert_allclose(code_similarities(codes, scales, query), expected, rtol=1e-5)
+        quantized = quantize_query(query)
+        exact = (codes.astype(np.int64) - CODE_ZERO_POINT) @ quantized.codes.astype(np.int64)
+        expected = exact * scales[:, None].astype(np.float64) * quantized.scales[None, :]
+        assert np.abs(quantized.codes).max() == 63
+        np.testing.assert_allclose(code_similarities(codes, scales, quantized), expected, rtol=1e-5)
     docs = [_unit(rng, n, dim=384) for n in (5, 40, 1)]
     exact_maxsim = maxsim_scores(query, docs)
     np.testing.assert_allclose(maxsim_scores(query, [quantize_rows(d) for d in docs]), exact_maxsim, atol=0.02 * len(query) / 9)
