@@ -109,7 +109,7 @@ class QualitySettings:
     hybrid_kappa: int = 50
     hybrid_interpolation: float = 0.2
     alpha: float | None = 0.2
-    beta: int | None = 16
+    beta: int | None = 8
     prune_depth: int = 10  # the top the pruning protects (what nDCG@10 sees; what α/β were chosen for)
 
 

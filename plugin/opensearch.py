@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ class OpenSearchBackend:
         self.max_backoff = max_backoff
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._caches: dict[str, MultiVectorCache] = {}
-        self._digest_doc_values: dict[str, bool] = {}
+        self._layouts: dict[str, _Layout] = {}
 
     def _cache(self, index: str) -> MultiVectorCache | None:
         if self.cache_dir is None:
@@ -143,9 +144,11 @@ class OpenSearchBackend:
             "metadata": {"type": "object", "dynamic": True},
         }
         if spec.multivector_dim:
-            # a stored field, kept out of _source: measured on 3.5, a 128 KB base64 string in _source
-            # made every search that reads _source (even for the title alone) ~3x slower
-            properties[MV_FIELD] = {"type": "binary", "doc_values": False, "store": True}
+            # doc values, neither in _source nor a stored field: reading a hit's _source decompresses
+            # its whole stored document, so ~100 KB of token vectors there made every search that
+            # returns text pay for them (measured on 3.5, SciFact, BM25 top 10: 6.2 ms with them
+            # stored, 3.5 ms in doc values; in _source, earlier, ~3x slower still)
+            properties[MV_FIELD] = {"type": "binary", "doc_values": True}
             # doc values: a rerank's first stage reads ids and digests of κ candidates from them
             # alone; reading κ stored documents (each holding its token vectors) costs ~3x more
             properties[MV_DIGEST_FIELD] = {"type": "keyword", "index": False, "doc_values": True}
@@ -274,7 +277,9 @@ class OpenSearchBackend:
         if clauses:
             query = {"bool": {"must": [query], "filter": clauses}}
         body: dict[str, Any] = {"query": query, "size": limit, "_source": {"excludes": _SOURCE_EXCLUDES}, "track_total_hits": False}
-        if with_multivectors:
+        if with_multivectors and self._layout(index).vectors_in_doc_values:
+            body["docvalue_fields"] = [MV_FIELD]
+        elif with_multivectors:  # the layout of earlier releases: a stored field
             body["stored_fields"] = [MV_FIELD, "_source"]
         return self._call("search", index, self.client.search, index=index, body=body)
 
@@ -309,9 +314,9 @@ class OpenSearchBackend:
         if cache is None:
             response = self._search(index, ranking, limit, filters, with_multivectors=True)
             return self._hits(response), {
-                item["_id"]: decode_multivector(item["fields"][MV_FIELD][0], MV_CODEC) for item in response["hits"]["hits"] if MV_FIELD in item.get("fields", {})
+                item["_id"]: decode_multivector(_padded(item["fields"][MV_FIELD][0]), MV_CODEC) for item in response["hits"]["hits"] if MV_FIELD in item.get("fields", {})
             }
-        hits = self._partial_hits(index, ranking, limit, filters) if self._has_digest_doc_values(index) else self._hits(self._search(index, ranking, limit, filters))
+        hits = self._partial_hits(index, ranking, limit, filters) if self._layout(index).digest_in_doc_values else self._hits(self._search(index, ranking, limit, filters))
         digests = {h.id: h.vector_digest for h in hits if h.vector_digest}
         return hits, self._through_cache(cache, index, [h.id for h in hits], digests)
 
@@ -333,13 +338,13 @@ class OpenSearchBackend:
             hits.append(Hit(id=passage, score=float(item["_score"]), metadata={"doc_id": doc_id}, vector_digest=fields.get(MV_DIGEST_FIELD, [""])[0], partial=True))
         return hits
 
-    def _has_digest_doc_values(self, index: str) -> bool:
-        """Indexes created before the digest had doc values are read the old way."""
-        if index not in self._digest_doc_values:
+    def _layout(self, index: str) -> _Layout:
+        """Where this index keeps vectors and digests (indexes of earlier releases are read their way)."""
+        if index not in self._layouts:
             mapping = self._call("mapping", index, self.client.indices.get_mapping, index=index)
-            field = mapping[index]["mappings"].get("properties", {}).get(MV_DIGEST_FIELD)
-            self._digest_doc_values[index] = bool(field) and field.get("doc_values", True) is not False
-        return self._digest_doc_values[index]
+            properties = mapping[index]["mappings"].get("properties", {})
+            self._layouts[index] = _Layout(_has_doc_values(properties.get(MV_FIELD)), _has_doc_values(properties.get(MV_DIGEST_FIELD)))
+        return self._layouts[index]
 
     def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
         """Title, text and metadata of partial hits, in one mget; complete hits pass through."""
@@ -370,6 +375,12 @@ class OpenSearchBackend:
         return vectors
 
     def _fetch_encoded(self, index: str, ids: Sequence[str]) -> dict[str, str]:
+        """The encoded multivectors of the given ids: an ids query reading doc values (mget reads
+        stored fields only), or for indexes of earlier releases an mget of the stored field."""
+        if self._layout(index).vectors_in_doc_values:
+            body = {"query": {"ids": {"values": list(ids)}}, "size": len(ids), "stored_fields": "_none_", "docvalue_fields": ["id", MV_FIELD], "track_total_hits": False}
+            hits = self._call("fetch vectors", index, self.client.search, index=index, body=body)["hits"]["hits"]
+            return {h["fields"]["id"][0]: _padded(h["fields"][MV_FIELD][0]) for h in hits if MV_FIELD in h.get("fields", {})}
         response = self._call("mget", index, self.client.mget, index=index, body={"ids": list(ids)}, stored_fields=[MV_FIELD], _source=False)
         return {d["_id"]: d["fields"][MV_FIELD][0] for d in response["docs"] if d.get("found") and MV_FIELD in d.get("fields", {})}
 
@@ -415,6 +426,22 @@ class OpenSearchBackend:
         except NotFoundError:
             return None
         return dict(doc["_source"]["value"])
+
+
+@dataclass(frozen=True)
+class _Layout:
+    vectors_in_doc_values: bool  # else a stored field (releases before doc values)
+    digest_in_doc_values: bool  # else in _source only
+
+
+def _padded(encoded: str) -> str:
+    """Binary doc values come back as base64 without its '=' padding; the digest is of the text
+    as written."""
+    return encoded + "=" * (-len(encoded) % 4)
+
+
+def _has_doc_values(field: Mapping[str, Any] | None) -> bool:
+    return bool(field) and field.get("doc_values", field.get("type") != "binary") is not False  # type: ignore[union-attr]
 
 
 def _quantized(encoded: str) -> QuantizedRows:

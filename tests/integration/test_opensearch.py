@@ -94,16 +94,22 @@ def test_hybrid_rerank_and_one_round_trip_fetch(ingested, sparse_encoder, mv_enc
     assert np.allclose(np.linalg.norm(next(iter(vectors.values())).dequantize(), axis=1), 1.0, atol=0.02)
 
 
-class _CountingMget:
-    """Counts the engine's mget calls (a spy on the real client's method, not a stand-in)."""
+class _EngineReads:
+    """Counts the engine's mget and search calls (a spy on the real client's methods, not a
+    stand-in); `restore` puts the methods back."""
 
     def __init__(self, client):
-        self.real, self.calls = client.mget, 0
-        client.mget = self
+        self.client, self.mget, self.search = client, 0, 0
+        self.real = {"mget": client.mget, "search": client.search}
+        client.mget = lambda *a, **kw: self._count("mget", *a, **kw)
+        client.search = lambda *a, **kw: self._count("search", *a, **kw)
 
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        return self.real(*args, **kwargs)
+    def _count(self, name, *args, **kwargs):
+        setattr(self, name, getattr(self, name) + 1)
+        return self.real[name](*args, **kwargs)
+
+    def restore(self):
+        self.client.mget, self.client.search = self.real["mget"], self.real["search"]
 
 
 def test_multivector_cache_is_written_by_ingest_and_matches_the_engine(ingested, sparse_encoder, mv_encoder, opensearch_url, tmp_path):
@@ -116,10 +122,10 @@ def test_multivector_cache_is_written_by_ingest_and_matches_the_engine(ingested,
     uncached = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
     encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
     sparse = encoder.encode_queries([docs[11]["title"]])[0]
-    spy = _CountingMget(backend.client)
+    spy = _EngineReads(backend.client)
     hits, cached = backend.search_sparse_with_multivectors(spec.name, sparse, 20)
     complete, engine = uncached.search_sparse_with_multivectors(spec.name, sparse, 20)
-    assert spy.calls == 0 and set(cached) == set(engine) == {h.id for h in hits}
+    assert (spy.mget, spy.search) == (0, 1) and set(cached) == set(engine) == {h.id for h in hits}  # the first stage only
     # with a cache the candidates are read from doc values: same ids, scores, doc ids; no text yet
     assert all(h.partial and not h.text for h in hits) and not any(h.partial for h in complete)
     assert [(h.id, h.metadata["doc_id"], h.vector_digest) for h in hits] == [(h.id, h.metadata["doc_id"], h.vector_digest) for h in complete]
@@ -129,8 +135,8 @@ def test_multivector_cache_is_written_by_ingest_and_matches_the_engine(ingested,
         np.testing.assert_array_equal(cached[hit_id].scales, rows.scales)
     assert all(h.vector_digest for h in hits)
     backend.fetch_multivectors(spec.name, [h.id for h in hits], digests={h.id: h.vector_digest for h in hits})
-    assert spy.calls == 0  # the hits' digests were enough: no engine round trip
-    backend.client.mget = spy.real
+    assert (spy.mget, spy.search) == (0, 1)  # the hits' digests were enough: no engine round trip
+    spy.restore()
     ids = [h.id for h in hits[:5]]
     assert {i: v.codes.tolist() for i, v in backend.fetch_multivectors(spec.name, ids).items()} == {
         i: v.codes.tolist() for i, v in uncached.fetch_multivectors(spec.name, ids).items()
@@ -146,15 +152,18 @@ def test_multivector_cache_is_written_by_ingest_and_matches_the_engine(ingested,
     uncached.close()
 
 
-def test_index_without_doc_valued_digests_is_read_whole(opensearch_url, sparse_encoder, mv_encoder, tmp_path):
-    """Indexes made before the digest had doc values keep working: their hits come complete."""
+def test_index_of_the_earlier_layout_keeps_working(opensearch_url, sparse_encoder, mv_encoder, tmp_path):
+    """Indexes made before vectors and digests had doc values (vectors a stored field) are still
+    read and reranked: hits come complete, vectors through an mget of the stored field."""
     from lsrkit.core import SparseVector
     from lsrkit.plugin import EncodedRecord
 
     backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab, cache_dir=tmp_path)
+    uncached = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
     spec = IndexSpec(f"it-old-{uuid.uuid4().hex[:8]}", multivector_dim=mv_encoder.dim)
     mapping = OpenSearchBackend.mapping(spec)
     mapping["properties"]["mv_digest"]["doc_values"] = False  # the layout of earlier releases
+    mapping["properties"]["mv"] = {"type": "binary", "doc_values": False, "store": True}
     backend.client.indices.create(index=spec.name, body={"settings": {"number_of_shards": 1, "number_of_replicas": 0}, "mappings": mapping})
     try:
         text = "Cyclin-dependent kinase inhibitors in cellular aging"
@@ -164,9 +173,14 @@ def test_index_without_doc_valued_digests_is_read_whole(opensearch_url, sparse_e
         query = SparseVector.from_dict({int(i): 1.0 for i in record.sparse.ids[:5]})
         hits, vectors = backend.search_sparse_with_multivectors(spec.name, query, 5)
         assert [h.id for h in hits] == ["p1"] and not hits[0].partial and hits[0].text == text and set(vectors) == {"p1"}
+        _, engine = uncached.search_sparse_with_multivectors(spec.name, query, 5)
+        fetched = uncached.fetch_multivectors(spec.name, ["p1"])
+        np.testing.assert_array_equal(engine["p1"].codes, vectors["p1"].codes)
+        np.testing.assert_array_equal(fetched["p1"].codes, vectors["p1"].codes)
     finally:
         backend.drop_index(spec.name)
         backend.close()
+        uncached.close()
 
 
 def test_multivector_cache_follows_a_document_rewritten_elsewhere(ingested, sparse_encoder, mv_encoder, opensearch_url, tmp_path):
@@ -184,18 +198,17 @@ def test_multivector_cache_follows_a_document_rewritten_elsewhere(ingested, spar
         record = EncodedRecord(target["_id"], target["_id"], text, sparse_encoder.encode_documents([text])[0], target["title"], {}, changed)
         assert not other.write(spec.name, [record]).failed
         other.refresh(spec.name)
-        spy = _CountingMget(backend.client)
+        spy = _EngineReads(backend.client)
         fresh = backend.fetch_multivectors(spec.name, [target["_id"]])[target["_id"]]
-        assert spy.calls == 2  # digests, then the changed passage's vectors (a miss)
+        assert (spy.mget, spy.search) == (1, 1)  # digests, then the changed passage's vectors (a miss)
         assert len(fresh) == len(changed.vectors) != len(original)
         np.testing.assert_allclose(fresh.dequantize(), changed.vectors, atol=1.0 / 127 + 1e-6)
-        backend.client.mget = spy.real
-        again = _CountingMget(backend.client)
+        spy.restore()
+        again = _EngineReads(backend.client)
         backend.fetch_multivectors(spec.name, [target["_id"]])
-        assert again.calls == 1  # the new copy is cached: only the digest lookup
+        again.restore()
+        assert (again.mget, again.search) == (1, 0)  # the new copy is cached: only the digest lookup
     finally:
-        while isinstance(backend.client.mget, _CountingMget):
-            backend.client.mget = backend.client.mget.real
         other.close()
 
 
