@@ -96,6 +96,16 @@ class SearchWithMultivectors(Protocol):
 
 
 @runtime_checkable
+class PerDocumentSearch(Protocol):
+    """The engine keeps only each document's best passage (max-passage aggregation in one round
+    trip, instead of fetching passages until they cover k documents)."""
+
+    def search_sparse_documents(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
+
+    def search_text_documents(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
+
+
+@runtime_checkable
 class Hydration(Protocol):
     """Candidates may come back partial (without their stored text and metadata: cheaper to read
     κ of them); the hits finally returned are filled in with one more read."""

@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
-from lsrkit.plugin.base import Backend, Filters, Hydration, MaxSimScoring, SearchWithMultivectors, ServerSideMaxSim, TextSearch
+from lsrkit.plugin.base import Backend, Filters, Hydration, MaxSimScoring, PerDocumentSearch, SearchWithMultivectors, ServerSideMaxSim, TextSearch
 from lsrkit.plugin.fusion import FusionMethod, fuse
 from lsrkit.plugin.rerank import MaxSimReranker
 
@@ -204,8 +204,14 @@ class SearchPipeline:
         return head + demote(tail, below=min(h.score for h in head))
 
     def _enough_documents(self, text: str, sparse: SparseVector | None, k: int, filters: Filters | None) -> list[Hit]:
-        """Passages until they cover k documents (a long document has several): fetch k, then
-        twice as many, while the engine has more and they aggregate to fewer than k documents."""
+        """Passages until they cover k documents (a long document has several): from an engine
+        that keeps each document's best passage, in one call; else fetch k, then twice as many,
+        while the engine has more and they aggregate to fewer than k documents."""
+        if isinstance(self.backend, PerDocumentSearch) and self.first_stage in ("sparse", "bm25"):
+            if self.first_stage == "sparse":
+                assert sparse is not None
+                return self.backend.search_sparse_documents(self.index, sparse, k, filters=filters)
+            return self.backend.search_text_documents(self.index, text, k, filters=filters)
         limit = k
         while True:
             hits = self._first_stage(text, sparse, limit, filters)

@@ -237,3 +237,28 @@ def scenario_records(sparse_encoder, mini_docs):
     docs = mini_docs[:30]
     vectors = sparse_encoder.encode_documents([d["text"] for d in docs])
     return [EncodedRecord(d["_id"], d["_id"], d["text"], v, d["title"], {"parity": "odd" if n % 2 else "even"}) for n, (d, v) in enumerate(zip(docs, vectors))]
+
+
+def test_per_document_search_equals_max_passage_over_every_passage(ingested, sparse_encoder):
+    """Collapsing on doc_id in the engine gives what aggregating all passages gives: the same
+    documents, each with its best passage and score, in one round trip."""
+    backend, spec, summary, docs = ingested
+    from lsrkit.encoders import IdfQueryEncoder
+    from lsrkit.ingest import load_index_idf
+    from lsrkit.plugin import aggregate_passages
+
+    encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
+    assert summary.passages_written > summary.documents  # some documents have several passages
+    every = summary.passages_written
+    for query in (docs[5]["title"], docs[77]["title"], "cancer cell growth in mice"):
+        sparse = encoder.encode_queries([query])[0]
+        for collapsed, exhaustive in (
+            (backend.search_text_documents(spec.name, query, 20), backend.search_text(spec.name, query, every)),
+            (backend.search_sparse_documents(spec.name, sparse, 20), backend.search_sparse(spec.name, sparse, every)),
+        ):
+            expected = aggregate_passages(exhaustive)[:20]
+            got = aggregate_passages(collapsed)
+            assert [(h.id, h.metadata["passage_id"]) for h in got] == [(h.id, h.metadata["passage_id"]) for h in expected]
+            assert [h.score for h in got] == pytest.approx([h.score for h in expected])
+    bm25 = SearchPipeline(backend, spec.name, None, first_stage="bm25").search(docs[5]["title"], k=20)
+    assert [h.id for h in bm25.hits] == [h.id for h in aggregate_passages(backend.search_text(spec.name, docs[5]["title"], every))[:20]]
