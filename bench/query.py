@@ -45,6 +45,7 @@ def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", da
             pipelines[ENGINE_FETCH] = build_pipeline("sparse-idf+rerank", uncached, index, idf_encoder=idf, multivector=multivector, k=10)
         queries = list(data.queries.values())
         samples: dict[str, list[float]] = {name: [] for name in pipelines}
+        stages: dict[str, dict[str, list[float]]] = {name: {} for name in pipelines}
         for name, pipeline in pipelines.items():  # warm every pipeline on the whole query set
             for text in queries:
                 pipeline.search(text, k=10)
@@ -52,8 +53,10 @@ def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", da
             for text in queries:
                 for name, pipeline in pipelines.items():
                     start = time.perf_counter()
-                    pipeline.search(text, k=10)
+                    result = pipeline.search(text, k=10)
                     samples[name].append((time.perf_counter() - start) * 1000)
+                    for stage, ms in result.timings_ms.items():
+                        stages[name].setdefault(stage, []).append(ms)
         p50 = {name: float(np.percentile(v, 50)) for name, v in samples.items()}
         p95 = {name: float(np.percentile(v, 95)) for name, v in samples.items()}
         return {
@@ -64,6 +67,8 @@ def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", da
             "kappa": pipelines["sparse-idf+rerank"].settings.kappa,
             "p50_ms": {k: round(v, 2) for k, v in p50.items()},
             "p95_ms": {k: round(v, 2) for k, v in p95.items()},
+            # where each pipeline's time goes (p50 of each stage on its own; they need not sum to the total's p50)
+            "stage_p50_ms": {name: {stage: round(float(np.percentile(v, 50)), 2) for stage, v in by_stage.items()} for name, by_stage in stages.items()},
             "ratio_sparse_vs_bm25": round(p50["sparse-idf"] / p50["bm25"], 3),
             "ratio_rerank_vs_bm25": round(p50["sparse-idf+rerank"] / p50["bm25"], 3),
             **({"ratio_rerank_engine_fetch_vs_bm25": round(p50[ENGINE_FETCH] / p50["bm25"], 3)} if ENGINE_FETCH in p50 else {}),
