@@ -149,7 +149,7 @@ class SearchPipeline:
             lap("first_stage+rerank")
         elif pending is not None:
             lap("encode")
-            hits = self._rerank_client(text, sparse, pending, depth, filters, lap)
+            hits = self._rerank_client(text, sparse, pending, depth, k, filters, lap)
         elif self.aggregate:
             lap("encode")
             hits = self._enough_documents(text, sparse, k, filters)
@@ -168,10 +168,11 @@ class SearchPipeline:
         return SearchResult(hits, timings)
 
     def _rerank_client(
-        self, text: str, sparse: SparseVector | None, pending: Future[list[MultiVector]], depth: int, filters: Filters | None, lap: Callable[[str], None]
+        self, text: str, sparse: SparseVector | None, pending: Future[list[MultiVector]], depth: int, k: int, filters: Filters | None, lap: Callable[[str], None]
     ) -> list[Hit]:
-        """Rerank the top κ; the first stage's hits past κ keep their order below the reranked ones.
-        `pending` is the query's multivector, being encoded meanwhile."""
+        """Rerank the top κ; the first stage's hits past κ keep their order below the reranked ones,
+        read deeper when the passages do not cover k documents. `pending` is the query's
+        multivector, being encoded meanwhile."""
         kappa = self.settings.kappa
         stored = None
         use_engine = self._engine_scores_maxsim()
@@ -201,7 +202,23 @@ class SearchPipeline:
             tail = [h for h in head if h.id not in scored] + tail  # pruned by α/β: kept, in first-stage order
             head = reranked
         lap("rerank")
+        if self.aggregate and len(hits) >= depth:
+            tail = self._deeper_tail(text, sparse, head, tail, depth, k, filters)
         return head + demote(tail, below=min(h.score for h in head))
+
+    def _deeper_tail(self, text: str, sparse: SparseVector | None, head: list[Hit], tail: list[Hit], depth: int, k: int, filters: Filters | None) -> list[Hit]:
+        """The unreranked tail, read deeper (twice as deep each time) until head and tail cover k
+        documents or the engine has no more: κ passages can be fewer than k documents, and a
+        reranked search must not return fewer documents than the first stage alone would."""
+        reranked = {h.id for h in head}
+        limit = depth
+        while len(aggregate_passages(head + tail)) < k and limit < 8 * max(k, depth):
+            limit *= 2
+            deeper = self._first_stage(text, sparse, limit, filters)
+            tail = [h for h in deeper if h.id not in reranked]  # pruned candidates first, as before
+            if len(deeper) < limit:
+                break
+        return tail
 
     def _enough_documents(self, text: str, sparse: SparseVector | None, k: int, filters: Filters | None) -> list[Hit]:
         """Passages until they cover k documents (a long document has several): from an engine
@@ -232,7 +249,10 @@ class SearchPipeline:
         if self.first_stage == "bm25":
             return self.backend.search_text(self.index, text, kappa, filters=filters)
         assert sparse is not None
+        # the whole fused list, not its top κ: both runs were fetched anyway, and it is what the
+        # settings were tuned on (lsrkit.tuning.apply); cutting it made k=100 searches fetch
+        # both runs again at twice the depth, under other min-max bounds
         depth = max(self.hybrid.depth, kappa)
         lexical = self.backend.search_text(self.index, text, depth, filters=filters)
         learned = self.backend.search_sparse(self.index, sparse, depth, filters=filters)
-        return fuse([lexical, learned], self.hybrid.method, list(self.hybrid.weights))[:kappa]
+        return fuse([lexical, learned], self.hybrid.method, list(self.hybrid.weights))

@@ -67,3 +67,27 @@ def test_pruned_pipeline_prunes_at_any_result_depth(mini_index, mv_encoder):
         scored.append(pruned.reranker.last_stats.scored)
         assert {h.id for h in hits} == {h.id for h in full.search(text, k=100).hits}
     assert min(scored) < pruned.settings.kappa  # it did prune
+
+
+@pytest.mark.parametrize("name", ["hybrid", "hybrid+rerank", "sparse-idf+rerank"])
+def test_pipelines_rank_as_the_tuning_replay_that_chose_their_settings(mini_index, mv_encoder, name):
+    """`lsrkit tune` scores settings offline from collected evidence (runs 100 passages deep); the
+    search pipeline with those settings must return the same documents in the same order, and as
+    many. (At k=100 this 400-document subset's runs cover fewer than 100 documents, and the
+    pipeline rightly reads deeper than the evidence goes: k=50 here.)"""
+    from lsrkit.factory import QualitySettings, build_pipeline
+    from lsrkit.tuning import Config, apply, collect
+
+    backend, dataset, idf = mini_index
+    quality = QualitySettings()
+    if name == "hybrid":
+        config = Config("hybrid", quality.hybrid.method, quality.hybrid.weights[0])
+    elif name == "hybrid+rerank":
+        config = Config("hybrid", quality.hybrid_rerank.method, quality.hybrid_rerank.weights[0], quality.hybrid_kappa, quality.hybrid_interpolation)
+    else:
+        config = Config("sparse", kappa=quality.sparse_kappa, interpolation=quality.sparse_interpolation)
+    evidence = collect(backend, "mini", dataset, idf, mv_encoder)
+    pipeline = build_pipeline(name, backend, "mini", idf_encoder=idf, multivector=mv_encoder, k=50)
+    for qid, text in list(dataset.queries.items())[:15]:
+        replay = [h.id for h in apply(evidence[qid], config)]
+        assert [h.id for h in pipeline.search(text, k=50).hits] == replay[:50]
