@@ -58,6 +58,16 @@ def demote(tail: Sequence[Hit], below: float) -> list[Hit]:
     return [h.evolve(score=below - 1.0 - i, stage_scores={**h.stage_scores, "first_stage": h.score}) for i, h in enumerate(tail)]
 
 
+def documents_covered(hits: Sequence[Hit]) -> int:
+    """How many documents the passages belong to (what aggregate_passages would return, counted
+    without building it).
+
+    >>> documents_covered([Hit("d1#0", 1.0, metadata={"doc_id": "d1"}), Hit("d1#1", 0.5, metadata={"doc_id": "d1"}), Hit("d2", 0.2)])
+    2
+    """
+    return len({str(h.metadata.get("doc_id") or h.id) for h in hits})
+
+
 def aggregate_passages(hits: Sequence[Hit]) -> list[Hit]:
     """Max-passage: keep each document's best passage, reported under the document id.
 
@@ -212,7 +222,7 @@ class SearchPipeline:
         reranked search must not return fewer documents than the first stage alone would."""
         reranked = {h.id for h in head}
         limit = depth
-        while len(aggregate_passages(head + tail)) < k and limit < 8 * max(k, depth):
+        while documents_covered(head + tail) < k and limit < 8 * max(k, depth):
             limit *= 2
             deeper = self._first_stage(text, sparse, limit, filters)
             tail = [h for h in deeper if h.id not in reranked]  # pruned candidates first, as before
@@ -232,7 +242,7 @@ class SearchPipeline:
         limit = k
         while True:
             hits = self._first_stage(text, sparse, limit, filters)
-            if len(hits) < limit or len(aggregate_passages(hits)) >= k or limit >= 8 * k:
+            if len(hits) < limit or documents_covered(hits) >= k or limit >= 8 * k:
                 return hits
             limit *= 2
 
