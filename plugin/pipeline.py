@@ -58,6 +58,10 @@ def demote(tail: Sequence[Hit], below: float) -> list[Hit]:
     return [h.evolve(score=below - 1.0 - i, stage_scores={**h.stage_scores, "first_stage": h.score}) for i, h in enumerate(tail)]
 
 
+def _document_of(hit: Hit) -> str:
+    return str(hit.metadata.get("doc_id") or hit.id)
+
+
 def documents_covered(hits: Sequence[Hit]) -> int:
     """How many documents the passages belong to (what aggregate_passages would return, counted
     without building it).
@@ -65,7 +69,24 @@ def documents_covered(hits: Sequence[Hit]) -> int:
     >>> documents_covered([Hit("d1#0", 1.0, metadata={"doc_id": "d1"}), Hit("d1#1", 0.5, metadata={"doc_id": "d1"}), Hit("d2", 0.2)])
     2
     """
-    return len({str(h.metadata.get("doc_id") or h.id) for h in hits})
+    return len({_document_of(h) for h in hits})
+
+
+def tail_needed(head: Sequence[Hit], tail: Sequence[Hit], k: int) -> list[Hit]:
+    """The shortest start of `tail` that, with `head`, covers k documents (all of it if none
+    does): every tail passage ranks below the head and below the tail passages before it, so
+    what comes after cannot reach the top k documents.
+
+    >>> head = [Hit("d1#0", 2.0, metadata={"doc_id": "d1"})]
+    >>> [h.id for h in tail_needed(head, [Hit("d1#1", 1.0, metadata={"doc_id": "d1"}), Hit("d2", 0.5), Hit("d3", 0.2)], k=2)]
+    ['d1#1', 'd2']
+    """
+    documents = {_document_of(h) for h in head}
+    for n, hit in enumerate(tail):
+        if len(documents) >= k:
+            return list(tail[:n])
+        documents.add(_document_of(hit))
+    return list(tail)
 
 
 def aggregate_passages(hits: Sequence[Hit]) -> list[Hit]:
@@ -77,7 +98,7 @@ def aggregate_passages(hits: Sequence[Hit]) -> list[Hit]:
     """
     best: dict[str, Hit] = {}
     for hit in hits:
-        doc_id = str(hit.metadata.get("doc_id") or hit.id)
+        doc_id = _document_of(hit)
         if doc_id not in best or hit.score > best[doc_id].score:
             best[doc_id] = hit.evolve(id=doc_id, metadata={**hit.metadata, "passage_id": hit.id})
     return sorted(best.values(), key=lambda h: -h.score)
@@ -214,6 +235,8 @@ class SearchPipeline:
         lap("rerank")
         if self.aggregate and len(hits) >= depth:
             tail = self._deeper_tail(text, sparse, head, tail, depth, k, filters)
+        # only the tail that can reach the top k is demoted (a hybrid tail is ~150 passages)
+        tail = tail_needed(head, tail, k) if self.aggregate else tail[: max(0, k - len(head))]
         return head + demote(tail, below=min(h.score for h in head))
 
     def _deeper_tail(self, text: str, sparse: SparseVector | None, head: list[Hit], tail: list[Hit], depth: int, k: int, filters: Filters | None) -> list[Hit]:
