@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,19 +48,58 @@ def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
     return BeirDataset(root, queries, qrels)
 
 
-def score_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
-    """nDCG@10 (graded), Recall@100, MRR@10 with ranx; queries with no hits count as zero."""
-    from ranx import Qrels, Run, evaluate
+def _ranx_inputs(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]]):  # type: ignore[no-untyped-def]
+    from ranx import Qrels, Run
 
     judged = {q: dict(d) for q, d in qrels.items() if any(v > 0 for v in d.values())}
     filled = {q: dict(run.get(q) or {}) for q in judged}
     for q, docs in filled.items():
         if not docs:  # ranx refuses empty rankings: a zero-scored non-relevant placeholder scores 0
             docs["__no_hit__"] = 0.0
+    return Qrels(judged), Run(filled)
+
+
+def score_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
+    """nDCG@10 (graded), Recall@100, MRR@10 with ranx; queries with no hits count as zero."""
+    from ranx import evaluate
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scores = evaluate(Qrels(judged), Run(filled), list(METRICS), make_comparable=True)
+        scores = evaluate(*_ranx_inputs(run, qrels), list(METRICS), make_comparable=True)
     return {"ndcg10": float(scores["ndcg@10"]), "recall100": float(scores["recall@100"]), "mrr10": float(scores["mrr@10"])}
+
+
+def per_query_ndcg10(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
+    """nDCG@10 of each judged query (their mean is score_run's ndcg10)."""
+    from ranx import evaluate
+
+    qrels_, run_ = _ranx_inputs(run, qrels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = evaluate(qrels_, run_, "ndcg@10", return_mean=False, make_comparable=True)
+    return dict(zip(qrels_.keys(), (float(v) for v in values)))
+
+
+def bootstrap_interval(
+    differences: Sequence[float], *, size: int | None = None, confidence: float = 0.95, resamples: int = 4000, seed: int = 0
+) -> tuple[float, float]:
+    """Paired bootstrap: the central `confidence` interval of the mean of per-query differences
+    over `resamples` resamples of `size` queries (default: as many as given). With the size of
+    another split, it is the spread that split's mean would show by sampling alone.
+
+    >>> bootstrap_interval([0.0] * 50)
+    (0.0, 0.0)
+    >>> low, high = bootstrap_interval([-0.1, 0.0, 0.1] * 100)
+    >>> -0.02 < low < 0 < high < 0.02
+    True
+    """
+    values = np.asarray(differences, dtype=np.float64)
+    if not values.size:
+        return (0.0, 0.0)
+    draws = np.random.default_rng(seed).integers(0, values.size, size=(resamples, size or values.size))
+    means = values[draws].mean(axis=1)
+    tail = (1.0 - confidence) / 2 * 100
+    return (float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 
 from lsrkit.core.types import Hit, MultiVector
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder
-from lsrkit.evaluation import BeirDataset, score_run
+from lsrkit.evaluation import BeirDataset, per_query_ndcg10, score_run
 from lsrkit.plugin import Backend, MaxSimScoring, TextSearch, aggregate_passages, demote, fuse
 from lsrkit.plugin.rerank import MaxSimReranker, interpolate, maxsim_scores
 from lsrkit.core.config import RerankSettings
@@ -150,7 +150,8 @@ def sweep_pruning(
     """Full rerank vs α/β-pruned rerank of the same candidates (client side, from the stored
     token vectors): the rerank stage's time (best of `repeats`) and nDCG@10, per setting.
     With `folds` > 1, each row also has `fold_deltas`: the nDCG@10 change on each of that many
-    disjoint parts of the queries (every `folds`-th query id in sorted order)."""
+    disjoint parts of the judged queries (every `folds`-th query id in sorted order). Every row
+    has `query_deltas`: each judged query's nDCG@10 change (for bootstrap intervals)."""
     grid_settings: list[tuple[float | None, int | None]] = [(None, None)] + [(a, None) for a in alphas] + [(None, b) for b in betas]
     grid_settings += [(a, b) for a in alphas for b in betas]
     rerankers = [MaxSimReranker(RerankSettings(kappa=base.kappa, k=k, alpha=a, beta=b, interpolation=base.interpolation)) for a, b in grid_settings]
@@ -175,15 +176,16 @@ def sweep_pruning(
             scored[n] += reranker.last_stats.scored
             runs[n][qid] = {h.id: h.score for h in aggregate_passages(out)}
     rows: list[dict[str, Any]] = []
+    per_query = [per_query_ndcg10(run, dataset.qrels) for run in runs]
     for n, (alpha, beta) in enumerate(grid_settings):
         rows.append({"alpha": alpha, "beta": beta, "rerank_ms": 1000 * elapsed[n] / len(evidence), "scored": scored[n] / len(evidence), **score_run(runs[n], dataset.qrels)})
-    for row in rows:
+    for n, row in enumerate(rows):
         row["speedup"] = rows[0]["rerank_ms"] / row["rerank_ms"] if row["rerank_ms"] else 0.0
         row["ndcg10_delta"] = row["ndcg10"] - rows[0]["ndcg10"]
+        row["query_deltas"] = {q: per_query[n][q] - per_query[0][q] for q in per_query[0]}
     if folds > 1:
-        qids = sorted(evidence)
-        parts = [{q: dataset.qrels[q] for q in qids[f::folds] if q in dataset.qrels} for f in range(folds)]
-        fold_ndcg = [[score_run(run, part)["ndcg10"] for part in parts] for run in runs]
-        for n, row in enumerate(rows):
-            row["fold_deltas"] = [fold_ndcg[n][f] - fold_ndcg[0][f] for f in range(folds)]
+        qids = sorted(rows[0]["query_deltas"])
+        parts = [qids[f::folds] for f in range(folds)]
+        for row in rows:
+            row["fold_deltas"] = [float(np.mean([row["query_deltas"][q] for q in part])) if part else 0.0 for part in parts]
     return rows

@@ -37,6 +37,10 @@ def test_pruning_sweep_reports_every_setting_and_fold(mini_index, mv_encoder):
     for row in rows[1:]:
         assert row["scored"] <= full["scored"] and len(row["fold_deltas"]) == 3
         assert row["ndcg10"] == pytest.approx(full["ndcg10"] + row["ndcg10_delta"])
+        # the per-query changes are the ones the mean and the folds are made of
+        assert set(row["query_deltas"]) == set(dataset.qrels)
+        assert sum(row["query_deltas"].values()) / len(row["query_deltas"]) == pytest.approx(row["ndcg10_delta"])
+        assert sum(row["fold_deltas"]) / 3 == pytest.approx(row["ndcg10_delta"], abs=0.02)
     assert rows[-1]["scored"] <= min(rows[1]["scored"], rows[2]["scored"])  # both prunings at once prune most
 
 

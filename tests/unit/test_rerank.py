@@ -136,3 +136,23 @@ def test_integer_gemm_is_exact_on_the_quantized_operands_even_at_the_extremes():
     docs = [_unit(rng, n, dim=384) for n in (5, 40, 1)]
     exact_maxsim = maxsim_scores(query, docs)
     np.testing.assert_allclose(maxsim_scores(query, [quantize_rows(d) for d in docs]), exact_maxsim, atol=0.02 * len(query) / 9)
+
+
+def test_per_query_ndcg10_averages_to_score_run():
+    from lsrkit.evaluation import per_query_ndcg10, score_run
+
+    qrels = {"q2": {"a": 1}, "q1": {"b": 2, "c": 1}, "q3": {"z": 1}, "q4": {"n": 0}}
+    run = {"q1": {"b": 1.0, "x": 0.5}, "q2": {"x": 2.0, "a": 1.0}}  # q3 has no hits; q4 no relevant document
+    per_query = per_query_ndcg10(run, qrels)
+    assert set(per_query) == {"q1", "q2", "q3"}
+    assert per_query["q3"] == 0.0 and per_query["q2"] == pytest.approx(1 / np.log2(3))
+    assert sum(per_query.values()) / 3 == pytest.approx(score_run(run, qrels)["ndcg10"])
+
+
+def test_bootstrap_interval_narrows_with_more_queries():
+    from lsrkit.evaluation import bootstrap_interval
+
+    deltas = [-0.05] * 10 + [0.0] * 280 + [0.02] * 10
+    wide, narrow = bootstrap_interval(deltas, size=100), bootstrap_interval(deltas, size=3000)
+    assert wide[0] < narrow[0] <= narrow[1] < wide[1]
+    assert narrow[0] < sum(deltas) / len(deltas) < narrow[1]
