@@ -17,7 +17,7 @@ from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import InputError
 from lsrkit.core.types import Hit
 from lsrkit.plugin.codec import QuantizedRows, StoredMultiVector
-from lsrkit.plugin.integer_gemm import QueryCodes, code_similarities, quantize_query
+from lsrkit.plugin.integer_gemm import QueryCodes, quantize_query, row_scaled_products
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -66,12 +66,17 @@ class _MaxSim:
             if self._codes is None:
                 self._codes = quantize_query(query)
             codes = np.concatenate([d.codes for d in quantized])  # uint8: a copy, no upcast
-            sims = code_similarities(codes, np.concatenate([d.scales for d in quantized]), self._codes)
+            sims = row_scaled_products(codes, np.concatenate([d.scales for d in quantized]), self._codes)
+            token_scales: FloatArray | None = self._codes.scales
         else:
             rows = [d.dequantize() if isinstance(d, QuantizedRows) else d for d in nonempty]
             sims = np.concatenate(rows).astype(np.float32, copy=False) @ query.T  # upcast once
+            token_scales = None
         starts = np.concatenate(([0], np.cumsum(lengths[lengths > 0])[:-1]))
-        scores[lengths > 0] = np.maximum.reduceat(sims, starts, axis=0).sum(axis=1)
+        maxima = np.maximum.reduceat(sims, starts, axis=0)
+        if token_scales is not None:
+            maxima *= token_scales[None, :]
+        scores[lengths > 0] = maxima.sum(axis=1)
         return scores
 
 
