@@ -37,6 +37,9 @@ def test_pruning_sweep_reports_every_setting_and_fold(mini_index, mv_encoder):
     for row in rows[1:]:
         assert row["scored"] <= full["scored"] and len(row["fold_deltas"]) == 3
         assert row["ndcg10"] == pytest.approx(full["ndcg10"] + row["ndcg10_delta"])
+        # skipped candidates stay in the ranking, below the reranked ones, as the pipeline keeps them:
+        # pruning reorders the candidates, it does not lose them (the evidence holds ≤ 100 documents)
+        assert row["recall100"] == pytest.approx(full["recall100"])
         # the per-query changes are the ones the mean and the folds are made of
         assert set(row["query_deltas"]) == set(dataset.qrels)
         assert sum(row["query_deltas"].values()) / len(row["query_deltas"]) == pytest.approx(row["ndcg10_delta"])
