@@ -51,24 +51,31 @@ def test_alpha_pruning_scores_only_the_survivors():
     assert {h.id for h in out} <= {h.id for h in hits[:survivors]}
 
 
-def test_beta_early_exit_stops_after_beta_misses():
-    query, hits, vectors = _setup(n=40)
-    full = MaxSimReranker(RerankSettings(kappa=40, k=3)).rerank(query, hits, vectors)
-    reranker = MaxSimReranker(RerankSettings(kappa=40, k=3, beta=4))
-    reranker.rerank(query, hits, vectors)
-    scored = reranker.last_stats.scored
+@pytest.mark.parametrize(("seed", "k", "beta"), [(0, 3, 4), (1, 3, 4), (2, 5, 2), (3, 1, 1), (4, 10, 8), (5, 2, 30)])
+def test_beta_early_exit_stops_at_the_first_run_of_beta_misses(seed, k, beta):
+    rng = np.random.default_rng(seed)
+    query, hits = _unit(rng, 4), [Hit(f"d{i}", float(100 - i)) for i in range(40)]
+    vectors = {h.id: _unit(rng, 6) for h in hits}
+    full = MaxSimReranker(RerankSettings(kappa=40, k=k)).rerank(query, hits, vectors)
+    reranker = MaxSimReranker(RerankSettings(kappa=40, k=k, beta=beta))
+    out = reranker.rerank(query, hits, vectors)
     scores = maxsim_scores(query, [vectors[h.id] for h in hits])
-    # replay the rule: after `scored` candidates the last 4 all failed to enter the running top-3
+    # replay the rule one candidate at a time: the scan stops right after the first run of β
+    # candidates that each failed to enter the running top k (whatever blocks it scored in)
     top: list[float] = []
-    misses = 0
-    for i, s in enumerate(scores[:scored]):
-        if len(top) < 3 or s > min(top):
-            top = sorted(top + [float(s)])[-3:]
+    misses, expected = 0, len(hits)
+    for i, s in enumerate(scores.tolist()):
+        if len(top) < k or s > min(top):
+            top = sorted(top + [s])[-k:]
             misses = 0
         else:
             misses += 1
-    assert misses == 4 or scored == len(hits)
-    assert scored <= len(hits)
+            if misses == beta:
+                expected = i + 1
+                break
+    assert reranker.last_stats.scored == expected
+    assert len(out) == expected and {h.id for h in out} == {h.id for h in hits[:expected]}
+    assert [h.stage_scores["maxsim"] for h in out] == pytest.approx(sorted(scores[:expected].tolist(), reverse=True))
     assert full[0].score == pytest.approx(max(scores))
 
 
