@@ -89,19 +89,24 @@ def tail_needed(head: Sequence[Hit], tail: Sequence[Hit], k: int) -> list[Hit]:
     return list(tail)
 
 
-def aggregate_passages(hits: Sequence[Hit]) -> list[Hit]:
-    """Max-passage: keep each document's best passage, reported under the document id.
+def aggregate_passages(hits: Sequence[Hit], limit: int | None = None) -> list[Hit]:
+    """Max-passage: keep each document's best passage, reported under the document id; the best
+    `limit` documents only, when given (only they are copied).
 
     >>> hs = [Hit("d1#1", 3.0, metadata={"doc_id": "d1"}), Hit("d1#0", 2.0, metadata={"doc_id": "d1"}), Hit("d2", 1.0)]
-    >>> [(h.id, h.score) for h in aggregate_passages(hs)]
-    [('d1', 3.0), ('d2', 1.0)]
+    >>> [(h.id, h.score, h.metadata.get("passage_id")) for h in aggregate_passages(hs)]
+    [('d1', 3.0, 'd1#1'), ('d2', 1.0, 'd2')]
+    >>> [h.id for h in aggregate_passages(hs, limit=1)]
+    ['d1']
     """
     best: dict[str, Hit] = {}
     for hit in hits:
         doc_id = _document_of(hit)
-        if doc_id not in best or hit.score > best[doc_id].score:
-            best[doc_id] = hit.evolve(id=doc_id, metadata={**hit.metadata, "passage_id": hit.id})
-    return sorted(best.values(), key=lambda h: -h.score)
+        current = best.get(doc_id)
+        if current is None or hit.score > current.score:
+            best[doc_id] = hit
+    ranked = sorted(best.items(), key=lambda item: -item[1].score)
+    return [hit.evolve(id=doc_id, metadata={**hit.metadata, "passage_id": hit.id}) for doc_id, hit in ranked[:limit]]
 
 
 class SearchPipeline:
@@ -189,9 +194,7 @@ class SearchPipeline:
             lap("encode")
             hits = self._first_stage(text, sparse, k, filters)
             lap("first_stage")
-        if self.aggregate:
-            hits = aggregate_passages(hits)
-        hits = hits[:k]
+        hits = aggregate_passages(hits, limit=k) if self.aggregate else hits[:k]
         if any(h.partial for h in hits) and isinstance(self.backend, Hydration):
             hits = self.backend.hydrate(self.index, hits)  # only the k returned are read whole
             lap("hydrate")
