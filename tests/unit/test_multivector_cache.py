@@ -105,3 +105,86 @@ def test_quantized_scoring_agrees_with_dequantized_within_the_query_rounding(tok
         bound = half_steps.sum() * (np.abs(rows).sum(axis=1).max() if len(rows) else 0.0)
         assert abs(got - want) <= bound + 1e-5
     np.testing.assert_allclose(mixed, slow, rtol=1e-5, atol=1e-5)
+
+
+def _data_files(directory):
+    return sorted(p.name for p in directory.glob("vectors*.bin"))
+
+
+def _live_bytes(cache: MultiVectorCache, ids) -> int:
+    return sum((4 * len(r) + r.codes.size + 3) // 4 * 4 for r in cache.get(ids).values())
+
+
+def test_compaction_reclaims_replaced_records_and_keeps_every_entry(tmp_path):
+    cache = MultiVectorCache(tmp_path / "c", compact_after_bytes=1 << 30)  # no compaction on write
+    latest = {}
+    for version in range(4):
+        for i in range(10):
+            latest[f"id{i}"] = (f"v{version}", _rows(100 * version + i, 3 + i))
+        cache.put(dict(latest))
+    wanted = {k: d for k, (d, _) in latest.items()}
+    before = (tmp_path / "c" / "vectors.bin").stat().st_size
+    live = _live_bytes(cache, wanted)
+    assert cache.compact() == before - live > 0
+    assert _data_files(tmp_path / "c") == ["vectors.1.bin"]  # the old file is gone
+    assert (tmp_path / "c" / "vectors.1.bin").stat().st_size == live
+    found = cache.get(wanted)
+    assert all(_same(found[k], rows) for k, (_, rows) in latest.items())
+    cache.put({"new": ("d", _rows(7, 4))})  # writes go on into the new file
+    assert _same(cache.get({"new": "d"})["new"], _rows(7, 4)) and _same(cache.get({"id3": "v3"})["id3"], latest["id3"][1])
+    cache.close()
+    reopened = MultiVectorCache(tmp_path / "c")
+    assert len(reopened.get({**wanted, "new": "d"})) == 11
+    reopened.close()
+
+
+def test_a_reader_that_mapped_the_old_file_reads_the_compacted_one(tmp_path):
+    reader, writer = MultiVectorCache(tmp_path / "c"), MultiVectorCache(tmp_path / "c", compact_after_bytes=1 << 30)
+    writer.put({f"id{i}": ("old", _rows(i, 6)) for i in range(8)})
+    held = reader.get({"id0": "old"})["id0"]  # a view into the map of generation 0
+    writer.put({f"id{i}": ("new", _rows(50 + i, 2 + i)) for i in range(0, 8, 2)})
+    writer.compact()
+    found = reader.get({**{f"id{i}": "new" for i in range(0, 8, 2)}, **{f"id{i}": "old" for i in range(1, 8, 2)}})
+    assert len(found) == 8
+    assert all(_same(found[f"id{i}"], _rows(50 + i, 2 + i)) for i in range(0, 8, 2))
+    assert all(_same(found[f"id{i}"], _rows(i, 6)) for i in range(1, 8, 2))  # moved, same bytes
+    assert _same(held, _rows(0, 6))  # what it held before is still readable: the map outlives the delete
+    reader.close()
+    writer.close()
+
+
+def test_writes_compact_on_their_own_once_most_bytes_are_dead(tmp_path):
+    cache = MultiVectorCache(tmp_path / "c", compact_after_bytes=2_000)
+    for version in range(60):
+        cache.put({f"id{i}": (f"v{version}", _rows(1000 * version + i, 12)) for i in range(5)})
+    wanted = {f"id{i}": "v59" for i in range(5)}
+    live = _live_bytes(cache, wanted)
+    [data] = _data_files(tmp_path / "c")
+    assert data != "vectors.bin"  # it compacted
+    assert (tmp_path / "c" / data).stat().st_size <= 2.5 * max(live, 2_000) + live  # 60 versions written, ~3 kept
+    found = cache.get(wanted)
+    assert all(_same(found[f"id{i}"], _rows(59_000 + i, 12)) for i in range(5))
+    cache.close()
+
+
+def _rewrite_own_ids(directory, start: int) -> None:
+    cache = MultiVectorCache(directory, compact_after_bytes=0)  # compacts as soon as half is dead
+    for version in range(15):
+        cache.put({f"id{start + i}": (f"v{version}", _rows(start * 100 + version * 10 + i, 1 + i)) for i in range(5)})
+    cache.close()
+
+
+def test_processes_compacting_while_others_write_lose_nothing(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_rewrite_own_ids, args=(tmp_path / "c", start)) for start in (0, 10, 20)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    cache = MultiVectorCache(tmp_path / "c")
+    found = cache.get({f"id{s + i}": "v14" for s in (0, 10, 20) for i in range(5)})
+    assert len(found) == 15
+    assert all(_same(found[f"id{s + i}"], _rows(s * 100 + 140 + i, 1 + i)) for s in (0, 10, 20) for i in range(5))
+    assert len(_data_files(tmp_path / "c")) == 1
+    cache.close()
