@@ -117,6 +117,17 @@ class Hydration(Protocol):
 
 
 @runtime_checkable
+class PartialSearch(Protocol):
+    """Searches whose hits are partial (ids, doc ids, vector digests and scores; no text): for the
+    candidate lists a pipeline fuses, reranks or cuts, of which it returns only k, read whole
+    with Hydration. The same hits and scores as search_sparse / search_text."""
+
+    def search_sparse_partial(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
+
+    def search_text_partial(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
+
+
+@runtime_checkable
 class Refreshable(Protocol):
     """Writes become searchable only after a refresh (OpenSearch)."""
 

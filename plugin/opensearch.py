@@ -321,6 +321,21 @@ class OpenSearchBackend:
             return []
         return self._hits(self._search(index, rank_feature_query(query, self._vocab()), limit, filters, per_document=True))
 
+    def search_sparse_partial(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
+        """search_sparse's hits read from doc values (see _partial_hits); complete hits on an
+        index of an earlier layout, whose digests have no doc values."""
+        if not len(query):
+            return []
+        if not self._layout(index).digest_in_doc_values:
+            return self.search_sparse(index, query, limit, filters=filters)
+        return self._partial_hits(index, rank_feature_query(query, self._vocab()), limit, filters)
+
+    def search_text_partial(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
+        """search_text's hits read from doc values, as search_sparse_partial."""
+        if not self._layout(index).digest_in_doc_values:
+            return self.search_text(index, text, limit, filters=filters)
+        return self._partial_hits(index, _bm25_query(text), limit, filters)
+
     def search_sparse_with_multivectors(
         self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None
     ) -> tuple[list[Hit], dict[str, StoredMultiVector]]:

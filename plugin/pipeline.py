@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
-from lsrkit.plugin.base import Backend, Filters, Hydration, MaxSimScoring, PerDocumentSearch, SearchWithMultivectors, ServerSideMaxSim, TextSearch
+from lsrkit.plugin.base import Backend, Filters, Hydration, MaxSimScoring, PartialSearch, PerDocumentSearch, SearchWithMultivectors, ServerSideMaxSim, TextSearch
 from lsrkit.plugin.fusion import FusionMethod, fuse
 from lsrkit.plugin.rerank import MaxSimReranker
 
@@ -278,17 +278,32 @@ class SearchPipeline:
         return isinstance(self.backend, MaxSimScoring) and self.settings.alpha is None and self.settings.beta is None
 
     def _first_stage(self, text: str, sparse: SparseVector | None, kappa: int, filters: Filters | None) -> list[Hit]:
+        """The candidates, partial where the engine can (only the k returned are read whole:
+        OpenSearch, SciFact, 100 hits of one run: 14 ms with their text, 5–6 ms without)."""
+        partial = isinstance(self.backend, PartialSearch) and isinstance(self.backend, Hydration)
         if self.first_stage == "sparse":
             assert sparse is not None
-            return self.backend.search_sparse(self.index, sparse, kappa, filters=filters)
-        assert isinstance(self.backend, TextSearch)
+            return self._sparse(sparse, kappa, filters, partial)
         if self.first_stage == "bm25":
-            return self.backend.search_text(self.index, text, kappa, filters=filters)
+            return self._text(text, kappa, filters, partial)
         assert sparse is not None
         # the whole fused list, not its top κ: both runs were fetched anyway, and it is what the
         # settings were tuned on (lsrkit.tuning.apply); cutting it made k=100 searches fetch
         # both runs again at twice the depth, under other min-max bounds
         depth = max(self.hybrid.depth, kappa)
-        lexical = self.backend.search_text(self.index, text, depth, filters=filters)
-        learned = self.backend.search_sparse(self.index, sparse, depth, filters=filters)
+        lexical = self._text(text, depth, filters, partial)
+        learned = self._sparse(sparse, depth, filters, partial)
         return fuse([lexical, learned], self.hybrid.method, list(self.hybrid.weights))
+
+    def _sparse(self, sparse: SparseVector, limit: int, filters: Filters | None, partial: bool) -> list[Hit]:
+        if partial:
+            assert isinstance(self.backend, PartialSearch)
+            return self.backend.search_sparse_partial(self.index, sparse, limit, filters=filters)
+        return self.backend.search_sparse(self.index, sparse, limit, filters=filters)
+
+    def _text(self, text: str, limit: int, filters: Filters | None, partial: bool) -> list[Hit]:
+        assert isinstance(self.backend, TextSearch)
+        if partial:
+            assert isinstance(self.backend, PartialSearch)
+            return self.backend.search_text_partial(self.index, text, limit, filters=filters)
+        return self.backend.search_text(self.index, text, limit, filters=filters)

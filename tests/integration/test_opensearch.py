@@ -262,3 +262,41 @@ def test_per_document_search_equals_max_passage_over_every_passage(ingested, spa
             assert [h.score for h in got] == pytest.approx([h.score for h in expected])
     bm25 = SearchPipeline(backend, spec.name, None, first_stage="bm25").search(docs[5]["title"], k=20)
     assert [h.id for h in bm25.hits] == [h.id for h in aggregate_passages(backend.search_text(spec.name, docs[5]["title"], every))[:20]]
+
+
+class _WithoutPartialSearch(OpenSearchBackend):
+    """The same engine, read the way a backend without the PartialSearch capability reads it."""
+
+    search_sparse_partial = None
+    search_text_partial = None
+
+
+def test_partial_candidates_rank_and_read_as_complete_ones(ingested, sparse_encoder, mv_encoder, opensearch_url):
+    """Hybrid, BM25 and hybrid+rerank over partial candidates (doc values only, the k returned
+    read whole in one mget) return what they return over complete candidates."""
+    backend, spec, _, docs = ingested
+    from lsrkit.core import RerankSettings
+    from lsrkit.encoders import IdfQueryEncoder
+    from lsrkit.ingest import load_index_idf
+
+    encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
+    complete_only = _WithoutPartialSearch(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+    settings = RerankSettings(kappa=20, k=10, interpolation=0.3)
+    pipelines = {
+        "hybrid": dict(first_stage="hybrid", settings=settings),
+        "bm25 per passage": dict(first_stage="bm25", settings=settings, aggregate=False),
+        "hybrid+rerank": dict(first_stage="hybrid", settings=settings, multivector_encoder=mv_encoder, rerank="client"),
+    }
+    for name, options in pipelines.items():
+        for query in (docs[21]["title"], "cancer cell growth in mice"):
+            spy = _EngineReads(backend.client)
+            partial = SearchPipeline(backend, spec.name, encoder, **options).search(query, k=8)
+            reads = (spy.search, spy.mget)
+            spy.restore()
+            complete = SearchPipeline(complete_only, spec.name, encoder, **options).search(query, k=8)
+            assert len(partial.hits) == 8, name
+            assert [(h.id, h.title, h.text, dict(h.metadata)) for h in partial.hits] == [(h.id, h.title, h.text, dict(h.metadata)) for h in complete.hits], name
+            assert [h.score for h in partial.hits] == pytest.approx([h.score for h in complete.hits], abs=1e-5), name
+            assert not any(h.partial for h in partial.hits) and "hydrate" in partial.timings_ms and "hydrate" not in complete.timings_ms
+            assert reads == ((1 if name.startswith("bm25") else 2), 1), name  # the runs, then one mget for the k returned
+    complete_only.close()
