@@ -40,6 +40,9 @@ def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", da
             "bm25": build_pipeline("bm25", backend, index, idf_encoder=None, multivector=None, k=10),
             "sparse-idf": build_pipeline("sparse-idf", backend, index, idf_encoder=idf, multivector=None, k=10),
             "sparse-idf+rerank": build_pipeline("sparse-idf+rerank", backend, index, idf_encoder=idf, multivector=multivector, k=10),
+            # the fused pipelines too (not in the targets): what the best-quality setups cost
+            "hybrid": build_pipeline("hybrid", backend, index, idf_encoder=idf, multivector=None, k=10),
+            "hybrid+rerank": build_pipeline("hybrid+rerank", backend, index, idf_encoder=idf, multivector=multivector, k=10),
         }
         if uncached is not None:
             pipelines[ENGINE_FETCH] = build_pipeline("sparse-idf+rerank", uncached, index, idf_encoder=idf, multivector=multivector, k=10)
@@ -71,6 +74,8 @@ def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", da
             "stage_p50_ms": {name: {stage: round(float(np.percentile(v, 50)), 2) for stage, v in by_stage.items()} for name, by_stage in stages.items()},
             "ratio_sparse_vs_bm25": round(p50["sparse-idf"] / p50["bm25"], 3),
             "ratio_rerank_vs_bm25": round(p50["sparse-idf+rerank"] / p50["bm25"], 3),
+            "ratio_hybrid_vs_bm25": round(p50["hybrid"] / p50["bm25"], 3),
+            "ratio_hybrid_rerank_vs_bm25": round(p50["hybrid+rerank"] / p50["bm25"], 3),
             **({"ratio_rerank_engine_fetch_vs_bm25": round(p50[ENGINE_FETCH] / p50["bm25"], 3)} if ENGINE_FETCH in p50 else {}),
             "machine": machine(),
         }
