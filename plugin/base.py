@@ -128,6 +128,14 @@ class PartialSearch(Protocol):
 
 
 @runtime_checkable
+class PairedSearch(Protocol):
+    """A query's BM25 and sparse runs in one round trip, the engine running them side by side
+    (the hybrid first stage). Hits may be partial only on a backend with Hydration."""
+
+    def search_text_and_sparse(self, index: str, text: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> tuple[list[Hit], list[Hit]]: ...
+
+
+@runtime_checkable
 class Refreshable(Protocol):
     """Writes become searchable only after a refresh (OpenSearch)."""
 

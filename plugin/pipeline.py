@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
-from lsrkit.plugin.base import Backend, Filters, Hydration, MaxSimScoring, PartialSearch, PerDocumentSearch, SearchWithMultivectors, ServerSideMaxSim, TextSearch
+from lsrkit.plugin.base import Backend, Filters, Hydration, MaxSimScoring, PairedSearch, PartialSearch, PerDocumentSearch, SearchWithMultivectors, ServerSideMaxSim, TextSearch
 from lsrkit.plugin.fusion import FusionMethod, fuse
 from lsrkit.plugin.rerank import MaxSimReranker
 
@@ -291,8 +291,10 @@ class SearchPipeline:
         # settings were tuned on (lsrkit.tuning.apply); cutting it made k=100 searches fetch
         # both runs again at twice the depth, under other min-max bounds
         depth = max(self.hybrid.depth, kappa)
-        lexical = self._text(text, depth, filters, partial)
-        learned = self._sparse(sparse, depth, filters, partial)
+        if isinstance(self.backend, PairedSearch):  # both runs in one round trip, side by side
+            lexical, learned = self.backend.search_text_and_sparse(self.index, text, sparse, depth, filters=filters)
+        else:
+            lexical, learned = self._text(text, depth, filters, partial), self._sparse(sparse, depth, filters, partial)
         return fuse([lexical, learned], self.hybrid.method, list(self.hybrid.weights))
 
     def _sparse(self, sparse: SparseVector, limit: int, filters: Filters | None, partial: bool) -> list[Hit]:

@@ -65,3 +65,20 @@ def test_maxsim_equals_the_definition_for_any_shapes(query, docs):
     for score, doc in zip(scores.tolist(), docs):
         expected = 0.0 if len(doc) == 0 or len(query) == 0 else float((query @ doc.T).max(axis=1).sum())
         assert score == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("item", "error"),
+    [
+        ({"status": 404, "error": {"type": "index_not_found_exception"}}, "IndexMissingError"),
+        ({"status": 429, "error": {"type": "es_rejected_execution_exception"}}, "UnavailableError"),
+        ({"status": 400, "error": {"type": "parsing_exception"}}, "BackendError"),
+    ],
+)
+def test_a_failed_search_inside_an_msearch_raises_like_a_failed_request(item, error):
+    from lsrkit.core import errors
+    from lsrkit.plugin.opensearch import _raise_item_error
+
+    with pytest.raises(getattr(errors, error)) as raised:
+        _raise_item_error("msearch", "idx", item)
+    assert type(raised.value).__name__ == error and "idx" in str(raised.value)
