@@ -130,9 +130,12 @@ class PartialSearch(Protocol):
 @runtime_checkable
 class PairedSearch(Protocol):
     """A query's BM25 and sparse runs in one round trip, the engine running them side by side
-    (the hybrid first stage). Hits may be partial only on a backend with Hydration."""
+    (the hybrid first stage). `partial`: hits without text where the engine can (a backend that
+    also has Hydration); otherwise complete."""
 
-    def search_text_and_sparse(self, index: str, text: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> tuple[list[Hit], list[Hit]]: ...
+    def search_text_and_sparse(
+        self, index: str, text: str, query: SparseVector, limit: int, *, filters: Filters | None = None, partial: bool = False
+    ) -> tuple[list[Hit], list[Hit]]: ...
 
 
 @runtime_checkable

@@ -303,10 +303,12 @@ class OpenSearchBackend:
             body["stored_fields"] = [MV_FIELD, "_source"]
         return body
 
-    def search_text_and_sparse(self, index: str, text: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> tuple[list[Hit], list[Hit]]:
+    def search_text_and_sparse(
+        self, index: str, text: str, query: SparseVector, limit: int, *, filters: Filters | None = None, partial: bool = False
+    ) -> tuple[list[Hit], list[Hit]]:
         """A query's BM25 and sparse runs in one msearch: one round trip, and the cluster runs
-        the two searches side by side. Partial hits where the layout allows (search_sparse_partial)."""
-        partial = self._layout(index).digest_in_doc_values
+        the two searches side by side. `partial` as in search_sparse_partial."""
+        partial = partial and self._layout(index).digest_in_doc_values
         queries = [_bm25_query(text)] + ([rank_feature_query(query, self._vocab())] if len(query) else [])
         lines: list[dict[str, Any]] = []
         for ranking in queries:
