@@ -178,7 +178,7 @@ class SearchPipeline:
         kappa = self.settings.kappa
         depth = max(kappa, k) if self.rerank_mode == "client" else k
         timings: dict[str, float] = {}
-        clock = time.perf_counter()
+        clock = started = time.perf_counter()
 
         def lap(name: str) -> None:
             nonlocal clock
@@ -211,7 +211,9 @@ class SearchPipeline:
         if any(h.partial for h in hits) and isinstance(self.backend, Hydration):
             hits = self.backend.hydrate(self.index, hits)  # only the k returned are read whole
             lap("hydrate")
-        timings["total"] = sum(timings.values())
+        # wall time, not the sum of the stages: what falls between laps (aggregation, the final
+        # ranking) counts too
+        timings["total"] = (time.perf_counter() - started) * 1000.0
         return SearchResult(hits, timings)
 
     def _rerank_client(
@@ -251,6 +253,7 @@ class SearchPipeline:
         lap("rerank")
         if self.aggregate and len(hits) >= depth:
             tail = self._deeper_tail(text, sparse, head, tail, depth, k, filters)
+            lap("first_stage")  # the deeper read is first-stage work
         # only the tail that can reach the top k is demoted (a hybrid tail is ~150 passages)
         tail = tail_needed(head, tail, k) if self.aggregate else tail[: max(0, k - len(head))]
         return head + demote(tail, below=min(h.score for h in head))
