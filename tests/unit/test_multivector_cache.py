@@ -64,14 +64,19 @@ def _write_many(directory, start: int) -> None:
     cache.close()
 
 
-def test_processes_writing_at_once_lose_nothing(tmp_path):
+def _in_processes(target, directory, starts) -> None:
+    """Run target(directory, start) in one spawned process per start, all at once."""
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_write_many, args=(tmp_path / "c", start)) for start in (0, 40, 80)]
+    workers = [context.Process(target=target, args=(directory, start)) for start in starts]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(60)
         assert worker.exitcode == 0
+
+
+def test_processes_writing_at_once_lose_nothing(tmp_path):
+    _in_processes(_write_many, tmp_path / "c", (0, 40, 80))
     cache = MultiVectorCache(tmp_path / "c")
     found = cache.get({f"id{i}": f"d{i}" for i in range(120)})
     assert len(found) == 120 and all(_same(found[f"id{i}"], _rows(i, 1 + i % 11)) for i in range(120))
@@ -175,13 +180,7 @@ def _rewrite_own_ids(directory, start: int) -> None:
 
 
 def test_processes_compacting_while_others_write_lose_nothing(tmp_path):
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_rewrite_own_ids, args=(tmp_path / "c", start)) for start in (0, 10, 20)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(60)
-        assert worker.exitcode == 0
+    _in_processes(_rewrite_own_ids, tmp_path / "c", (0, 10, 20))
     cache = MultiVectorCache(tmp_path / "c")
     found = cache.get({f"id{s + i}": "v14" for s in (0, 10, 20) for i in range(5)})
     assert len(found) == 15
