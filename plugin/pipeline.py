@@ -296,8 +296,9 @@ class SearchPipeline:
     def _first_stage(self, text: str, sparse: SparseVector | None, kappa: int, filters: Filters | None, *, returned: int) -> list[Hit]:
         """The candidates (κ per run), partial where the engine can and it pays: the `returned`
         hits are then read whole (Hydration)."""
-        runs = 2 if self.first_stage == "hybrid" else 1
-        partial = isinstance(self.backend, PartialSearch) and isinstance(self.backend, Hydration) and partial_hits_pay(runs * max(kappa, self.hybrid.depth if runs == 2 else 0), returned)
+        depth = max(self.hybrid.depth, kappa)  # per run, for hybrid
+        candidates = 2 * depth if self.first_stage == "hybrid" else kappa
+        partial = isinstance(self.backend, PartialSearch) and isinstance(self.backend, Hydration) and partial_hits_pay(candidates, returned)
         if self.first_stage == "sparse":
             assert sparse is not None
             return self._sparse(sparse, kappa, filters, partial)
@@ -307,7 +308,6 @@ class SearchPipeline:
         # the whole fused list, not its top κ: both runs were fetched anyway, and it is what the
         # settings were tuned on (lsrkit.tuning.apply); cutting it made k=100 searches fetch
         # both runs again at twice the depth, under other min-max bounds
-        depth = max(self.hybrid.depth, kappa)
         if isinstance(self.backend, PairedSearch):  # both runs in one round trip, side by side
             lexical, learned = self.backend.search_text_and_sparse(self.index, text, sparse, depth, filters=filters, partial=partial)
         else:
