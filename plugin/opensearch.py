@@ -346,19 +346,21 @@ class OpenSearchBackend:
         return self._hits(self._search(index, rank_feature_query(query, self._vocab()), limit, filters, per_document=True))
 
     def search_sparse_partial(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        """search_sparse's hits read from doc values (see _partial_hits); complete hits on an
-        index of an earlier layout, whose digests have no doc values."""
+        """search_sparse's hits, partial (see _candidates)."""
         if not len(query):
             return []
-        if not self._layout(index).digest_in_doc_values:
-            return self.search_sparse(index, query, limit, filters=filters)
-        return self._partial_hits(index, rank_feature_query(query, self._vocab()), limit, filters)
+        return self._candidates(index, rank_feature_query(query, self._vocab()), limit, filters)
 
     def search_text_partial(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        """search_text's hits read from doc values, as search_sparse_partial."""
-        if not self._layout(index).digest_in_doc_values:
-            return self.search_text(index, text, limit, filters=filters)
-        return self._partial_hits(index, _bm25_query(text), limit, filters)
+        """search_text's hits, partial (see _candidates)."""
+        return self._candidates(index, _bm25_query(text), limit, filters)
+
+    def _candidates(self, index: str, query: dict[str, Any], limit: int, filters: Filters | None) -> list[Hit]:
+        """Partial hits read from doc values; complete ones on an index of an earlier layout,
+        whose digests have no doc values."""
+        if self._layout(index).digest_in_doc_values:
+            return self._partial_hits(index, query, limit, filters)
+        return self._hits(self._search(index, query, limit, filters))
 
     def search_sparse_with_multivectors(
         self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None
@@ -376,7 +378,7 @@ class OpenSearchBackend:
             return self._hits(response), {
                 item["_id"]: decode_multivector(_padded(item["fields"][MV_FIELD][0]), MV_CODEC) for item in response["hits"]["hits"] if MV_FIELD in item.get("fields", {})
             }
-        hits = self._partial_hits(index, ranking, limit, filters) if self._layout(index).digest_in_doc_values else self._hits(self._search(index, ranking, limit, filters))
+        hits = self._candidates(index, ranking, limit, filters)
         digests = {h.id: h.vector_digest for h in hits if h.vector_digest}
         return hits, self._through_cache(cache, index, [h.id for h in hits], digests)
 
