@@ -161,16 +161,24 @@ class MultiVectorCache:
         old_path.unlink()  # readers that mapped it keep their map; new reads use the new file
         return freed
 
+    def _sql(self, statement: str, parameters: tuple[object, ...] = (), *, commit: bool = False) -> list[tuple[object, ...]]:
+        try:
+            rows = self._db.execute(statement, parameters).fetchall()
+            if commit:
+                self._db.commit()
+            return rows
+        except sqlite3.Error as exc:
+            raise BackendError(f"multivector cache at {self.directory}: {exc}") from exc
+
     def _live_bytes(self) -> int:
-        return int(self._db.execute(f"SELECT COALESCE(SUM({_RECORD_BYTES}), 0) FROM vectors").fetchone()[0])
+        return int(self._sql(f"SELECT COALESCE(SUM({_RECORD_BYTES}), 0) FROM vectors")[0][0])  # type: ignore[call-overload]
 
     def _meta(self, key: str) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return int(row[0]) if row else 0
+        rows = self._sql("SELECT value FROM meta WHERE key = ?", (key,))
+        return int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
 
     def _set_meta(self, key: str, value: int) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-        self._db.commit()
+        self._sql("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value), commit=True)
 
     def _generation(self) -> int:
         return self._meta("generation")
