@@ -287,7 +287,6 @@ class SearchPipeline:
         61; k=100 hybrid 30 vs 26 ms and hybrid+rerank 40 vs 38, the one case where whole reads,
         run side by side in one msearch, are a little faster."""
         partial = isinstance(self.backend, PartialSearch) and isinstance(self.backend, Hydration)
-        depth = max(self.hybrid.depth, kappa)  # per run, for hybrid
         if self.first_stage == "sparse":
             assert sparse is not None
             return self._sparse(sparse, kappa, filters, partial)
@@ -297,6 +296,7 @@ class SearchPipeline:
         # the whole fused list, not its top κ: both runs were fetched anyway, and it is what the
         # settings were tuned on (lsrkit.tuning.apply); cutting it made k=100 searches fetch
         # both runs again at twice the depth, under other min-max bounds
+        depth = max(self.hybrid.depth, kappa)
         if isinstance(self.backend, PairedSearch):  # both runs in one round trip, side by side
             lexical, learned = self.backend.search_text_and_sparse(self.index, text, sparse, depth, filters=filters, partial=partial)
         else:
