@@ -1,24 +1,19 @@
 """`lsrkit bench query`: query latency of the sparse pipelines relative to BM25 on the same engine.
 
 Same index, same queries, warm (every pipeline runs the query set once before it is timed);
-the latency of a query is end to end: query encoding, engine round trips, rerank.
-On OpenSearch the rerank is timed twice: reading the candidates' multivectors from the local
-cache (the default; warm after the warm-up round) and fetching them from the engine every time.
+the latency of a query is end to end: query encoding, engine round trips, rerank (the
+candidates' compact token vectors read from the engine every time).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lsrkit.bench.common import DEFAULT_DATASET, machine
-
-ENGINE_FETCH = "sparse-idf+rerank (vectors from the engine)"
-
 
 def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", data_dir: Path = Path(".lsrkit"), url: str | None = None, rounds: int = 2) -> dict[str, Any]:
     from lsrkit.evaluation import load_beir
@@ -30,7 +25,6 @@ def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", da
     index = default_index(dataset)
     options = BackendOptions(kind=backend_kind, data_dir=data_dir, url=url)  # type: ignore[arg-type]
     backend = open_backend(options)
-    uncached = open_backend(replace(options, multivector_cache=False)) if backend_kind == "opensearch" else None
     sparse, multivector = document_encoders(ModelChoice())
     state_dir = data_dir / "state" / index
     try:
@@ -44,8 +38,6 @@ def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", da
             "hybrid": build_pipeline("hybrid", backend, index, idf_encoder=idf, multivector=None, k=10),
             "hybrid+rerank": build_pipeline("hybrid+rerank", backend, index, idf_encoder=idf, multivector=multivector, k=10),
         }
-        if uncached is not None:
-            pipelines[ENGINE_FETCH] = build_pipeline("sparse-idf+rerank", uncached, index, idf_encoder=idf, multivector=multivector, k=10)
         queries = list(data.queries.values())
         samples: dict[str, list[float]] = {name: [] for name in pipelines}
         stages: dict[str, dict[str, list[float]]] = {name: {} for name in pipelines}
@@ -76,10 +68,7 @@ def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", da
             "ratio_rerank_vs_bm25": round(p50["sparse-idf+rerank"] / p50["bm25"], 3),
             "ratio_hybrid_vs_bm25": round(p50["hybrid"] / p50["bm25"], 3),
             "ratio_hybrid_rerank_vs_bm25": round(p50["hybrid+rerank"] / p50["bm25"], 3),
-            **({"ratio_rerank_engine_fetch_vs_bm25": round(p50[ENGINE_FETCH] / p50["bm25"], 3)} if ENGINE_FETCH in p50 else {}),
             "machine": machine(),
         }
     finally:
         backend.close()
-        if uncached is not None:
-            uncached.close()

@@ -10,7 +10,6 @@ from lsrkit.core.errors import ConfigError
 
 Quantization = Literal["none", "int8", "int8-per-channel", "int8-attention"]
 QUANTIZATIONS = ("none", "int8", "int8-per-channel", "int8-attention")
-MultiVectorStorage = Literal["float16", "uint8", "float32"]
 
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,127}$")
 
@@ -67,6 +66,47 @@ class BatchPolicy:
                 raise ConfigError(f"BatchPolicy.{name} must be >= 1, got {getattr(self, name)}")
 
 
+_NAME = re.compile(r"^(?:pool(?P<pool>[1-9])-)?(?P<code>int8|4bit|2bit|1bit)$")
+REPRESENTATIONS = ("int8", "4bit", "2bit", "1bit", "pool2-int8", "pool2-4bit", "pool2-2bit", "pool2-1bit", "pool3-2bit", "pool3-1bit")
+# chosen by `lsrkit bench multivector` on SciFact train: the smallest whose nDCG@10 change against
+# int8 has a train interval containing 0 (reports/bench-multivector-scifact.json)
+DEFAULT_REPRESENTATION = "pool2-1bit"
+
+
+@dataclass(frozen=True)
+class Representation:
+    """A token pooling factor and a code width.
+
+    >>> r = Representation.parse("pool2-1bit")
+    >>> (r.pool, r.bits, r.name, r.bytes_per_token(384))
+    (2, 1, 'pool2-1bit', 48)
+    """
+
+    bits: int = 8
+    pool: int = 1
+
+    def __post_init__(self) -> None:
+        if self.bits not in (8, 4, 2, 1) or not 1 <= self.pool <= 9:
+            raise ConfigError(f"no multivector representation with {self.bits} bits and pooling {self.pool}")
+
+    @classmethod
+    def parse(cls, name: str) -> Representation:
+        match = _NAME.match(name) if isinstance(name, str) else None
+        if match is None:
+            raise ConfigError(f"unknown multivector representation {name!r}; choose from {', '.join(REPRESENTATIONS)} (poolN- with N in 1-9)")
+        code = match["code"]
+        return cls(bits=8 if code == "int8" else int(code[0]), pool=int(match["pool"] or 1))
+
+    @property
+    def name(self) -> str:
+        code = "int8" if self.bits == 8 else f"{self.bits}bit"
+        return code if self.pool == 1 else f"pool{self.pool}-{code}"
+
+    def bytes_per_token(self, dim: int) -> int:
+        """Bytes of one *stored* token (pooling stores fewer of them)."""
+        return dim + 4 if self.bits == 8 else dim * self.bits // 8
+
+
 @dataclass(frozen=True)
 class IndexSpec:
     """The layout of one index / collection.
@@ -77,7 +117,7 @@ class IndexSpec:
 
     name: str
     multivector_dim: int | None = 384
-    multivector_storage: MultiVectorStorage = "float16"
+    multivector_representation: str = DEFAULT_REPRESENTATION
     sparse_idf_modifier: bool = False
     with_bm25: bool = True
 
@@ -85,8 +125,7 @@ class IndexSpec:
         validate_index_name(self.name)
         if self.multivector_dim is not None and self.multivector_dim < 1:
             raise ConfigError("multivector_dim must be positive or None")
-        if self.multivector_storage not in ("float16", "uint8", "float32"):
-            raise ConfigError(f"multivector_storage must be float16, uint8 or float32, got {self.multivector_storage!r}")
+        Representation.parse(self.multivector_representation)
 
 
 @dataclass(frozen=True)

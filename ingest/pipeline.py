@@ -29,6 +29,8 @@ from lsrkit.ingest.progress import Progress
 from lsrkit.ingest.sources import FieldMapping, SourceFormat, SourceRecord, read_records
 from lsrkit.ingest.validate import Validator
 from lsrkit.plugin.base import Backend, EncodedRecord, MetaStore, Refreshable, WriteResult
+from lsrkit.plugin.codec import MultiVectorCodec
+from lsrkit.plugin.pipeline import CODEC_META
 
 
 class SparseDocumentEncoder(Protocol):
@@ -101,8 +103,8 @@ class _Unit:
 
 
 def _record_bytes(record: EncodedRecord) -> int:
-    mv = record.multivector.vectors.nbytes if record.multivector is not None else 0
-    return len(record.text) + len(record.title) + 8 * len(record.sparse) + mv
+    # base64 on the wire
+    return len(record.text) + len(record.title) + 8 * len(record.sparse) + 4 * len(record.multivector or b"") // 3
 
 
 class IngestPipeline:
@@ -141,6 +143,7 @@ class IngestPipeline:
         self.checkpoint_path = self.state_dir / "checkpoint.json"
         self.ids_path = self.state_dir / "ids.log"
         self.idf_path = self.state_dir / "idf.json"
+        self._codec: MultiVectorCodec | None = None
 
     # -- public --------------------------------------------------------------------------------
     def run(self, source: str | Path, *, fmt: SourceFormat = "auto", mapping: FieldMapping = FieldMapping(), resume: bool = False) -> IngestSummary:
@@ -172,6 +175,7 @@ class IngestPipeline:
             DeadLetter.truncate(self.ids_path, checkpoint.ids_bytes)
         self._resumed_from = checkpoint.next_ordinal
         self.backend.ensure_index(self.spec)
+        self._codec = self._stored_codec()
         seen = set(self.ids_path.read_text(encoding="utf-8").split("\n")) - {""} if self.ids_path.exists() else set()
         validator = Validator(mapping, seen=seen)
         doc_freq = (
@@ -216,10 +220,33 @@ class IngestPipeline:
         counter = DocFreqCounter(len(self.tokenizer.vocab))
         counter.add(self.tokenizer.token_ids(texts, add_special_tokens=False))
         unit.doc_freq = counter
+        codec = self._codec_for(multi)
         for passage, sv, mv in zip(passages, sparse, multi):
             if sv is None:
                 continue
-            unit.records.append(EncodedRecord(passage.id, passage.doc_id, passage.text, sv, passage.title, metadata[passage.doc_id], mv))
+            compact = codec.encode(mv.vectors) if codec is not None and mv is not None else None
+            unit.records.append(EncodedRecord(passage.id, passage.doc_id, passage.text, sv, passage.title, metadata[passage.doc_id], compact))
+
+    def _stored_codec(self) -> MultiVectorCodec | None:
+        """The codec an earlier job stored with the index: its token vectors stay decodable by one codec."""
+        meta = self.backend.get_meta(self.spec.name, CODEC_META) if isinstance(self.backend, MetaStore) else None
+        if not meta:
+            return None
+        codec = MultiVectorCodec.from_meta(meta)
+        if codec.name != self.spec.multivector_representation:
+            raise IngestError(f"index {self.spec.name!r} stores {codec.name} token vectors, not {self.spec.multivector_representation}: recreate it to change")
+        return codec
+
+    def _codec_for(self, multi: list[MultiVector | None]) -> MultiVectorCodec | None:
+        """The index's codec; the first batch of a new index calibrates it and stores it with the
+        index before anything is written with it."""
+        if self._codec is None and self.spec.multivector_dim and any(mv is not None for mv in multi):
+            codec = MultiVectorCodec.calibrate(self.spec.multivector_representation, [mv.vectors for mv in multi if mv is not None])
+            if not isinstance(self.backend, MetaStore):
+                raise IngestError(f"backend {self.backend.name} cannot store the multivector codec with index {self.spec.name!r}")
+            self.backend.put_meta(self.spec.name, CODEC_META, codec.to_meta())
+            self._codec = codec
+        return self._codec
 
     def _encode_texts(self, texts: list[str], passages: list[Passage], unit: _Unit) -> tuple[list[SparseVector | None], list[MultiVector | None]]:
         try:
@@ -231,13 +258,15 @@ class IngestPipeline:
         except EncoderError:  # find the text(s) at fault, keep the rest
             sparse, multi = [], []
             for text, passage in zip(texts, passages):
+                # both encodings first, then both appends: the two lists must stay aligned with texts
                 try:
-                    sparse.append(self.sparse_encoder.encode_documents([text])[0])
-                    multi.append(self.multivector_encoder.encode_documents([text])[0] if self.multivector_encoder else None)
+                    sv = self.sparse_encoder.encode_documents([text])[0]
+                    mv = self.multivector_encoder.encode_documents([text])[0] if self.multivector_encoder else None
                 except EncoderError as exc:
-                    sparse.append(None)
-                    multi.append(None)
+                    sv = mv = None
                     unit.rejects.append((RecordError(f"encoding failed: {exc}", position="passage", record_id=passage.id), None))
+                sparse.append(sv)
+                multi.append(mv)
             return sparse, multi
 
     def _stream(self, source: str | Path, fmt: SourceFormat, validator: Validator, checkpoint: Checkpoint, doc_freq: DocFreqCounter) -> Iterator[BatchResult]:

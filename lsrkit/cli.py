@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lsrkit.core.config import DEFAULT_REPRESENTATION
 from lsrkit.core.errors import LsrError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Learned sparse retrieval + multivector reranking on the engines you run.")
@@ -24,7 +25,7 @@ IndexOpt = Annotated[str, typer.Option("--index", "-i", help="index / collection
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="folder for Qdrant Edge / local-mode data and job state")]
 UrlOpt = Annotated[Optional[str], typer.Option("--url", help="server URL (credentials from the environment, never here)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
-MvCacheOpt = Annotated[bool, typer.Option("--mv-cache/--no-mv-cache", help="opensearch: keep a local copy of the multivectors under --data-dir for the rerank (checked against the index by digest)")]
+RepresentationOpt = Annotated[str, typer.Option("--multivector-representation", help="how token vectors are stored: [poolN-]int8|4bit|2bit|1bit (recorded with the index)")]
 
 
 def _fail(exc: LsrError) -> None:
@@ -32,10 +33,10 @@ def _fail(exc: LsrError) -> None:
     raise typer.Exit(code=2)
 
 
-def _backend_options(backend: str, data_dir: Path, url: str | None, mv_cache: bool = True):  # type: ignore[no-untyped-def]
+def _backend_options(backend: str, data_dir: Path, url: str | None):  # type: ignore[no-untyped-def]
     from lsrkit.factory import BackendOptions
 
-    return BackendOptions(kind=backend, data_dir=data_dir, url=url, ca_certs=os.environ.get("LSRKIT_CA_CERTS"), multivector_cache=mv_cache)  # type: ignore[arg-type]
+    return BackendOptions(kind=backend, data_dir=data_dir, url=url, ca_certs=os.environ.get("LSRKIT_CA_CERTS"))  # type: ignore[arg-type]
 
 
 @app.command()
@@ -88,7 +89,7 @@ def ingest(
     index: IndexOpt = "lsrkit",
     data_dir: DataDirOpt = Path(".lsrkit"),
     url: UrlOpt = None,
-    mv_cache: MvCacheOpt = True,
+    representation: RepresentationOpt = DEFAULT_REPRESENTATION,
     fmt: Annotated[str, typer.Option("--format", help="auto | jsonl | beir | csv | parquet")] = "auto",
     resume: Annotated[bool, typer.Option(help="continue after the last acknowledged batch")] = False,
     id_field: str = "_id",
@@ -106,12 +107,13 @@ def ingest(
     from lsrkit.jobs import ingest_corpus
 
     try:
-        engine = open_backend(_backend_options(backend, data_dir, url, mv_cache))
+        engine = open_backend(_backend_options(backend, data_dir, url))
         encoders: tuple[SparseDocEncoder, object] = document_encoders(ModelChoice()) if multivector else (SparseDocEncoder("splade-tiny"), None)
         try:
             summary = ingest_corpus(
                 engine, index, source, state_dir=data_dir / "state" / index, resume=resume, fmt=fmt, encoders=encoders,  # type: ignore[arg-type]
                 mapping=FieldMapping(id=id_field, title=title_field, text=text_field), policy=BatchPolicy(write_batch=write_batch),
+                representation=representation,
             )
         finally:
             engine.close()
@@ -134,7 +136,6 @@ def search(
     index: IndexOpt = "lsrkit",
     data_dir: DataDirOpt = Path(".lsrkit"),
     url: UrlOpt = None,
-    mv_cache: MvCacheOpt = True,
     pipeline: Annotated[str, typer.Option(help="bm25 | sparse-idf | sparse-model | sparse-idf+rerank | hybrid | hybrid+rerank")] = "sparse-idf+rerank",
     k: int = 10,
     json_out: JsonOpt = False,
@@ -144,7 +145,7 @@ def search(
     from lsrkit.factory import ModelChoice, build_pipeline, idf_query_encoder, open_backend
 
     try:
-        engine = open_backend(_backend_options(backend, data_dir, url, mv_cache))
+        engine = open_backend(_backend_options(backend, data_dir, url))
         try:
             models = ModelChoice()
             idf = idf_query_encoder(engine, index, models.sparse) if pipeline != "bm25" else None
@@ -173,7 +174,7 @@ def evaluate(
     index: Annotated[Optional[str], typer.Option(help="index name (default: from the dataset folder)")] = None,
     data_dir: DataDirOpt = Path(".lsrkit"),
     url: UrlOpt = None,
-    mv_cache: MvCacheOpt = True,
+    representation: RepresentationOpt = DEFAULT_REPRESENTATION,
     split: str = "test",
     pipelines: Annotated[Optional[str], typer.Option(help="comma-separated; default: all")] = None,
     report: Annotated[Optional[Path], typer.Option(help="write <report>.md and <report>.png")] = None,
@@ -185,8 +186,8 @@ def evaluate(
 
     try:
         result = run_eval(
-            dataset, _backend_options(backend, data_dir, url, mv_cache), index=index, state_root=data_dir / "state", split=split,
-            pipelines=pipelines.split(",") if pipelines else None, report=report, reingest=reingest,
+            dataset, _backend_options(backend, data_dir, url), index=index, state_root=data_dir / "state", split=split,
+            pipelines=pipelines.split(",") if pipelines else None, report=report, reingest=reingest, representation=representation,
         )
     except LsrError as exc:
         _fail(exc)

@@ -9,6 +9,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from lsrkit.core.config import DEFAULT_REPRESENTATION
 from lsrkit.core.errors import ConfigError, LsrError
 from lsrkit.encoders import SparseQueryEncoder
 from lsrkit.evaluation import PipelineReport, evaluate_pipeline, load_beir, markdown_table, plot_quality_latency
@@ -33,6 +34,7 @@ def run_eval(
     reingest: bool = False,
     quality: QualitySettings = QualitySettings(),
     progress: bool | None = None,
+    representation: str = DEFAULT_REPRESENTATION,
 ) -> dict[str, Any]:
     dataset = load_beir(dataset_dir, split)
     index = index or default_index(dataset_dir)
@@ -46,7 +48,7 @@ def run_eval(
     state_dir = state_root / index
     try:
         ingest_info: dict[str, Any] = {"reused": True}
-        summary = ensure_ingested(backend, index, dataset.corpus, state_dir, (sparse, multivector), reingest=reingest, progress=progress)
+        summary = ensure_ingested(backend, index, dataset.corpus, state_dir, (sparse, multivector), reingest=reingest, progress=progress, representation=representation)
         if summary is not None:
             ingest_info = {"reused": False, "docs_per_second": round(summary.docs_per_second, 2), "seconds": round(summary.seconds, 1), "documents": summary.documents}
         idf = idf_query_encoder(backend, index, models.sparse)
@@ -67,15 +69,18 @@ def run_eval(
                 continue
             reports.append(evaluate_pipeline(name, pipeline, dataset, on_query=lambda: bar.update(1)))
         bar.close()
-        size = backend.disk_bytes(index) if hasattr(backend, "disk_bytes") else None
+        points = backend.count(index)
+        size = backend.disk_bytes(index)
         result: dict[str, Any] = {
             "dataset": str(dataset_dir),
             "split": split,
             "queries": len(dataset.queries),
             "backend": backend.name,
             "index": index,
-            "index_points": backend.count(index),
+            "index_points": points,
             "index_bytes": size,
+            "index_bytes_per_passage": round(size / points, 1) if points and size is not None else None,
+            "multivector_representation": representation,
             "ingest": ingest_info,
             "settings": pipeline_settings(quality),
             "pipelines": {r.name: r.as_dict() for r in reports},

@@ -22,10 +22,9 @@ class BackendOptions:
     """Where the engine is. Secrets (API keys, passwords) come from the environment only."""
 
     kind: BackendKind = "edge"
-    data_dir: Path = DEFAULT_DATA_DIR  # local state: edge/, qdrant-local/ (no url), opensearch-cache/
+    data_dir: Path = DEFAULT_DATA_DIR  # local state: edge/, qdrant-local/ (no url), state/
     url: str | None = None  # qdrant / opensearch server
     ca_certs: str | None = None  # opensearch over https
-    multivector_cache: bool = True  # opensearch: keep a local copy of the multivectors for the rerank
 
 
 def open_backend(options: BackendOptions, *, sparse_model: str = "splade-tiny") -> Backend:
@@ -49,8 +48,7 @@ def open_backend(options: BackendOptions, *, sparse_model: str = "splade-tiny") 
         resolved = resolve(sparse_model, "sparse")
         vocab = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
         url = options.url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
-        cache_dir = options.data_dir / "opensearch-cache" if options.multivector_cache else None
-        return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs), vocab=vocab, cache_dir=cache_dir)
+        return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs), vocab=vocab)
     raise ConfigError(f"unknown backend {options.kind!r}: use edge, qdrant or opensearch")
 
 
@@ -146,7 +144,7 @@ def build_pipeline(
         index,
         encoder if first_stage != "bm25" else None,
         multivector_encoder=multivector if reranked else None,
-        rerank="client" if reranked else "none",
+        rerank=reranked,
         settings=settings,
         first_stage=first_stage,  # type: ignore[arg-type]
         hybrid=quality.hybrid_rerank if reranked else quality.hybrid,

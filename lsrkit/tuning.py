@@ -19,7 +19,7 @@ import numpy as np
 from lsrkit.core.types import Hit, MultiVector
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder
 from lsrkit.evaluation import BeirDataset, per_query_ndcg10, score_run
-from lsrkit.plugin import Backend, MaxSimScoring, TextSearch, aggregate_passages, demote, fuse
+from lsrkit.plugin import Backend, TextSearch, aggregate_passages, demote, fuse, index_codec
 from lsrkit.plugin.rerank import MaxSimReranker, interpolate, maxsim_scores
 from lsrkit.core.config import RerankSettings
 
@@ -37,9 +37,8 @@ class QueryEvidence:
 
 
 def _maxsim(backend: Backend, index: str, query: MultiVector, ids: list[str]) -> dict[str, float]:
-    if isinstance(backend, MaxSimScoring):  # the same scores the search pipeline uses
-        return backend.maxsim(index, query, ids)
-    stored = backend.fetch_multivectors(index, ids)
+    codec = index_codec(backend, index)
+    stored = {i: codec.decode(data) for i, data in backend.fetch_multivectors(index, ids).items()}
     empty = np.zeros((0, query.dim), np.float32)
     return dict(zip(ids, maxsim_scores(query.vectors, [stored.get(i, empty) for i in ids]).tolist()))
 
@@ -157,12 +156,13 @@ def sweep_pruning(
     grid_settings += [(a, b) for a in alphas for b in betas]
     rerankers = [MaxSimReranker(RerankSettings(kappa=base.kappa, k=k, alpha=a, beta=b, interpolation=base.interpolation)) for a, b in grid_settings]
     runs: list[dict[str, dict[str, float]]] = [{} for _ in grid_settings]
+    codec = index_codec(backend, index)
     elapsed = [0.0] * len(grid_settings)
     scored = [0] * len(grid_settings)
     for position, (qid, ev) in enumerate(evidence.items()):
         hits = _first_stage(ev, base)
         pool = hits[: base.kappa]
-        stored = backend.fetch_multivectors(index, [h.id for h in pool])  # one query's vectors at a time
+        stored = {i: codec.decode(data) for i, data in backend.fetch_multivectors(index, [h.id for h in pool]).items()}  # one query's at a time
         # untimed first pass: the first rerank over freshly fetched vectors ran ~25 % slower than
         # the same rerank after it (measured), which flattered every setting timed after the full
         # one; the starting setting also rotates from query to query

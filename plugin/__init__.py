@@ -7,7 +7,6 @@ Engine SDKs are imported only inside their adapter modules; import those directl
 from lsrkit.plugin.base import (
     Backend,
     EncodedRecord,
-    MaxSimScoring,
     MetaStore,
     Refreshable,
     Hydration,
@@ -15,20 +14,24 @@ from lsrkit.plugin.base import (
     PartialSearch,
     PerDocumentSearch,
     SearchWithMultivectors,
-    ServerSideMaxSim,
     TextSearch,
     WriteResult,
 )
+from lsrkit.plugin.codec import DEFAULT_REPRESENTATION, MultiVectorCodec, Representation
 from lsrkit.plugin.fusion import fuse, minmax_sum, rrf
-from lsrkit.plugin.pipeline import HybridSettings, SearchPipeline, SearchResult, aggregate_passages, demote
+from lsrkit.plugin.pipeline import CODEC_META, HybridSettings, SearchPipeline, SearchResult, aggregate_passages, demote, index_codec
 from lsrkit.plugin.rerank import MaxSimReranker, alpha_prune, maxsim_scores
 
 __all__ = [
+    "CODEC_META",
+    "DEFAULT_REPRESENTATION",
+    "MultiVectorCodec",
+    "Representation",
+    "index_codec",
     "Backend",
     "EncodedRecord",
     "HybridSettings",
     "MaxSimReranker",
-    "MaxSimScoring",
     "MetaStore",
     "Refreshable",
     "Hydration",
@@ -38,7 +41,6 @@ __all__ = [
     "SearchWithMultivectors",
     "SearchPipeline",
     "SearchResult",
-    "ServerSideMaxSim",
     "TextSearch",
     "WriteResult",
     "aggregate_passages",

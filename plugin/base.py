@@ -8,15 +8,15 @@ from typing import Any, Protocol, runtime_checkable
 
 
 from lsrkit.core.config import IndexSpec
-from lsrkit.core.types import Hit, MultiVector, SparseVector
-from lsrkit.plugin.codec import StoredMultiVector
+from lsrkit.core.types import Hit, SparseVector
 
 Filters = Mapping[str, str | int | float | bool]
 
 
 @dataclass(frozen=True)
 class EncodedRecord:
-    """One passage ready to write: its id, its document, text and vectors."""
+    """One passage ready to write: its id, its document, text and vectors. `multivector` is the
+    compact token vectors as the index's MultiVectorCodec encoded them (opaque to the engine)."""
 
     id: str
     doc_id: str
@@ -24,7 +24,12 @@ class EncodedRecord:
     sparse: SparseVector
     title: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    multivector: MultiVector | None = None
+    multivector: bytes | None = None
+
+    @property
+    def full_text(self) -> str:
+        """Title and text as BM25 indexes them (BEIR convention: title first)."""
+        return f"{self.title} {self.text}".strip() if self.title else self.text
 
 
 @dataclass
@@ -52,12 +57,15 @@ class Backend(Protocol):
 
     def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
 
-    def fetch_multivectors(self, index: str, ids: Sequence[str], *, digests: Mapping[str, str] | None = None) -> dict[str, StoredMultiVector]:
-        """Stored token vectors of the given passage ids, compact (not upcast). `digests` (id →
-        Hit.vector_digest) lets a backend with a local copy skip asking the engine for them."""
+    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored token vectors of the given passage ids, as written (MultiVectorCodec bytes)."""
         ...
 
     def count(self, index: str) -> int: ...
+
+    def disk_bytes(self, index: str) -> int | None:
+        """What the index occupies on disk, text and vectors included (None where the engine does not say)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -70,29 +78,12 @@ class TextSearch(Protocol):
 
 
 @runtime_checkable
-class ServerSideMaxSim(Protocol):
-    """The engine reranks its own sparse candidates by MaxSim on a stored multivector field."""
-
-    def search_sparse_maxsim(
-        self, index: str, query: SparseVector, query_vectors: MultiVector, prefetch: int, limit: int, *, filters: Filters | None = None
-    ) -> list[Hit]: ...
-
-
-@runtime_checkable
-class MaxSimScoring(Protocol):
-    """The engine computes MaxSim of a query against the stored multivectors of given passages
-    (cheaper than shipping the token vectors to the client)."""
-
-    def maxsim(self, index: str, query_vectors: MultiVector, ids: Sequence[str]) -> dict[str, float]: ...
-
-
-@runtime_checkable
 class SearchWithMultivectors(Protocol):
     """The sparse first stage returns the candidates' stored multivectors in the same round trip."""
 
     def search_sparse_with_multivectors(
         self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None
-    ) -> tuple[list[Hit], dict[str, StoredMultiVector]]: ...
+    ) -> tuple[list[Hit], dict[str, bytes]]: ...
 
 
 @runtime_checkable
@@ -118,7 +109,7 @@ class Hydration(Protocol):
 
 @runtime_checkable
 class PartialSearch(Protocol):
-    """Searches whose hits are partial (ids, doc ids, vector digests and scores; no text): for the
+    """Searches whose hits are partial (ids, doc ids and scores; no text): for the
     candidate lists a pipeline fuses, reranks or cuts, of which it returns only k, read whole
     with Hydration. The same hits and scores as search_sparse / search_text."""
 

@@ -1,49 +1,86 @@
-"""Compact multivector storage: float16, or int8 with one scale per token row."""
+"""Compact token vectors: how a passage's multivector is stored once, and read back for scoring.
+
+A representation is an optional token pooling (similar tokens of a passage merged, ×2 or ×3
+fewer) followed by one of two codes:
+- `int8`: per-token symmetric int8 with one float32 scale per token;
+- `4bit`, `2bit`, `1bit`: per-dimension scalar codes after centering each dimension on the
+  corpus mean and dividing by its spread (both measured on the first batch ingested and stored
+  with the index), with the uniform step that suits a Gaussian. Documents stay compact; queries
+  stay float (asymmetric scoring, see rerank.maxsim_scores).
+A stored multivector is opaque bytes to the engines: only this module reads or writes them.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
 
-from lsrkit.core.errors import InputError
+from lsrkit.core.config import DEFAULT_REPRESENTATION, REPRESENTATIONS, Representation
+from lsrkit.core.errors import ConfigError, InputError
 
-Storage = Literal["float16", "uint8", "float32"]
-_HEADER = np.dtype("<u4")
-
-
+FloatArray = npt.NDArray[np.float32]
+INT8_ZERO_POINT = 128
+__all__ = ["DEFAULT_REPRESENTATION", "REPRESENTATIONS", "CenteredCodes", "MultiVectorCodec", "QuantizedRows", "Representation", "pool_tokens", "quantize_rows"]
+# the uniform quantizer step (in standard deviations) with the least squared error for a Gaussian
+_GAUSSIAN_STEP = {1: 1.5958, 2: 0.9957, 4: 0.3352}
 @dataclass(frozen=True, slots=True)
 class QuantizedRows:
-    """A multivector as stored: per-row symmetric int8, shifted to uint8, with one float32 scale
-    per row, so that row i ≈ (codes[i] - 128) × scales[i]. Scoring can use the codes directly
-    (see rerank.maxsim_scores), which skips a dequantized copy of every candidate."""
+    """int8 codes: per-row symmetric int8 shifted to uint8, one float32 scale per row, so that
+    row i ≈ (codes[i] - 128) × scales[i]."""
 
     codes: npt.NDArray[np.uint8]
-    scales: npt.NDArray[np.float32]
+    scales: FloatArray
 
     def __len__(self) -> int:
         return int(self.codes.shape[0])
 
     @property
-    def shape(self) -> tuple[int, int]:
-        return (int(self.codes.shape[0]), int(self.codes.shape[1]))
-
-    @property
     def dim(self) -> int:
         return int(self.codes.shape[1])
 
-    def dequantize(self) -> npt.NDArray[np.float32]:
+    def dequantize(self) -> FloatArray:
         out = self.codes.astype(np.float32)
-        out -= 128.0
+        out -= float(INT8_ZERO_POINT)
         out *= self.scales[:, None]
         return out
 
 
-StoredMultiVector = Union[npt.NDArray[np.floating], QuantizedRows]
+@dataclass(frozen=True, slots=True)
+class CenteredCodes:
+    """b-bit per-dimension codes: token j ≈ center + spread ⊙ step·(levels[j] - (2^b - 1)/2).
+    `packed` holds 8/b codes a byte; `levels()` unpacks them (uint8, 0…2^b - 1)."""
+
+    packed: npt.NDArray[np.uint8]
+    bits: int
+    center: FloatArray
+    spread: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.packed.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.center.shape[0])
+
+    @property
+    def step(self) -> float:
+        return _GAUSSIAN_STEP[self.bits]
+
+    def levels(self) -> npt.NDArray[np.uint8]:
+        return unpack_levels(self.packed, self.bits, self.dim)
+
+    def dequantize(self) -> FloatArray:
+        middle = (2**self.bits - 1) / 2.0
+        normalized = (self.levels().astype(np.float32) - middle) * self.step
+        return (self.center + normalized * self.spread).astype(np.float32)
+
+
+StoredMultiVector = Union[npt.NDArray[np.floating], QuantizedRows, CenteredCodes]
 
 
 def quantize_rows(vectors: npt.NDArray[np.floating]) -> QuantizedRows:
@@ -55,57 +92,137 @@ def quantize_rows(vectors: npt.NDArray[np.floating]) -> QuantizedRows:
     """
     array = np.asarray(vectors, dtype=np.float32)
     scale = np.maximum(np.abs(array).max(axis=1, initial=0.0), 1e-12) / 127.0
-    codes = (np.rint(array / scale[:, None]) + 128).astype(np.uint8)
+    codes = (np.rint(array / scale[:, None]) + INT8_ZERO_POINT).astype(np.uint8)
     return QuantizedRows(codes, scale.astype(np.float32))
 
 
-def digest(text: str) -> str:
-    """A short content digest of an encoded multivector: a local copy is used only while it
-    matches the engine's."""
-    return hashlib.blake2b(text.encode("ascii"), digest_size=8).hexdigest()
+def pack_levels(levels: npt.NDArray[np.uint8], bits: int) -> npt.NDArray[np.uint8]:
+    """(tokens, dim) codes of `bits` bits each → (tokens, dim·bits/8) bytes, first code highest.
 
-
-def encode_multivector(vectors: npt.NDArray[np.float32], storage: Storage = "float16") -> str:
-    """(tokens, dim) float32 → base64 text: [tokens, dim] header, then the rows.
-
-    >>> v = np.eye(2, 4, dtype=np.float32)
-    >>> decode_multivector(encode_multivector(v)).tolist() == v.tolist()
-    True
-    >>> np.allclose(decode_multivector(encode_multivector(v, "uint8"), "uint8").dequantize(), v, atol=0.01)
-    True
+    >>> pack_levels(np.array([[3, 0, 1, 2]], dtype=np.uint8), 2).tolist()
+    [[198]]
+    >>> unpack_levels(pack_levels(np.array([[3, 0, 1, 2]], dtype=np.uint8), 2), 2, 4).tolist()
+    [[3, 0, 1, 2]]
     """
-    array = np.asarray(vectors, dtype=np.float32)
-    if array.ndim != 2:
-        raise InputError(f"multivector must be 2-d, got shape {array.shape}")
-    if array.size and not np.all(np.isfinite(array)):
-        raise InputError("multivector contains NaN or inf")
-    header = np.array(array.shape, dtype=_HEADER).tobytes()
-    if storage == "float16":
-        body = array.astype("<f2").tobytes()
-    elif storage == "float32":
-        body = array.astype("<f4").tobytes()
-    elif storage == "uint8":
-        rows = quantize_rows(array)
-        body = rows.scales.astype("<f4").tobytes() + rows.codes.tobytes()
-    else:
-        raise InputError(f"unknown multivector storage {storage!r}")
-    return base64.b64encode(header + body).decode("ascii")
+    if bits == 1:
+        return np.packbits(levels, axis=1)
+    per_byte = 8 // bits
+    grouped = levels.reshape(levels.shape[0], levels.shape[1] // per_byte, per_byte).astype(np.uint8)
+    shifts = np.arange(per_byte - 1, -1, -1, dtype=np.uint8) * bits
+    return np.bitwise_or.reduce(grouped << shifts, axis=2).astype(np.uint8)
 
 
-def decode_multivector(text: str, storage: Storage = "float16") -> StoredMultiVector:
-    """The inverse of encode_multivector. Nothing is upcast here: float16 stays float16 and uint8
-    comes back as QuantizedRows (the scorer upcasts all candidates at once)."""
-    try:
-        raw = base64.b64decode(text, validate=True)
-        tokens, dim = (int(x) for x in np.frombuffer(raw[:8], dtype=_HEADER))
-        body = raw[8:]
-        if storage == "float16":
-            return np.frombuffer(body, dtype="<f2").reshape(tokens, dim)
-        if storage == "float32":
-            return np.frombuffer(body, dtype="<f4").reshape(tokens, dim)
-        if storage == "uint8":
-            scales = np.frombuffer(body[: 4 * tokens], dtype="<f4")
-            return QuantizedRows(np.frombuffer(body[4 * tokens :], dtype=np.uint8).reshape(tokens, dim), scales)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"stored multivector is corrupt: {exc}") from exc
-    raise InputError(f"unknown multivector storage {storage!r}")
+def unpack_levels(packed: npt.NDArray[np.uint8], bits: int, dim: int) -> npt.NDArray[np.uint8]:
+    if bits == 1:
+        return np.unpackbits(packed, axis=1, count=dim)
+    per_byte = 8 // bits
+    shifts = np.arange(per_byte - 1, -1, -1, dtype=np.uint8) * bits
+    levels = (packed[:, :, None] >> shifts) & np.uint8(2**bits - 1)
+    return levels.reshape(packed.shape[0], packed.shape[1] * per_byte)[:, :dim]
+
+
+def pool_tokens(vectors: FloatArray, factor: int) -> FloatArray:
+    """Merge a passage's similar token vectors: Ward clustering into ⌈tokens/factor⌉ groups,
+    each replaced by its L2-normalized mean (token pooling, Clavié et al. 2024).
+
+    >>> v = np.array([[1, 0], [0.99, 0.14], [0, 1], [0.1, 0.99]], dtype=np.float32)
+    >>> pool_tokens(v, 2).shape
+    (2, 2)
+    """
+    count = int(vectors.shape[0])
+    groups = math.ceil(count / factor)
+    if factor <= 1 or count <= 2 or groups >= count:
+        return vectors
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    labels = fcluster(linkage(vectors.astype(np.float64), method="ward"), t=groups, criterion="maxclust") - 1
+    pooled = np.zeros((int(labels.max()) + 1, vectors.shape[1]), dtype=np.float64)
+    np.add.at(pooled, labels, vectors)
+    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return pooled.astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class MultiVectorCodec:
+    """One index's representation with its calibration (the centered codes' per-dimension center
+    and spread): turns float token vectors into the stored bytes and the bytes into codes the
+    rerank scores."""
+
+    representation: Representation
+    dim: int
+    center: FloatArray | None = None
+    spread: FloatArray | None = None
+
+    def __post_init__(self) -> None:
+        if self.dim < 1 or (self.dim * self.representation.bits) % 8:
+            raise ConfigError(f"{self.representation.name} needs a token dimension whose bits fill whole bytes, got {self.dim}")
+        if self.representation.bits < 8 and (self.center is None or self.spread is None):
+            raise ConfigError(f"{self.representation.name} needs a calibration (center and spread): use MultiVectorCodec.calibrate")
+
+    @classmethod
+    def calibrate(cls, representation: str | Representation, sample: Sequence[FloatArray]) -> MultiVectorCodec:
+        """The codec for `representation`, its center and spread measured on `sample` (token
+        vectors of some passages, before pooling; pooled the way they will be stored)."""
+        rep = representation if isinstance(representation, Representation) else Representation.parse(representation)
+        arrays = [np.asarray(v, dtype=np.float32) for v in sample if len(v)]
+        if not arrays:
+            raise InputError("cannot calibrate a multivector codec on no token vectors")
+        dim = int(arrays[0].shape[1])
+        if rep.bits == 8:
+            return cls(rep, dim)
+        tokens = np.concatenate([pool_tokens(v, rep.pool) for v in arrays])
+        return cls(rep, dim, tokens.mean(axis=0).astype(np.float32), np.maximum(tokens.std(axis=0), 1e-6).astype(np.float32))
+
+    @property
+    def name(self) -> str:
+        return self.representation.name
+
+    def encode(self, vectors: npt.NDArray[np.floating]) -> bytes:
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.ndim != 2 or array.shape[1] != self.dim:
+            raise InputError(f"token vectors of shape {array.shape} do not fit a codec of dim {self.dim}")
+        if array.size and not np.all(np.isfinite(array)):
+            raise InputError("multivector contains NaN or inf")
+        array = pool_tokens(array, self.representation.pool)
+        if self.representation.bits == 8:
+            rows = quantize_rows(array)
+            return rows.scales.astype("<f4").tobytes() + rows.codes.tobytes()
+        assert self.center is not None and self.spread is not None
+        bits = self.representation.bits
+        normalized = (array - self.center) / self.spread
+        levels = np.clip(np.floor(normalized / _GAUSSIAN_STEP[bits] + 2 ** (bits - 1)), 0, 2**bits - 1).astype(np.uint8)
+        return pack_levels(levels, bits).tobytes()
+
+    def decode(self, data: bytes) -> StoredMultiVector:
+        """Stored bytes → codes, not upcast (the rerank scores codes)."""
+        width = self.representation.bytes_per_token(self.dim)
+        if len(data) % width:
+            raise InputError(f"stored multivector of {len(data)} bytes is not a whole number of {self.name} tokens of dim {self.dim}")
+        tokens = len(data) // width
+        if self.representation.bits == 8:
+            scales = np.frombuffer(data, dtype="<f4", count=tokens)
+            return QuantizedRows(np.frombuffer(data, dtype=np.uint8, offset=4 * tokens).reshape(tokens, self.dim), scales.astype(np.float32))
+        assert self.center is not None and self.spread is not None
+        return CenteredCodes(np.frombuffer(data, dtype=np.uint8).reshape(tokens, width), self.representation.bits, self.center, self.spread)
+
+    def to_meta(self) -> dict[str, Any]:
+        """What the index stores so that every reader decodes as the writer encoded."""
+        return {
+            "representation": self.name,
+            "dim": self.dim,
+            "center": None if self.center is None else self.center.tolist(),
+            "spread": None if self.spread is None else self.spread.tolist(),
+        }
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> MultiVectorCodec:
+        try:
+            center, spread = meta.get("center"), meta.get("spread")
+            return cls(
+                Representation.parse(meta["representation"]),
+                int(meta["dim"]),
+                None if center is None else np.asarray(center, dtype=np.float32),
+                None if spread is None else np.asarray(spread, dtype=np.float32),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"the multivector codec stored with the index is unreadable: {exc}") from exc

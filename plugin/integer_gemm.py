@@ -1,12 +1,10 @@
-"""MaxSim's similarity matrix from int8 codes, on onnxruntime's integer GEMM.
+"""MaxSim's similarity matrix from stored codes, on onnxruntime's integer GEMM.
 
-Stored token vectors are uint8 codes (zero point 128) with one scale per row. Upcasting every
-candidate's codes to float32 for a float matmul costs more than the product itself; onnxruntime's
-MatMulInteger multiplies the codes directly (measured, 50 candidates × 265 tokens × 384 against a
-32-token query, one thread: 1.5 ms, against 5.5 ms on an idle machine and 15 ms beside a busy
-engine for the float32 path). The query is quantized too, per token, to 7 bits: x86 kernels
-without VNNI sum pairs of uint8×int8 products in int16, and 2 × 255 × 63 is the largest pair that
-cannot saturate, so the product is exact on every CPU.
+Stored token vectors are uint8 codes (int8 with zero point 128, or unpacked low-bit levels with
+zero point 0). Upcasting every candidate's codes to float32 costs more than the product itself;
+MatMulInteger multiplies the codes directly. The query is quantized too, per token, to 7 bits:
+x86 kernels without VNNI sum pairs of uint8×int8 products in int16, and 2 × 255 × 63 is the
+largest pair that cannot saturate, so the product is exact on every CPU.
 """
 
 from __future__ import annotations
@@ -37,9 +35,12 @@ def _matmul_session():  # type: ignore[no-untyped-def]
             graph = helper.make_graph(
                 [node],
                 "lsrkit_u8s8_matmul",
-                [helper.make_tensor_value_info("codes", TensorProto.UINT8, ["rows", "dim"]), helper.make_tensor_value_info("query", TensorProto.INT8, ["dim", "tokens"])],
+                [
+                    helper.make_tensor_value_info("codes", TensorProto.UINT8, ["rows", "dim"]),
+                    helper.make_tensor_value_info("query", TensorProto.INT8, ["dim", "tokens"]),
+                    helper.make_tensor_value_info("zero_point", TensorProto.UINT8, []),
+                ],
                 [helper.make_tensor_value_info("products", TensorProto.INT32, ["rows", "tokens"])],
-                initializer=[helper.make_tensor("zero_point", TensorProto.UINT8, [], [CODE_ZERO_POINT])],
             )
             model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
             model.ir_version = 8
@@ -70,6 +71,12 @@ def quantize_query(query: npt.NDArray[np.float32]) -> QueryCodes:
     return QueryCodes(np.ascontiguousarray(np.rint(query / scales[:, None]).astype(np.int8).T), scales.astype(np.float32))
 
 
+def integer_products(codes: npt.NDArray[np.uint8], query: QueryCodes, zero_point: int) -> npt.NDArray[np.int32]:
+    """(rows, dim) uint8 codes minus `zero_point`, times the query's int8 codes: (rows, tokens) int32."""
+    feeds = {"codes": np.ascontiguousarray(codes), "query": query.codes, "zero_point": np.array(zero_point, dtype=np.uint8)}
+    return _matmul_session().run(None, feeds)[0]
+
+
 def code_similarities(codes: npt.NDArray[np.uint8], row_scales: npt.NDArray[np.float32], query: QueryCodes) -> npt.NDArray[np.float32]:
     """(rows, dim) uint8 codes with their row scales · a quantized query → (rows, tokens) float32
     dot products.
@@ -89,5 +96,5 @@ def row_scaled_products(codes: npt.NDArray[np.uint8], row_scales: npt.NDArray[np
     """code_similarities without the query's per-token scales: MaxSim takes each query token's
     max over a document's rows first, and a positive per-token scale commutes with that max, so
     it is applied to the (documents, tokens) maxima instead of every row (one pass less)."""
-    products = _matmul_session().run(None, {"codes": np.ascontiguousarray(codes), "query": query.codes})[0]
+    products = integer_products(codes, query, CODE_ZERO_POINT)
     return np.multiply(products, row_scales[:, None], dtype=np.float32)  # int32 → float32 and scaled in one pass

@@ -1,23 +1,18 @@
 """OpenSearchBackend (opensearch-py): `rank_features` sparse vectors, BM25, binary multivectors.
 
 Layout of an index: `title`/`text` as BM25 text fields, the learned sparse vector as
-`rank_features` (token strings as feature names, see feature_names.py), the multivector as a
-non-indexed binary field (int8 + row scale) with its digest in `_source`, metadata as keywords. An exact dot product is a
+`rank_features` (token strings as feature names, see feature_names.py), the compact token vectors
+as a binary doc-values field (their one copy), metadata as keywords. An exact dot product is a
 `bool.should` of `rank_feature` queries with the linear function and each query weight as boost.
-Small JSON documents (the IDF statistics) live in the `lsrkit-meta` index.
-
-With a `cache_dir`, the multivectors this backend writes or fetches are also kept in a local
-MultiVectorCache per index, and the rerank reads candidates from it when their digest still
-matches the one in `_source` (see multivector_cache.py for why).
+Small JSON documents (the IDF statistics, the multivector codec) live in the `lsrkit-meta` index.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import time
-from dataclasses import dataclass
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from opensearchpy import OpenSearch, helpers
@@ -28,15 +23,10 @@ from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
 from lsrkit.core.types import Hit, SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
-from lsrkit.plugin.codec import QuantizedRows, StoredMultiVector, decode_multivector, digest, encode_multivector
 from lsrkit.plugin.feature_names import to_feature
-from lsrkit.plugin.multivector_cache import MultiVectorCache
 
 META_INDEX = "lsrkit-meta"
 MV_FIELD = "mv"
-MV_DIGEST_FIELD = "mv_digest"
-MV_CODEC = "uint8"
-_SOURCE_EXCLUDES = ["sparse"]  # indexes made before `sparse` left the stored _source still hold it
 
 
 def client_from_env(url: str, *, ca_certs: str | None = None, timeout: float = 30.0) -> OpenSearch:
@@ -91,23 +81,11 @@ class OpenSearchBackend:
         vocab: Sequence[str] | None = None,
         max_retries_429: int = 8,
         max_backoff: float = 8.0,
-        cache_dir: Path | None = None,
     ) -> None:
         self.client = client
         self.vocab = list(vocab) if vocab is not None else None
         self.max_retries_429 = max_retries_429
         self.max_backoff = max_backoff
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self._caches: dict[str, MultiVectorCache] = {}
-        self._layouts: dict[str, _Layout] = {}
-
-    def _cache(self, index: str) -> MultiVectorCache | None:
-        if self.cache_dir is None:
-            return None
-        if index not in self._caches:
-            validate_index_name(index)
-            self._caches[index] = MultiVectorCache(self.cache_dir / index)
-        return self._caches[index]
 
     def set_vocab(self, vocab: Sequence[str]) -> None:
         """The token strings of the sparse model's ids (rank_features are keyed by token)."""
@@ -148,19 +126,13 @@ class OpenSearchBackend:
             "metadata": {"type": "object", "dynamic": True},
         }
         if spec.multivector_dim:
-            # doc values, neither in _source nor a stored field: reading a hit's _source decompresses
-            # its whole stored document, so ~100 KB of token vectors there made every search that
-            # returns text pay for them (measured on 3.5, SciFact, BM25 top 10: 6.2 ms with them
-            # stored, 3.5 ms in doc values; in _source, earlier, ~3x slower still)
+            # doc values, not _source: a rerank reads κ candidates' vectors without decompressing
+            # their stored documents, and a search returning text never reads the vectors
             properties[MV_FIELD] = {"type": "binary", "doc_values": True}
-            # doc values: a rerank's first stage reads ids and digests of κ candidates from them
-            # alone; reading κ stored documents (each holding its token vectors) costs ~3x more
-            properties[MV_DIGEST_FIELD] = {"type": "keyword", "index": False, "doc_values": True}
         return {
             "_meta": {"lsrkit_spec": spec.__dict__},
-            # neither vector is kept in _source: every hit's _source is read whole even when one field
-            # is asked for, and the rank_features map is ~3x the text (measured: 50 hits 27.6 ms with
-            # it in _source, 13.7 ms with no _source at all)
+            # neither vector is kept in _source: a hit's _source is read whole even when one field
+            # is asked for, and the rank_features map is ~3x the text
             "_source": {"excludes": [MV_FIELD, "sparse"]},
             "dynamic_templates": [{"metadata_strings": {"path_match": "metadata.*", "match_mapping_type": "string", "mapping": {"type": "keyword"}}}],
             "properties": properties,
@@ -194,12 +166,6 @@ class OpenSearchBackend:
     def drop_index(self, index: str) -> None:
         validate_index_name(index)
         self._call("delete", index, self.client.indices.delete, index=index, ignore_unavailable=True)
-        self._layouts.pop(index, None)
-        cache = self._caches.pop(index, None)
-        if cache is not None:
-            cache.close()
-        if self.cache_dir is not None:
-            MultiVectorCache.remove(self.cache_dir / index)
         if self.client.indices.exists(index=META_INDEX):
             self._call("delete meta", index, self.client.delete_by_query, index=META_INDEX, body={"query": {"term": {"index": index}}}, refresh=True)
 
@@ -207,38 +173,33 @@ class OpenSearchBackend:
         self._call("refresh", index, self.client.indices.refresh, index=index)
 
     def close(self) -> None:
-        for cache in self._caches.values():
-            cache.close()
-        self._caches.clear()
         self.client.close()
 
     # -- writes --------------------------------------------------------------------------------
-    def _source(self, record: EncodedRecord, encoded_multivector: str | None) -> dict[str, Any]:
+    def _source(self, record: EncodedRecord) -> dict[str, Any]:
         vocab = self._vocab()
         features = {to_feature(vocab[i]): w for i, w in zip(record.sparse.ids.tolist(), record.sparse.weights.tolist()) if w > 0 and vocab[i]}
         source: dict[str, Any] = {"id": record.id, "doc_id": record.doc_id, "title": record.title, "text": record.text, "metadata": dict(record.metadata), "sparse": features}
-        if encoded_multivector is not None:
-            source[MV_FIELD] = encoded_multivector
-            source[MV_DIGEST_FIELD] = digest(encoded_multivector)
+        if record.multivector:
+            source[MV_FIELD] = base64.b64encode(record.multivector).decode("ascii")
         return source
 
-    def _actions(self, index: str, records: Sequence[EncodedRecord], encoded: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+    def _actions(self, index: str, records: Sequence[EncodedRecord]) -> Iterator[dict[str, Any]]:
         for record in records:
-            yield {"_op_type": "index", "_index": index, "_id": record.id, "_source": self._source(record, encoded.get(record.id))}
+            yield {"_op_type": "index", "_index": index, "_id": record.id, "_source": self._source(record)}
 
     def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:
         """Bulk index with opensearch-py's streaming_bulk (chunked by count and bytes); items the
         cluster rejected as overloaded (429) are retried alone, with capped exponential backoff."""
         result = WriteResult()
         pending = list(records)
-        encoded = {r.id: encode_multivector(r.multivector.vectors, MV_CODEC) for r in pending if r.multivector is not None}
         delay = 0.25
         for attempt in range(self.max_retries_429 + 1):
             overloaded: list[EncodedRecord] = []
             by_id = {r.id: r for r in pending}
             try:
                 for ok, item in helpers.streaming_bulk(
-                    self.client, self._actions(index, pending, encoded), chunk_size=500, max_chunk_bytes=8 * 1024 * 1024,
+                    self.client, self._actions(index, pending), chunk_size=500, max_chunk_bytes=8 * 1024 * 1024,
                     # per-item errors come back as items; a transport failure (node down, timeout)
                     # must raise: it is the bulk that failed, not its records
                     raise_on_error=False, raise_on_exception=True, max_retries=0,
@@ -258,7 +219,6 @@ class OpenSearchBackend:
             except TransportError as exc:
                 raise UnavailableError(f"opensearch: bulk to {index!r} failed: HTTP {exc.status_code}") from exc
             if not overloaded:
-                self._cache_written(index, result.written, encoded)
                 return result
             result.retried += len(overloaded)
             pending = overloaded
@@ -267,14 +227,7 @@ class OpenSearchBackend:
                 delay = min(delay * 2, self.max_backoff)
         for record in pending:
             result.failed[record.id] = f"HTTP 429: still rejected after {self.max_retries_429} retries"
-        self._cache_written(index, result.written, encoded)
         return result
-
-    def _cache_written(self, index: str, written: Sequence[str], encoded: Mapping[str, str]) -> None:
-        """Write-through: what the cluster acknowledged goes to the local cache too."""
-        cache = self._cache(index)
-        if cache is not None:
-            cache.put({i: (digest(encoded[i]), _quantized(encoded[i])) for i in written if i in encoded})
 
     # -- reads ---------------------------------------------------------------------------------
     def _search(
@@ -286,21 +239,17 @@ class OpenSearchBackend:
     def _body(
         self, index: str, query: dict[str, Any], limit: int, filters: Filters | None, *, with_multivectors: bool = False, partial: bool = False, per_document: bool = False
     ) -> dict[str, Any]:
-        """`partial`: ids, doc ids and digests from doc values, no stored field read at all.
-        `per_document`: each document's best passage only (field collapsing on doc_id)."""
+        """`partial`: ids and doc ids from doc values, no stored field read at all (and the token
+        vectors too, `with_multivectors`). `per_document`: each document's best passage only
+        (field collapsing on doc_id)."""
         clauses = _filter_clauses(filters)
         if clauses:
             query = {"bool": {"must": [query], "filter": clauses}}
-        body: dict[str, Any] = {"query": query, "size": limit, "_source": {"excludes": _SOURCE_EXCLUDES}, "track_total_hits": False}
+        body: dict[str, Any] = {"query": query, "size": limit, "track_total_hits": False}
         if per_document:
             body["collapse"] = {"field": "doc_id"}
         if partial:
-            body.pop("_source")
-            body.update({"stored_fields": "_none_", "docvalue_fields": ["id", "doc_id", MV_DIGEST_FIELD]})
-        elif with_multivectors and self._layout(index).vectors_in_doc_values:
-            body["docvalue_fields"] = [MV_FIELD]
-        elif with_multivectors:  # the layout of earlier releases: a stored field
-            body["stored_fields"] = [MV_FIELD, "_source"]
+            body.update({"stored_fields": "_none_", "docvalue_fields": ["id", "doc_id", *([MV_FIELD] if with_multivectors else [])]})
         return body
 
     def search_text_and_sparse(
@@ -308,7 +257,6 @@ class OpenSearchBackend:
     ) -> tuple[list[Hit], list[Hit]]:
         """A query's BM25 and sparse runs in one msearch: one round trip, and the cluster runs
         the two searches side by side. `partial` as in search_sparse_partial."""
-        partial = partial and self._layout(index).digest_in_doc_values
         queries = [_bm25_query(text)] + ([rank_feature_query(query, self._vocab())] if len(query) else [])
         lines: list[dict[str, Any]] = []
         for ranking in queries:
@@ -329,7 +277,7 @@ class OpenSearchBackend:
             meta = dict(source.get("metadata") or {})
             meta.setdefault("doc_id", source.get("doc_id", item["_id"]))
             hits.append(
-                Hit(id=item["_id"], score=float(item["_score"]), title=source.get("title", ""), text=source.get("text", ""), metadata=meta, vector_digest=source.get(MV_DIGEST_FIELD, ""))
+                Hit(id=item["_id"], score=float(item["_score"]), title=source.get("title", ""), text=source.get("text", ""), metadata=meta)
             )
         return hits
 
@@ -346,47 +294,22 @@ class OpenSearchBackend:
         return self._hits(self._search(index, rank_feature_query(query, self._vocab()), limit, filters, per_document=True))
 
     def search_sparse_partial(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        """search_sparse's hits, partial (see _candidates)."""
+        """search_sparse's hits, partial: read from doc values only (reading a hit's stored
+        fields decompresses its whole stored document)."""
         if not len(query):
             return []
-        return self._candidates(index, rank_feature_query(query, self._vocab()), limit, filters)
+        return self._partial(self._search(index, rank_feature_query(query, self._vocab()), limit, filters, partial=True))
 
     def search_text_partial(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        """search_text's hits, partial (see _candidates)."""
-        return self._candidates(index, _bm25_query(text), limit, filters)
+        """search_text's hits, partial (see search_sparse_partial)."""
+        return self._partial(self._search(index, _bm25_query(text), limit, filters, partial=True))
 
-    def _candidates(self, index: str, query: dict[str, Any], limit: int, filters: Filters | None) -> list[Hit]:
-        """Partial hits read from doc values; complete ones on an index of an earlier layout,
-        whose digests have no doc values."""
-        if self._layout(index).digest_in_doc_values:
-            return self._partial_hits(index, query, limit, filters)
-        return self._hits(self._search(index, query, limit, filters))
-
-    def search_sparse_with_multivectors(
-        self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None
-    ) -> tuple[list[Hit], dict[str, StoredMultiVector]]:
-        """First stage and the candidates' multivectors: from the local cache where the digests in
-        the hits match (the engine is asked only for the rest), else in the same round trip.
-        With a cache, the hits are partial (ids, doc ids and digests read from doc values): see
-        `hydrate`."""
+    def search_sparse_with_multivectors(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> tuple[list[Hit], dict[str, bytes]]:
+        """The first stage, partial, and its candidates' token vectors, in one round trip."""
         if not len(query):
             return [], {}
-        cache = self._cache(index)
-        ranking = rank_feature_query(query, self._vocab())
-        if cache is None:
-            response = self._search(index, ranking, limit, filters, with_multivectors=True)
-            return self._hits(response), {
-                item["_id"]: decode_multivector(_padded(item["fields"][MV_FIELD][0]), MV_CODEC) for item in response["hits"]["hits"] if MV_FIELD in item.get("fields", {})
-            }
-        hits = self._candidates(index, ranking, limit, filters)
-        digests = {h.id: h.vector_digest for h in hits if h.vector_digest}
-        return hits, self._through_cache(cache, index, [h.id for h in hits], digests)
-
-    def _partial_hits(self, index: str, query: dict[str, Any], limit: int, filters: Filters | None) -> list[Hit]:
-        """Hits read from doc values only. Reading a hit's stored fields decompresses its whole
-        stored document, token vectors included (measured on SciFact, 50 hits: 11–13 ms with
-        _source, 4.3–5.5 ms from doc values)."""
-        return self._partial(self._search(index, query, limit, filters, partial=True))
+        response = self._search(index, rank_feature_query(query, self._vocab()), limit, filters, with_multivectors=True, partial=True)
+        return self._partial(response), _multivectors(response)
 
     @staticmethod
     def _partial(response: dict[str, Any]) -> list[Hit]:
@@ -395,23 +318,15 @@ class OpenSearchBackend:
             fields = item.get("fields", {})
             passage = fields["id"][0]
             doc_id = fields.get("doc_id", [passage])[0]
-            hits.append(Hit(id=passage, score=float(item["_score"]), metadata={"doc_id": doc_id}, vector_digest=fields.get(MV_DIGEST_FIELD, [""])[0], partial=True))
+            hits.append(Hit(id=passage, score=float(item["_score"]), metadata={"doc_id": doc_id}, partial=True))
         return hits
-
-    def _layout(self, index: str) -> _Layout:
-        """Where this index keeps vectors and digests (indexes of earlier releases are read their way)."""
-        if index not in self._layouts:
-            mapping = self._call("mapping", index, self.client.indices.get_mapping, index=index)
-            properties = mapping[index]["mappings"].get("properties", {})
-            self._layouts[index] = _Layout(_has_doc_values(properties.get(MV_FIELD)), _has_doc_values(properties.get(MV_DIGEST_FIELD)))
-        return self._layouts[index]
 
     def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
         """Title, text and metadata of partial hits, in one mget; complete hits pass through."""
         wanted = {str(h.metadata.get("passage_id", h.id)) for h in hits if h.partial}
         if not wanted:
             return list(hits)
-        response = self._call("mget", index, self.client.mget, index=index, body={"ids": sorted(wanted)}, _source_excludes=_SOURCE_EXCLUDES)
+        response = self._call("mget", index, self.client.mget, index=index, body={"ids": sorted(wanted)})
         sources = {d["_id"]: d["_source"] for d in response["docs"] if d.get("found")}
         complete = []
         for hit in hits:
@@ -423,27 +338,6 @@ class OpenSearchBackend:
             complete.append(hit.evolve(title=source.get("title", ""), text=source.get("text", ""), metadata=meta, partial=False))
         return complete
 
-    def _through_cache(self, cache: MultiVectorCache, index: str, ids: Sequence[str], digests: Mapping[str, str]) -> dict[str, StoredMultiVector]:
-        """Cached entries whose digest matches; the rest fetched from the engine, and cached when
-        the engine holds a digest for them (documents written before digests existed have none)."""
-        vectors: dict[str, StoredMultiVector] = dict(cache.get(digests))
-        missing = [i for i in ids if i not in vectors]
-        if missing:
-            fetched = self._fetch_encoded(index, missing)
-            cache.put({i: (digests[i], _quantized(text)) for i, text in fetched.items() if digests.get(i) == digest(text)})
-            vectors.update({i: _quantized(text) for i, text in fetched.items()})
-        return vectors
-
-    def _fetch_encoded(self, index: str, ids: Sequence[str]) -> dict[str, str]:
-        """The encoded multivectors of the given ids: an ids query reading doc values (mget reads
-        stored fields only), or for indexes of earlier releases an mget of the stored field."""
-        if self._layout(index).vectors_in_doc_values:
-            body = {"query": {"ids": {"values": list(ids)}}, "size": len(ids), "stored_fields": "_none_", "docvalue_fields": ["id", MV_FIELD], "track_total_hits": False}
-            hits = self._call("fetch vectors", index, self.client.search, index=index, body=body)["hits"]["hits"]
-            return {h["fields"]["id"][0]: _padded(h["fields"][MV_FIELD][0]) for h in hits if MV_FIELD in h.get("fields", {})}
-        response = self._call("mget", index, self.client.mget, index=index, body={"ids": list(ids)}, stored_fields=[MV_FIELD], _source=False)
-        return {d["_id"]: d["fields"][MV_FIELD][0] for d in response["docs"] if d.get("found") and MV_FIELD in d.get("fields", {})}
-
     def search_text(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
         return self._hits(self._search(index, _bm25_query(text), limit, filters))
 
@@ -451,19 +345,13 @@ class OpenSearchBackend:
         """BM25's best passage of each of the top `limit` documents (collapse on doc_id)."""
         return self._hits(self._search(index, _bm25_query(text), limit, filters, per_document=True))
 
-    def fetch_multivectors(self, index: str, ids: Sequence[str], *, digests: Mapping[str, str] | None = None) -> dict[str, StoredMultiVector]:
-        """The candidates' multivectors. With a cache: the digests the hits came with, or else
-        one small mget for them, then the engine only for what the cache lacks."""
+    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
+        """The token vectors of the given passages: an ids query reading doc values (mget reads
+        stored fields only)."""
         if not ids:
             return {}
-        cache = self._cache(index)
-        if cache is None:
-            return {i: decode_multivector(text, MV_CODEC) for i, text in self._fetch_encoded(index, ids).items()}
-        if digests is not None and all(i in digests for i in ids):
-            return self._through_cache(cache, index, ids, digests)
-        response = self._call("mget", index, self.client.mget, index=index, body={"ids": list(ids)}, _source=[MV_DIGEST_FIELD])
-        digests = {d["_id"]: d["_source"][MV_DIGEST_FIELD] for d in response["docs"] if d.get("found") and MV_DIGEST_FIELD in d.get("_source", {})}
-        return self._through_cache(cache, index, [d["_id"] for d in response["docs"] if d.get("found")], digests)
+        body = {"query": {"ids": {"values": list(ids)}}, "size": len(ids), "stored_fields": "_none_", "docvalue_fields": ["id", MV_FIELD], "track_total_hits": False}
+        return _multivectors(self._call("fetch vectors", index, self.client.search, index=index, body=body))
 
     def count(self, index: str) -> int:
         return int(self._call("count", index, self.client.count, index=index)["count"])
@@ -491,12 +379,6 @@ class OpenSearchBackend:
         return dict(doc["_source"]["value"])
 
 
-@dataclass(frozen=True)
-class _Layout:
-    vectors_in_doc_values: bool  # else a stored field (releases before doc values)
-    digest_in_doc_values: bool  # else in _source only
-
-
 def _raise_item_error(what: str, target: str, item: Mapping[str, Any]) -> None:
     """One failed search inside an msearch, raised as _call raises a failed request."""
     status = int(item.get("status") or 0)
@@ -509,17 +391,12 @@ def _raise_item_error(what: str, target: str, item: Mapping[str, Any]) -> None:
     raise BackendError(f"opensearch: {what} on {target!r} failed: HTTP {status} {reason}")
 
 
-def _padded(encoded: str) -> str:
-    """Binary doc values come back as base64 without its '=' padding; the digest is of the text
-    as written."""
-    return encoded + "=" * (-len(encoded) % 4)
-
-
-def _has_doc_values(field: Mapping[str, Any] | None) -> bool:
-    return bool(field) and field.get("doc_values", field.get("type") != "binary") is not False  # type: ignore[union-attr]
-
-
-def _quantized(encoded: str) -> QuantizedRows:
-    rows = decode_multivector(encoded, MV_CODEC)
-    assert isinstance(rows, QuantizedRows)
-    return rows
+def _multivectors(response: dict[str, Any]) -> dict[str, bytes]:
+    """Token vectors read from doc values (base64, without its '=' padding) by passage id."""
+    found = {}
+    for item in response["hits"]["hits"]:
+        fields = item.get("fields", {})
+        if MV_FIELD in fields:
+            encoded = fields[MV_FIELD][0]
+            found[fields["id"][0] if "id" in fields else item["_id"]] = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
+    return found

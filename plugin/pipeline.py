@@ -11,7 +11,8 @@ from typing import Literal, Protocol
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
-from lsrkit.plugin.base import Backend, Filters, Hydration, MaxSimScoring, PairedSearch, PartialSearch, PerDocumentSearch, SearchWithMultivectors, ServerSideMaxSim, TextSearch
+from lsrkit.plugin.base import Backend, Filters, Hydration, MetaStore, PairedSearch, PartialSearch, PerDocumentSearch, SearchWithMultivectors, TextSearch
+from lsrkit.plugin.codec import MultiVectorCodec
 from lsrkit.plugin.fusion import FusionMethod, fuse
 from lsrkit.plugin.rerank import MaxSimReranker
 
@@ -109,14 +110,23 @@ def aggregate_passages(hits: Sequence[Hit], limit: int | None = None) -> list[Hi
     return [hit.evolve(id=doc_id, metadata={**hit.metadata, "passage_id": hit.id}) for doc_id, hit in ranked[:limit]]
 
 
+CODEC_META = "multivector"  # the MetaStore key of an index's MultiVectorCodec
+
+
+def index_codec(backend: Backend, index: str) -> MultiVectorCodec:
+    """The codec the index's token vectors were written with (stored by the first ingest)."""
+    meta = backend.get_meta(index, CODEC_META) if isinstance(backend, MetaStore) else None
+    if not meta:
+        raise ConfigError(f"index {index!r} holds no token vectors (no multivector codec stored with it): ingest with a multivector encoder first")
+    return MultiVectorCodec.from_meta(meta)
+
+
 class SearchPipeline:
     """The query path over one index of one backend.
 
-    `rerank="client"` reranks the first stage's candidates here (α/β pruning, interpolation with
-    the first-stage score): the MaxSim scores come from the engine when it has the MaxSimScoring
-    power and no pruning is asked for, else from the candidates' stored multivectors.
-    `rerank="server"` asks a backend with the ServerSideMaxSim power to prefetch the sparse
-    candidates and MaxSim them itself (pure MaxSim, no interpolation).
+    `rerank` scores the first stage's top κ candidates here by MaxSim over their stored compact
+    token vectors (α/β pruning, interpolation with the first-stage score); `codec` decodes them
+    (by default the one stored with the index).
     """
 
     def __init__(
@@ -126,16 +136,15 @@ class SearchPipeline:
         query_encoder: QueryEncoder | None,
         *,
         multivector_encoder: MultiVectorQueryEncoder | None = None,
-        rerank: Literal["none", "client", "server"] = "none",
+        rerank: bool = False,
+        codec: MultiVectorCodec | None = None,
         settings: RerankSettings = RerankSettings(),
         first_stage: FirstStage = "sparse",
         hybrid: HybridSettings = HybridSettings(),
         aggregate: bool = True,
     ) -> None:
-        if rerank != "none" and multivector_encoder is None:
+        if rerank and multivector_encoder is None:
             raise ConfigError("reranking needs a multivector_encoder")
-        if rerank == "server" and (not isinstance(backend, ServerSideMaxSim) or first_stage != "sparse"):
-            raise ConfigError(f"server-side rerank needs a sparse first stage on a backend with MaxSim ({backend.name} given)")
         if first_stage in ("bm25", "hybrid") and not isinstance(backend, TextSearch):
             raise ConfigError(f"backend {backend.name} has no BM25 search")
         if first_stage in ("sparse", "hybrid") and query_encoder is None:
@@ -144,7 +153,8 @@ class SearchPipeline:
         self.index = index
         self.query_encoder = query_encoder
         self.multivector_encoder = multivector_encoder
-        self.rerank_mode = rerank
+        self.rerank = rerank
+        self.codec = (codec or index_codec(backend, index)) if rerank else None
         self.settings = settings
         self.first_stage = first_stage
         self.hybrid = hybrid
@@ -152,7 +162,7 @@ class SearchPipeline:
         self.reranker = MaxSimReranker(settings)
         # the query's token vectors are encoded while the first stage runs (onnxruntime releases
         # the GIL; the engine round trip is mostly waiting)
-        self._encoder_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsrkit-query-mv") if rerank == "client" else None
+        self._encoder_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsrkit-query-mv") if rerank else None
 
     def search(self, text: str, *, k: int | None = None, filters: Filters | None = None) -> SearchResult:
         if not isinstance(text, str) or not text.strip():
@@ -163,7 +173,7 @@ class SearchPipeline:
         if k > self.settings.max_kappa:
             raise InputError(f"k={k} exceeds the candidate limit {self.settings.max_kappa}")
         kappa = self.settings.kappa
-        depth = max(kappa, k) if self.rerank_mode == "client" else k
+        depth = max(kappa, k) if self.rerank else k
         timings: dict[str, float] = {}
         clock = started = time.perf_counter()
 
@@ -177,13 +187,7 @@ class SearchPipeline:
         if self._encoder_thread is not None and self.multivector_encoder is not None:
             pending = self._encoder_thread.submit(self.multivector_encoder.encode_queries, [text])
         sparse = self.query_encoder.encode_queries([text])[0] if self.query_encoder and self.first_stage != "bm25" else None
-        if self.rerank_mode == "server":
-            assert sparse is not None and self.multivector_encoder is not None and isinstance(self.backend, ServerSideMaxSim)
-            query_vectors = self.multivector_encoder.encode_queries([text])[0]
-            lap("encode")
-            hits = self.backend.search_sparse_maxsim(self.index, sparse, query_vectors, kappa, kappa, filters=filters)
-            lap("first_stage+rerank")
-        elif pending is not None:
+        if pending is not None:
             lap("encode")
             hits = self._rerank_client(text, sparse, pending, depth, k, filters, lap)
         elif self.aggregate:
@@ -211,8 +215,7 @@ class SearchPipeline:
         multivector, being encoded meanwhile."""
         kappa = self.settings.kappa
         stored = None
-        use_engine = self._engine_scores_maxsim()
-        if not use_engine and depth == kappa and self.first_stage == "sparse" and isinstance(self.backend, SearchWithMultivectors):
+        if depth == kappa and self.first_stage == "sparse" and isinstance(self.backend, SearchWithMultivectors):
             assert sparse is not None
             hits, stored = self.backend.search_sparse_with_multivectors(self.index, sparse, kappa, filters=filters)
         else:
@@ -223,20 +226,15 @@ class SearchPipeline:
         head, tail = hits[:kappa], hits[kappa:]
         if not head:
             return hits
-        if use_engine:
-            assert isinstance(self.backend, MaxSimScoring)
-            scores = self.backend.maxsim(self.index, query_vectors, [h.id for h in head])
-            lap("maxsim")
-            head = self.reranker.rank_scored(head, scores, k=len(head))
-        else:
-            if stored is None:
-                digests = {h.id: h.vector_digest for h in head if h.vector_digest}
-                stored = self.backend.fetch_multivectors(self.index, [h.id for h in head], digests=digests)
-                lap("fetch")
-            reranked = self.reranker.rerank(query_vectors.vectors, head, stored)  # pruning protects settings.k
-            scored = {h.id for h in reranked}
-            tail = [h for h in head if h.id not in scored] + tail  # pruned by α/β: kept, in first-stage order
-            head = reranked
+        if stored is None:
+            stored = self.backend.fetch_multivectors(self.index, [h.id for h in head])
+            lap("fetch")
+        assert self.codec is not None
+        decoded = {i: self.codec.decode(data) for i, data in stored.items()}
+        reranked = self.reranker.rerank(query_vectors.vectors, head, decoded)  # pruning protects settings.k
+        scored = {h.id for h in reranked}
+        tail = [h for h in head if h.id not in scored] + tail  # pruned by α/β: kept, in first-stage order
+        head = reranked
         lap("rerank")
         if self.aggregate and len(hits) >= depth:
             tail = self._deeper_tail(text, sparse, head, tail, depth, k, filters)
@@ -274,11 +272,6 @@ class SearchPipeline:
             if len(hits) < limit or documents_covered(hits) >= k or limit >= 8 * k:
                 return hits
             limit *= 2
-
-    def _engine_scores_maxsim(self) -> bool:
-        """Let the engine score the candidates when it can and no pruning is asked for (pruning
-        needs the scan order on this side)."""
-        return isinstance(self.backend, MaxSimScoring) and self.settings.alpha is None and self.settings.beta is None
 
     def _first_stage(self, text: str, sparse: SparseVector | None, kappa: int, filters: Filters | None) -> list[Hit]:
         """The candidates (κ per run), partial where the engine can: only the hits returned are

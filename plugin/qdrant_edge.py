@@ -1,8 +1,8 @@
 """QdrantEdgeBackend: Qdrant Edge in-process, on disk — lsrkit's embedded default.
 
 Each index is one Edge shard in `<data_dir>/<index>/`. The shard keeps a named sparse vector
-(the learned sparse first stage), a BM25 sparse vector (Qdrant's own Bm25, IDF modifier) and a
-multivector with the MaxSim comparator and no HNSW graph (it is only used to rerank).
+(the learned sparse first stage), a BM25 sparse vector (Qdrant's own Bm25, IDF modifier) and, in
+the payload, the passage's compact token vectors for the rerank.
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ from typing import Any
 import qdrant_edge as qe
 
 from lsrkit.core.config import IndexSpec, validate_index_name
-from lsrkit.core.errors import BackendError, IndexMissingError, InputError
-from lsrkit.core.types import Hit, MultiVector, SparseVector
+from lsrkit.core.errors import BackendError, IndexMissingError
+from lsrkit.core.types import Hit, SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
-from lsrkit.plugin.codec import StoredMultiVector, decode_multivector
-from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, MV_CODEC, MV_PAYLOAD, SPARSE, build_points, filter_key, hit_from_payload, payload, point_id
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, build_points, filter_key, hit_from_payload, payload, point_id, stored_multivectors
 
-_DATATYPES = {"float16": qe.VectorStorageDatatype.Float16, "uint8": qe.VectorStorageDatatype.Uint8, "float32": qe.VectorStorageDatatype.Float32}
 _SPEC_FILE = "lsrkit-index.json"
 _NO_MV = qe.PayloadSelector.Exclude([MV_PAYLOAD])
 
@@ -75,19 +73,10 @@ class QdrantEdgeBackend:
 
     @staticmethod
     def _config(spec: IndexSpec) -> qe.EdgeConfig:
-        vectors = {}
-        if spec.multivector_dim:
-            vectors[MULTIVECTOR] = qe.EdgeVectorParams(
-                size=spec.multivector_dim,
-                distance=qe.Distance.Dot,
-                multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
-                datatype=_DATATYPES[spec.multivector_storage],
-                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),  # rerank only: no graph
-            )
         sparse = {SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if spec.sparse_idf_modifier else None)}
         if spec.with_bm25:
             sparse[BM25] = qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
-        return qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse)
+        return qe.EdgeConfig(vectors=None, sparse_vectors=sparse)
 
     def _shard(self, index: str) -> qe.EdgeShard:
         shard = self._shards.get(index)
@@ -128,12 +117,8 @@ class QdrantEdgeBackend:
     def _point(self, record: EncodedRecord, spec: IndexSpec) -> qe.Point:
         vector: dict[str, Any] = {SPARSE: _sparse(record.sparse)}
         if spec.with_bm25:
-            vector[BM25] = self._bm25.embed_document(f"{record.title} {record.text}".strip())
-        if spec.multivector_dim:
-            if record.multivector is None or record.multivector.n_tokens == 0:
-                raise InputError(f"record {record.id!r} has no multivector but index {spec.name!r} stores one")
-            vector[MULTIVECTOR] = record.multivector.vectors.tolist()
-        return qe.Point(point_id(record.id), vector, payload(record))
+            vector[BM25] = self._bm25.embed_document(record.full_text)
+        return qe.Point(point_id(record.id), vector, payload(record, multivector_required=bool(spec.multivector_dim)))
 
     def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:
         shard = self._shard(index)
@@ -176,41 +161,12 @@ class QdrantEdgeBackend:
         request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(query, using=BM25), filter=edge_filter(filters), with_payload=_NO_MV)
         return self._query(index, request)
 
-    def search_sparse_maxsim(
-        self, index: str, query: SparseVector, query_vectors: MultiVector, prefetch: int, limit: int, *, filters: Filters | None = None
-    ) -> list[Hit]:
-        if not len(query) or query_vectors.n_tokens == 0:
-            return []
-        request = qe.QueryRequest(
-            limit=limit,
-            prefetches=[qe.Prefetch(limit=prefetch, query=qe.Query.Nearest(_sparse(query), using=SPARSE), filter=edge_filter(filters))],
-            query=qe.Query.Nearest(query_vectors.vectors.tolist(), using=MULTIVECTOR),
-            with_payload=_NO_MV,
-        )
-        return self._query(index, request)
-
-    def maxsim(self, index: str, query_vectors: MultiVector, ids: Sequence[str]) -> dict[str, float]:
-        if not ids or query_vectors.n_tokens == 0:
-            return {}
-        by_point = {point_id(i): i for i in ids}
-        request = qe.QueryRequest(
-            limit=len(by_point),
-            query=qe.Query.Nearest(query_vectors.vectors.tolist(), using=MULTIVECTOR),
-            filter=qe.Filter(must=[qe.HasIdCondition(set(by_point))]),
-            with_payload=False,
-        )
-        try:
-            points = self._shard(index).query(request)
-        except Exception as exc:
-            raise BackendError(f"edge: MaxSim on {index!r} failed: {exc}") from exc
-        return {by_point[str(p.id)]: float(p.score) for p in points}
-
-    def fetch_multivectors(self, index: str, ids: Sequence[str], *, digests: Mapping[str, str] | None = None) -> dict[str, StoredMultiVector]:
+    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
         if not ids:
             return {}
         by_point = {point_id(i): i for i in ids}
         records = self._shard(index).retrieve(list(by_point), with_payload=qe.PayloadSelector.Include([MV_PAYLOAD]), with_vector=False)
-        return {by_point[str(r.id)]: decode_multivector(r.payload[MV_PAYLOAD], MV_CODEC) for r in records if r.payload and MV_PAYLOAD in r.payload}
+        return stored_multivectors((by_point[str(r.id)], r.payload) for r in records)
 
     def count(self, index: str) -> int:
         return int(self._shard(index).count(qe.CountRequest(exact=True)))

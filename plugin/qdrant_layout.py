@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
+
+from lsrkit.core.errors import InputError
+from lsrkit.core.types import Hit
+from lsrkit.plugin.base import EncodedRecord, WriteResult
 
 P = TypeVar("P")
 
-from lsrkit.core.types import Hit
-from lsrkit.core.errors import InputError
-from lsrkit.plugin.base import EncodedRecord, WriteResult
-from lsrkit.plugin.codec import encode_multivector
-
 SPARSE = "sparse"
 BM25 = "bm25"
-MULTIVECTOR = "colbert"
 _NAMESPACE = uuid.UUID("6f1c5a8e-2b1f-4d0e-9a51-3c2d1e0f7a10")
 PAYLOAD_FIELDS = ("id", "doc_id", "title", "text", "metadata")
-MV_PAYLOAD = "mv"  # the multivector again, int8 + row scale, base64: fetching it is ~6x faster than the vector field
-MV_CODEC = "uint8"  # numpy upcasts int8 ~4x faster than float16
+# the compact token vectors, base64, in the payload: their one copy (scored by the rerank here;
+# the engine's own multivector field cannot hold codes below 8 bits a dimension)
+MV_PAYLOAD = "mv"
 
 
 def point_id(record_id: str) -> str:
@@ -27,11 +28,25 @@ def point_id(record_id: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, record_id))
 
 
-def payload(record: EncodedRecord, *, with_multivector: bool = True) -> dict[str, Any]:
-    data = {"id": record.id, "doc_id": record.doc_id, "title": record.title, "text": record.text, "metadata": dict(record.metadata)}
-    if with_multivector and record.multivector is not None:
-        data[MV_PAYLOAD] = encode_multivector(record.multivector.vectors, MV_CODEC)
+def payload(record: EncodedRecord, *, multivector_required: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": record.id, "doc_id": record.doc_id, "title": record.title, "text": record.text, "metadata": dict(record.metadata)}
+    if record.multivector:
+        data[MV_PAYLOAD] = base64.b64encode(record.multivector).decode("ascii")
+    elif multivector_required:
+        raise InputError(f"record {record.id!r} has no token vectors but its index stores them")
     return data
+
+
+def stored_multivectors(points: Iterable[tuple[str, Mapping[str, Any] | None]]) -> dict[str, bytes]:
+    """(passage id, payload) pairs → the stored token vectors of those that hold them."""
+    found = {}
+    for passage, data in points:
+        if data and MV_PAYLOAD in data:
+            try:
+                found[passage] = base64.b64decode(data[MV_PAYLOAD], validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise InputError(f"stored token vectors of {passage!r} are corrupt: {exc}") from exc
+    return found
 
 
 def hit_from_payload(data: Mapping[str, Any] | None, score: float) -> Hit:

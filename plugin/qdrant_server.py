@@ -15,13 +15,10 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from lsrkit.core.config import IndexSpec, validate_index_name
-from lsrkit.core.errors import BackendError, IndexMissingError, InputError, UnavailableError
-from lsrkit.core.types import Hit, MultiVector, SparseVector
+from lsrkit.core.errors import BackendError, IndexMissingError, UnavailableError
+from lsrkit.core.types import Hit, SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
-from lsrkit.plugin.codec import StoredMultiVector, decode_multivector
-from lsrkit.plugin.qdrant_layout import BM25, MULTIVECTOR, MV_CODEC, MV_PAYLOAD, SPARSE, build_points, filter_key, hit_from_payload, payload, point_id
-
-_DATATYPES = {"float16": models.Datatype.FLOAT16, "uint8": models.Datatype.UINT8, "float32": models.Datatype.FLOAT32}
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, build_points, filter_key, hit_from_payload, payload, point_id, stored_multivectors
 
 
 def client_from_env(url: str | None = None, path: str | None = None) -> QdrantClient:
@@ -75,20 +72,11 @@ class QdrantBackend:
         if self._call("exists", spec.name, self.client.collection_exists, spec.name):
             self._specs[spec.name] = spec
             return False
-        vectors = {}
-        if spec.multivector_dim:
-            vectors[MULTIVECTOR] = models.VectorParams(
-                size=spec.multivector_dim,
-                distance=models.Distance.DOT,
-                multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
-                datatype=_DATATYPES[spec.multivector_storage],
-                hnsw_config=models.HnswConfigDiff(m=0),  # rerank only: no graph
-            )
         sparse = {SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF if spec.sparse_idf_modifier else None)}
         if spec.with_bm25:
             sparse[BM25] = models.SparseVectorParams(modifier=models.Modifier.IDF)
         self._call(
-            "create", spec.name, self.client.create_collection, spec.name, vectors_config=vectors, sparse_vectors_config=sparse,
+            "create", spec.name, self.client.create_collection, spec.name, vectors_config={}, sparse_vectors_config=sparse,
             metadata={"lsrkit_spec": spec.__dict__},
         )
         self._specs[spec.name] = spec
@@ -114,13 +102,9 @@ class QdrantBackend:
     def _point(self, record: EncodedRecord, spec: IndexSpec) -> models.PointStruct:
         vector: dict[str, Any] = {SPARSE: _sparse(record.sparse)}
         if spec.with_bm25:
-            bm = self._bm25.embed_document(f"{record.title} {record.text}".strip())
+            bm = self._bm25.embed_document(record.full_text)
             vector[BM25] = models.SparseVector(indices=list(bm.indices), values=list(bm.values))
-        if spec.multivector_dim:
-            if record.multivector is None or record.multivector.n_tokens == 0:
-                raise InputError(f"record {record.id!r} has no multivector but index {spec.name!r} stores one")
-            vector[MULTIVECTOR] = record.multivector.vectors.tolist()
-        return models.PointStruct(id=point_id(record.id), vector=vector, payload=payload(record))
+        return models.PointStruct(id=point_id(record.id), vector=vector, payload=payload(record, multivector_required=bool(spec.multivector_dim)))
 
     def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:
         spec = self.spec(index)
@@ -157,38 +141,18 @@ class QdrantBackend:
         vector = models.SparseVector(indices=list(bm.indices), values=list(bm.values))
         return self._query(index, query=vector, using=BM25, limit=limit, query_filter=_filter(filters))
 
-    def search_sparse_maxsim(
-        self, index: str, query: SparseVector, query_vectors: MultiVector, prefetch: int, limit: int, *, filters: Filters | None = None
-    ) -> list[Hit]:
-        if not len(query) or query_vectors.n_tokens == 0:
-            return []
-        return self._query(
-            index,
-            prefetch=models.Prefetch(query=_sparse(query), using=SPARSE, limit=prefetch, filter=_filter(filters)),
-            query=query_vectors.vectors.tolist(),
-            using=MULTIVECTOR,
-            limit=limit,
-        )
-
-    def maxsim(self, index: str, query_vectors: MultiVector, ids: Sequence[str]) -> dict[str, float]:
-        if not ids or query_vectors.n_tokens == 0:
-            return {}
-        by_point = {point_id(i): i for i in ids}
-        response = self._call(
-            "maxsim", index, self.client.query_points, index, query=query_vectors.vectors.tolist(), using=MULTIVECTOR,
-            query_filter=models.Filter(must=[models.HasIdCondition(has_id=list(by_point))]), limit=len(by_point), with_payload=False,
-        )
-        return {by_point[str(p.id)]: float(p.score) for p in response.points}
-
-    def fetch_multivectors(self, index: str, ids: Sequence[str], *, digests: Mapping[str, str] | None = None) -> dict[str, StoredMultiVector]:
+    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
         if not ids:
             return {}
         by_point = {point_id(i): i for i in ids}
         records = self._call("retrieve", index, self.client.retrieve, index, ids=list(by_point), with_payload=[MV_PAYLOAD], with_vectors=False)
-        return {by_point[str(r.id)]: decode_multivector(r.payload[MV_PAYLOAD], MV_CODEC) for r in records if r.payload and MV_PAYLOAD in r.payload}
+        return stored_multivectors((by_point[str(r.id)], r.payload) for r in records)
 
     def count(self, index: str) -> int:
         return int(self._call("count", index, self.client.count, index, exact=True).count)
+
+    def disk_bytes(self, index: str) -> int | None:
+        return None  # the collection API reports no size
 
     def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None:
         self._call("update", index, self.client.update_collection, index, metadata={key: dict(value)})

@@ -16,8 +16,8 @@ import numpy.typing as npt
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import InputError
 from lsrkit.core.types import Hit
-from lsrkit.plugin.codec import QuantizedRows, StoredMultiVector
-from lsrkit.plugin.integer_gemm import QueryCodes, quantize_query, row_scaled_products
+from lsrkit.plugin.codec import CenteredCodes, QuantizedRows, StoredMultiVector
+from lsrkit.plugin.integer_gemm import QueryCodes, integer_products, quantize_query, row_scaled_products
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -27,9 +27,9 @@ def maxsim_scores(query: FloatArray, documents: Sequence[StoredMultiVector]) -> 
     with the document's tokens. One flat matmul over all candidates' tokens, then a per-document
     max. A document with no tokens scores 0.
 
-    Quantized documents (QuantizedRows) are scored from their codes with an integer GEMM
-    against the query rounded to 7 bits per token (lsrkit.plugin.integer_gemm); float documents
-    with a float matmul.
+    Compact documents are scored from their codes against the float query (asymmetric): int8
+    rows and centered low-bit codes on an integer GEMM with the query rounded to 7 bits per token
+    (lsrkit.plugin.integer_gemm); float documents with a float matmul.
 
     >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     >>> d1 = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float16)
@@ -45,11 +45,12 @@ def maxsim_scores(query: FloatArray, documents: Sequence[StoredMultiVector]) -> 
 
 class _MaxSim:
     """MaxSim of one query against any number of document batches (the β scan scores a block at
-    a time): the query is checked and quantized once."""
+    a time): the query is checked and quantized once per kind of code."""
 
     def __init__(self, query: FloatArray) -> None:
         self.query = np.asarray(query, dtype=np.float32)
-        self._codes: QueryCodes | None = None
+        self._int8_query: QueryCodes | None = None
+        self._centered: tuple[QueryCodes, FloatArray, FloatArray] | None = None
 
     def __call__(self, documents: Sequence[StoredMultiVector]) -> FloatArray:
         query = self.query
@@ -58,26 +59,43 @@ class _MaxSim:
         nonempty = [documents[int(i)] for i in np.flatnonzero(lengths)]
         if not nonempty or query.shape[0] == 0:
             return scores
-        dims = {d.dim if isinstance(d, QuantizedRows) else d.shape[1] for d in nonempty}
+        dims = {d.dim if isinstance(d, (QuantizedRows, CenteredCodes)) else d.shape[1] for d in nonempty}
         if dims != {query.shape[1]}:
             raise InputError(f"query vectors have dim {query.shape[1]}, stored ones {sorted(dims)}")
-        if all(isinstance(d, QuantizedRows) for d in nonempty):
-            quantized: list[QuantizedRows] = nonempty  # type: ignore[assignment]
-            if self._codes is None:
-                self._codes = quantize_query(query)
-            codes = np.concatenate([d.codes for d in quantized])  # uint8: a copy, no upcast
-            sims = row_scaled_products(codes, np.concatenate([d.scales for d in quantized]), self._codes)
-            token_scales: FloatArray | None = self._codes.scales
-        else:
-            rows = [d.dequantize() if isinstance(d, QuantizedRows) else d for d in nonempty]
-            sims = np.concatenate(rows).astype(np.float32, copy=False) @ query.T  # upcast once
-            token_scales = None
         starts = np.concatenate(([0], np.cumsum(lengths[lengths > 0])[:-1]))
-        maxima = np.maximum.reduceat(sims, starts, axis=0)
-        if token_scales is not None:
-            maxima *= token_scales[None, :]
+        if all(isinstance(d, QuantizedRows) for d in nonempty):
+            maxima = self._int8_maxima(nonempty, starts)  # type: ignore[arg-type]
+        elif all(isinstance(d, CenteredCodes) for d in nonempty):
+            maxima = self._centered_maxima(nonempty, starts)  # type: ignore[arg-type]
+        else:
+            rows = [d.dequantize() if isinstance(d, (QuantizedRows, CenteredCodes)) else d for d in nonempty]
+            sims = np.concatenate(rows).astype(np.float32, copy=False) @ query.T  # upcast once
+            maxima = np.maximum.reduceat(sims, starts, axis=0)
         scores[lengths > 0] = maxima.sum(axis=1)
         return scores
+
+    def _int8_maxima(self, documents: Sequence[QuantizedRows], starts: npt.NDArray[np.int64]) -> FloatArray:
+        if self._int8_query is None:
+            self._int8_query = quantize_query(self.query)
+        codes = np.concatenate([d.codes for d in documents])  # uint8: a copy, no upcast
+        sims = row_scaled_products(codes, np.concatenate([d.scales for d in documents]), self._int8_query)
+        # a positive per-token scale commutes with the max: applied to the maxima, not every row
+        return np.maximum.reduceat(sims, starts, axis=0) * self._int8_query.scales[None, :]
+
+    def _centered_maxima(self, documents: Sequence[CenteredCodes], starts: npt.NDArray[np.int64]) -> FloatArray:
+        """q·(c + σ⊙step·(levels - m)) = step·(q⊙σ)·levels + q·c - step·m·Σ(q⊙σ): only the
+        first term depends on the document token, so the max is taken over integer products."""
+        first = documents[0]
+        if self._centered is None:
+            weighted = quantize_query(self.query * first.spread[None, :])
+            middle = (2**first.bits - 1) / 2.0
+            token_scale = (first.step * weighted.scales).astype(np.float32)
+            offset = self.query @ first.center - middle * token_scale * weighted.codes.sum(axis=0, dtype=np.int64)
+            self._centered = (weighted, token_scale, offset.astype(np.float32))
+        weighted, token_scale, offset = self._centered
+        levels = np.concatenate([d.levels() for d in documents])
+        products = integer_products(levels, weighted, 0)
+        return np.maximum.reduceat(products, starts, axis=0) * token_scale[None, :] + offset[None, :]
 
 
 def alpha_prune(first_stage: Sequence[float], k: int, alpha: float) -> int:

@@ -106,23 +106,25 @@ def unique_index(prefix: str):
 
 @pytest.fixture(scope="session")
 def scenario(sparse_encoder, mv_encoder, mini_docs):
-    """One scenario for every backend: 120 real passages encoded once, with a corpus IDF."""
+    """One scenario for every backend: 120 real passages encoded once, with a corpus IDF and
+    token vectors in the default compact representation."""
     from lsrkit.encoders import IdfQueryEncoder
     from lsrkit.encoders.idf import DocFreqCounter
-    from lsrkit.plugin import EncodedRecord
+    from lsrkit.plugin import DEFAULT_REPRESENTATION, EncodedRecord, MultiVectorCodec
 
     docs = mini_docs[:120]
     texts = [f"{d['title']} {d['text']}".strip() for d in docs]
     sparse = sparse_encoder.encode_documents(texts)
     multi = mv_encoder.encode_documents(texts)
+    codec = MultiVectorCodec.calibrate(DEFAULT_REPRESENTATION, [m.vectors for m in multi])
     records = [
-        EncodedRecord(d["_id"], d["_id"], d["text"], s, d["title"], {"parity": "even" if n % 2 == 0 else "odd"}, m)
+        EncodedRecord(d["_id"], d["_id"], d["text"], s, d["title"], {"parity": "even" if n % 2 == 0 else "odd"}, codec.encode(m.vectors))
         for n, (d, s, m) in enumerate(zip(docs, sparse, multi))
     ]
     counter = DocFreqCounter(len(sparse_encoder.vocab))
     counter.add(sparse_encoder.model.tokenizer.token_ids(texts, add_special_tokens=False))
     query_encoder = IdfQueryEncoder("splade-tiny", idf=counter.to_table(sparse_encoder.vocab))
-    return {"records": records, "query_encoder": query_encoder, "queries": QUERIES, "dim": mv_encoder.dim, "mv_encoder": mv_encoder}
+    return {"records": records, "query_encoder": query_encoder, "queries": QUERIES, "dim": mv_encoder.dim, "mv_encoder": mv_encoder, "codec": codec}
 
 
 @pytest.fixture()

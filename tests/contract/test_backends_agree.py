@@ -59,18 +59,21 @@ def test_sparse_first_stage_is_the_exact_dot_product(backend, scenario):
 
 
 def test_rerank_and_filters_agree_with_numpy(backend, scenario):
+    """The rerank scores the stored compact codes exactly as a float matmul over their decoded
+    values would (up to the query's 7-bit rounding), on every engine."""
     from lsrkit.core import RerankSettings
     from lsrkit.plugin.rerank import maxsim_scores
 
     spec = unique_index(f"contract-{backend.name}")
     backend.ensure_index(spec)
+    codec = scenario["codec"]
     try:
         backend.write(spec.name, scenario["records"])
         if hasattr(backend, "refresh"):
             backend.refresh(spec.name)
         by_id = {r.id: r for r in scenario["records"]}
         pipeline = SearchPipeline(
-            backend, spec.name, scenario["query_encoder"], multivector_encoder=scenario["mv_encoder"], rerank="client",
+            backend, spec.name, scenario["query_encoder"], multivector_encoder=scenario["mv_encoder"], rerank=True, codec=codec,
             settings=RerankSettings(kappa=20, k=5), aggregate=False,
         )
         text = scenario["queries"][0]
@@ -78,33 +81,14 @@ def test_rerank_and_filters_agree_with_numpy(backend, scenario):
         query_mv = scenario["mv_encoder"].encode_queries([text])[0].vectors
         sparse = scenario["query_encoder"].encode_queries([text])[0]
         candidates = backend.search_sparse(spec.name, sparse, 20)
-        exact = maxsim_scores(query_mv, [by_id[c.id].multivector.vectors for c in candidates])
+        exact = maxsim_scores(query_mv, [codec.decode(by_id[c.id].multivector).dequantize() for c in candidates])
         expected = [candidates[i].id for i in np.argsort(-exact)[:5]]
-        assert [h.id for h in result.hits] == expected  # int8 storage keeps the order here
-        np.testing.assert_allclose([h.stage_scores["maxsim"] for h in result.hits], np.sort(exact)[::-1][:5], rtol=2e-2)
+        np.testing.assert_allclose([h.stage_scores["maxsim"] for h in result.hits], np.sort(exact)[::-1][:5], rtol=1e-2)
+        assert set(h.id for h in result.hits[:3]) <= set(expected)
         stored = backend.fetch_multivectors(spec.name, [expected[0], "no-such-id"])
-        assert set(stored) == {expected[0]}
-        assert stored[expected[0]].shape == by_id[expected[0]].multivector.vectors.shape
+        assert stored == {expected[0]: by_id[expected[0]].multivector}  # the bytes as written, once
         # metadata filters
         filtered = backend.search_sparse(spec.name, sparse, 10, filters={"parity": "even"})
         assert filtered and all(h.metadata["parity"] == "even" for h in filtered)
     finally:
-        backend.drop_index(spec.name)
-
-
-def test_server_side_maxsim_equals_client_rerank(edge_backend, qdrant_local_backend, scenario):
-    from lsrkit.core import RerankSettings
-
-    for backend in (edge_backend, qdrant_local_backend):
-        spec = unique_index("contract-server")
-        backend.ensure_index(spec)
-        backend.write(spec.name, scenario["records"])
-        settings = RerankSettings(kappa=30, k=10)
-        common = dict(multivector_encoder=scenario["mv_encoder"], settings=settings, aggregate=False)
-        client = SearchPipeline(backend, spec.name, scenario["query_encoder"], rerank="client", **common)
-        server = SearchPipeline(backend, spec.name, scenario["query_encoder"], rerank="server", **common)
-        for text in scenario["queries"][:4]:
-            a, b = client.search(text).hits, server.search(text).hits
-            assert [h.id for h in a][:5] == [h.id for h in b][:5]
-            np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=2e-2)
         backend.drop_index(spec.name)

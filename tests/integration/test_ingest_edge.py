@@ -111,3 +111,41 @@ def test_resume_after_sigkill_neither_skips_nor_duplicates(tmp_path, sparse_enco
     ids = (data_dir / "state" / "k" / "ids.log").read_text().split()
     assert len(ids) == len(set(ids)) == len(valid)
     backend.close()
+
+
+class _FailsOn:
+    """The multivector encoder, refusing any batch that holds a text containing `marker`."""
+
+    def __init__(self, encoder, marker: str) -> None:
+        self.encoder, self.marker = encoder, marker
+        self.fingerprint = encoder.fingerprint
+
+    def encode_documents(self, texts):
+        from lsrkit.core.errors import EncoderError
+
+        if any(self.marker in t for t in texts):
+            raise EncoderError(f"refused a text containing {self.marker!r}")
+        return self.encoder.encode_documents(texts)
+
+
+def test_a_passage_the_multivector_encoder_refuses_leaves_the_others_aligned(tmp_path, sparse_encoder, mv_encoder, mini_docs):
+    """The sparse encoder accepts the bad passage, the multivector encoder refuses it: every other
+    passage of the batch must still be written with its own vectors, the bad one dead-lettered."""
+    from lsrkit.core import Document
+    from lsrkit.ingest.pipeline import _Unit
+
+    docs = [Document(d["_id"], d["text"][:300], d["title"]) for d in mini_docs[:6]]
+    docs[2] = Document("bad", "this passage holds the POISON marker", "")
+    pipeline = IngestPipeline(
+        QdrantEdgeBackend(tmp_path / "edge"), IndexSpec("t", multivector_dim=mv_encoder.dim), sparse_encoder, sparse_encoder.model.tokenizer,
+        multivector_encoder=_FailsOn(mv_encoder, "POISON"), state_dir=tmp_path / "state", progress=False,
+    )
+    pipeline.backend.ensure_index(pipeline.spec)
+    unit = _Unit(0, len(docs), documents=docs)
+    pipeline._encode(unit)
+    assert [r.id for r in unit.records] == [d.id for d in docs if d.id != "bad"]
+    assert [e.record_id for e, _ in unit.rejects] == ["bad"]
+    for record, doc in zip(unit.records, [d for d in docs if d.id != "bad"]):
+        assert record.sparse == sparse_encoder.encode_documents([doc.full_text])[0]
+        alone = pipeline._codec.encode(mv_encoder.encode_documents([doc.full_text])[0].vectors)
+        assert record.multivector == alone

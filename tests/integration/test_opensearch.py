@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lsrkit.core import IndexExistsError, IndexSpec
-from lsrkit.plugin import SearchPipeline
+from lsrkit.plugin import DEFAULT_REPRESENTATION, SearchPipeline, index_codec
 from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env, rank_feature_query
 
 pytestmark = [pytest.mark.models, pytest.mark.opensearch]
@@ -25,7 +25,7 @@ def ingested(opensearch_url, sparse_encoder, mv_encoder, scifact_dir, tmp_path_f
     source = tmp_path_factory.mktemp("os") / "corpus.jsonl"
     with (scifact_dir / "corpus.jsonl").open() as handle:
         source.write_text("".join(itertools.islice(handle, 300)))
-    backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab, cache_dir=source.parent / "mv-cache")
+    backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
     spec = IndexSpec(f"it-{uuid.uuid4().hex[:10]}", multivector_dim=mv_encoder.dim)
     pipeline = IngestPipeline(backend, spec, sparse_encoder, sparse_encoder.model.tokenizer, multivector_encoder=mv_encoder, state_dir=source.parent / "state", progress=False)
     summary = pipeline.run(source)
@@ -85,13 +85,14 @@ def test_hybrid_rerank_and_one_round_trip_fetch(ingested, sparse_encoder, mv_enc
     query = docs[3]["title"]
     hybrid = SearchPipeline(backend, spec.name, encoder, first_stage="hybrid", settings=RerankSettings(kappa=20, k=10))
     assert hybrid.search(query).hits[0].id == docs[3]["_id"]
-    rerank = SearchPipeline(backend, spec.name, encoder, multivector_encoder=mv_encoder, rerank="client", settings=RerankSettings(kappa=20, k=5))
+    rerank = SearchPipeline(backend, spec.name, encoder, multivector_encoder=mv_encoder, rerank=True, settings=RerankSettings(kappa=20, k=5))
     result = rerank.search(query)
     assert result.hits[0].id == docs[3]["_id"]
     assert "fetch" not in result.timings_ms  # candidates and multivectors came in one search
     hits, vectors = backend.search_sparse_with_multivectors(spec.name, encoder.encode_queries([query])[0], 5)
-    assert set(vectors) == {h.id for h in hits} and all(v.dim == 384 for v in vectors.values())
-    assert np.allclose(np.linalg.norm(next(iter(vectors.values())).dequantize(), axis=1), 1.0, atol=0.02)
+    codec = index_codec(backend, spec.name)
+    assert codec.name == DEFAULT_REPRESENTATION and set(vectors) == {h.id for h in hits}
+    assert all(codec.decode(v).dim == 384 for v in vectors.values())
 
 
 class _EngineReads:
@@ -113,104 +114,33 @@ class _EngineReads:
             setattr(self.client, name, method)
 
 
-def test_multivector_cache_is_written_by_ingest_and_matches_the_engine(ingested, sparse_encoder, mv_encoder, opensearch_url, tmp_path):
-    backend, spec, summary, docs = ingested
+def test_partial_candidates_with_vectors_match_complete_reads(ingested, sparse_encoder, mv_encoder):
+    """The rerank's first stage reads ids, doc ids and compact token vectors from doc values in one
+    search; the same hits, scores and bytes as a complete read and a separate fetch."""
+    backend, spec, _, docs = ingested
     from lsrkit.core import RerankSettings
     from lsrkit.encoders import IdfQueryEncoder
     from lsrkit.ingest import load_index_idf
 
-    assert len(backend._cache(spec.name)) == summary.passages_written  # write-through at ingest
-    uncached = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
     encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
     sparse = encoder.encode_queries([docs[11]["title"]])[0]
     spy = _EngineReads(backend.client)
-    hits, cached = backend.search_sparse_with_multivectors(spec.name, sparse, 20)
-    complete, engine = uncached.search_sparse_with_multivectors(spec.name, sparse, 20)
-    assert (spy.mget, spy.search) == (0, 1) and set(cached) == set(engine) == {h.id for h in hits}  # the first stage only
-    # with a cache the candidates are read from doc values: same ids, scores, doc ids; no text yet
-    assert all(h.partial and not h.text for h in hits) and not any(h.partial for h in complete)
-    assert [(h.id, h.metadata["doc_id"], h.vector_digest) for h in hits] == [(h.id, h.metadata["doc_id"], h.vector_digest) for h in complete]
-    assert [h.score for h in hits] == pytest.approx([h.score for h in complete])
-    for hit_id, rows in engine.items():
-        np.testing.assert_array_equal(cached[hit_id].codes, rows.codes)
-        np.testing.assert_array_equal(cached[hit_id].scales, rows.scales)
-    assert all(h.vector_digest for h in hits)
-    backend.fetch_multivectors(spec.name, [h.id for h in hits], digests={h.id: h.vector_digest for h in hits})
-    assert (spy.mget, spy.search) == (0, 1)  # the hits' digests were enough: no engine round trip
+    hits, vectors = backend.search_sparse_with_multivectors(spec.name, sparse, 20)
+    assert (spy.mget, spy.search) == (0, 1)
     spy.restore()
-    ids = [h.id for h in hits[:5]]
-    assert {i: v.codes.tolist() for i, v in backend.fetch_multivectors(spec.name, ids).items()} == {
-        i: v.codes.tolist() for i, v in uncached.fetch_multivectors(spec.name, ids).items()
-    }
+    complete = backend.search_sparse(spec.name, sparse, 20)
+    assert all(h.partial and not h.text for h in hits) and not any(h.partial for h in complete)
+    assert [(h.id, h.metadata["doc_id"]) for h in hits] == [(h.id, h.metadata["doc_id"]) for h in complete]
+    assert [h.score for h in hits] == pytest.approx([h.score for h in complete])
+    assert vectors == backend.fetch_multivectors(spec.name, [h.id for h in hits])
     settings = RerankSettings(kappa=20, k=10, interpolation=0.3)
-    with_cache = SearchPipeline(backend, spec.name, encoder, multivector_encoder=mv_encoder, rerank="client", settings=settings).search(docs[11]["title"])
-    without = SearchPipeline(uncached, spec.name, encoder, multivector_encoder=mv_encoder, rerank="client", settings=settings).search(docs[11]["title"])
-    assert [h.id for h in with_cache.hits] == [h.id for h in without.hits]
-    assert [h.score for h in with_cache.hits] == pytest.approx([h.score for h in without.hits], abs=1e-5)
+    result = SearchPipeline(backend, spec.name, encoder, multivector_encoder=mv_encoder, rerank=True, settings=settings).search(docs[11]["title"])
+    by_id = {h.id: h for h in complete}
     # the k hits returned were hydrated: the same text, title and metadata as a full read
-    assert [(h.title, h.text, dict(h.metadata)) for h in with_cache.hits] == [(h.title, h.text, dict(h.metadata)) for h in without.hits]
-    assert "hydrate" in with_cache.timings_ms and not any(h.partial for h in with_cache.hits)
-    uncached.close()
-
-
-def test_index_of_the_earlier_layout_keeps_working(opensearch_url, sparse_encoder, mv_encoder, tmp_path):
-    """Indexes made before vectors and digests had doc values (vectors a stored field) are still
-    read and reranked: hits come complete, vectors through an mget of the stored field."""
-    from lsrkit.core import SparseVector
-    from lsrkit.plugin import EncodedRecord
-
-    backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab, cache_dir=tmp_path)
-    uncached = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
-    spec = IndexSpec(f"it-old-{uuid.uuid4().hex[:8]}", multivector_dim=mv_encoder.dim)
-    mapping = OpenSearchBackend.mapping(spec)
-    mapping["properties"]["mv_digest"]["doc_values"] = False  # the layout of earlier releases
-    mapping["properties"]["mv"] = {"type": "binary", "doc_values": False, "store": True}
-    backend.client.indices.create(index=spec.name, body={"settings": {"number_of_shards": 1, "number_of_replicas": 0}, "mappings": mapping})
-    try:
-        text = "Cyclin-dependent kinase inhibitors in cellular aging"
-        record = EncodedRecord("p1", "d1", text, sparse_encoder.encode_documents([text])[0], title="Aging", metadata={"year": "2020"}, multivector=mv_encoder.encode_documents([text])[0])
-        assert not backend.write(spec.name, [record]).failed
-        backend.refresh(spec.name)
-        query = SparseVector.from_dict({int(i): 1.0 for i in record.sparse.ids[:5]})
-        hits, vectors = backend.search_sparse_with_multivectors(spec.name, query, 5)
-        assert [h.id for h in hits] == ["p1"] and not hits[0].partial and hits[0].text == text and set(vectors) == {"p1"}
-        _, engine = uncached.search_sparse_with_multivectors(spec.name, query, 5)
-        fetched = uncached.fetch_multivectors(spec.name, ["p1"])
-        np.testing.assert_array_equal(engine["p1"].codes, vectors["p1"].codes)
-        np.testing.assert_array_equal(fetched["p1"].codes, vectors["p1"].codes)
-    finally:
-        backend.drop_index(spec.name)
-        backend.close()
-        uncached.close()
-
-
-def test_multivector_cache_follows_a_document_rewritten_elsewhere(ingested, sparse_encoder, mv_encoder, opensearch_url, tmp_path):
-    """Another writer (no cache) replaces a passage: the stale local copy must not be used."""
-    backend, spec, _, docs = ingested
-    from lsrkit.plugin import EncodedRecord
-
-    whole = backend.fetch_multivectors(spec.name, [d["_id"] for d in docs[20:40]])  # documents of one passage
-    target = next(d for d in docs[20:40] if d["_id"] in whole)
-    original = whole[target["_id"]]
-    text = f"{target['title']} {target['text']}".strip()
-    changed = mv_encoder.encode_documents(["an unrelated sentence about volcanoes"])[0]
-    other = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
-    try:
-        record = EncodedRecord(target["_id"], target["_id"], text, sparse_encoder.encode_documents([text])[0], target["title"], {}, changed)
-        assert not other.write(spec.name, [record]).failed
-        other.refresh(spec.name)
-        spy = _EngineReads(backend.client)
-        fresh = backend.fetch_multivectors(spec.name, [target["_id"]])[target["_id"]]
-        assert (spy.mget, spy.search) == (1, 1)  # digests, then the changed passage's vectors (a miss)
-        assert len(fresh) == len(changed.vectors) != len(original)
-        np.testing.assert_allclose(fresh.dequantize(), changed.vectors, atol=1.0 / 127 + 1e-6)
-        spy.restore()
-        again = _EngineReads(backend.client)
-        backend.fetch_multivectors(spec.name, [target["_id"]])
-        again.restore()
-        assert (again.mget, again.search) == (1, 0)  # the new copy is cached: only the digest lookup
-    finally:
-        other.close()
+    for hit in result.hits:
+        full = by_id[hit.metadata.get("passage_id", hit.id)]
+        assert (hit.title, hit.text) == (full.title, full.text) and not hit.partial
+    assert "hydrate" in result.timings_ms
 
 
 def test_filters_and_lifecycle(opensearch_url, sparse_encoder, scenario_records):
@@ -288,7 +218,7 @@ def test_partial_candidates_rank_and_read_as_complete_ones(ingested, sparse_enco
     # reads expected: (searches, msearches, mgets)
     pipelines = {
         "hybrid": (dict(first_stage="hybrid", settings=settings), (0, 1, 1)),
-        "hybrid+rerank": (dict(first_stage="hybrid", settings=settings, multivector_encoder=mv_encoder, rerank="client"), (0, 1, 1)),
+        "hybrid+rerank": (dict(first_stage="hybrid", settings=settings, multivector_encoder=mv_encoder, rerank=True), (0, 1, 1)),
         "bm25 per passage": (dict(first_stage="bm25", settings=settings, aggregate=False), (1, 0, 1)),
     }
     for name, (options, expected_reads) in pipelines.items():

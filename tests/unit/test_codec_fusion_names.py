@@ -1,31 +1,63 @@
 """Round trips and properties of the small pure pieces (hypothesis)."""
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from lsrkit.core import Hit, InputError, SparseVector
-from lsrkit.plugin.codec import decode_multivector, encode_multivector
+from lsrkit.core import ConfigError, Hit, InputError, SparseVector
+from lsrkit.plugin.codec import REPRESENTATIONS, MultiVectorCodec, Representation, pack_levels, pool_tokens, unpack_levels
 from lsrkit.plugin.feature_names import from_feature, to_feature
 from lsrkit.plugin.fusion import minmax_sum, rrf
 
 finite = st.floats(-1.0, 1.0, allow_nan=False, width=32)
 
 
-@given(arrays(np.float32, st.tuples(st.integers(0, 12), st.integers(1, 16)), elements=finite))
-def test_multivector_codecs_round_trip(vectors):
-    np.testing.assert_array_equal(decode_multivector(encode_multivector(vectors, "float32"), "float32"), vectors)
-    np.testing.assert_allclose(decode_multivector(encode_multivector(vectors, "float16"), "float16"), vectors, atol=1e-3)
-    np.testing.assert_allclose(decode_multivector(encode_multivector(vectors, "uint8"), "uint8").dequantize(), vectors, atol=1.0 / 127 + 1e-6)
+def _tokens(rng, n: int, dim: int = 32) -> np.ndarray:
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def test_codec_rejects_nan_and_corrupt_data():
+@pytest.mark.parametrize("name", REPRESENTATIONS)
+def test_every_representation_round_trips_through_bytes_and_its_meta(name):
+    rng = np.random.default_rng(3)
+    sample = [_tokens(rng, n) for n in (30, 17, 1)]
+    codec = MultiVectorCodec.calibrate(name, sample)
+    again = MultiVectorCodec.from_meta(json.loads(json.dumps(codec.to_meta())))
+    rep = Representation.parse(name)
+    for vectors in sample:
+        data = codec.encode(vectors)
+        stored_tokens = len(pool_tokens(vectors, rep.pool))
+        assert len(data) == stored_tokens * rep.bytes_per_token(32)
+        decoded, decoded_again = codec.decode(data), again.decode(data)
+        assert len(decoded) == stored_tokens
+        np.testing.assert_array_equal(decoded.dequantize(), decoded_again.dequantize())
+        if rep.pool == 1:  # no pooling: each token comes back close to itself
+            cosine = np.sum(decoded.dequantize() * vectors, axis=1) / np.linalg.norm(decoded.dequantize(), axis=1)
+            assert cosine.min() > {8: 0.99, 4: 0.95, 2: 0.8, 1: 0.6}[rep.bits]
+
+
+@given(arrays(np.uint8, st.tuples(st.integers(0, 9), st.sampled_from([8, 16, 24])), elements=st.integers(0, 255)), st.sampled_from([1, 2, 4]))
+def test_packed_levels_round_trip(raw, bits):
+    levels = raw % (2**bits)
+    np.testing.assert_array_equal(unpack_levels(pack_levels(levels, bits), bits, raw.shape[1]), levels)
+
+
+def test_codec_refuses_nan_wrong_dims_corrupt_bytes_and_unknown_names():
+    codec = MultiVectorCodec.calibrate("2bit", [_tokens(np.random.default_rng(1), 20)])
     with pytest.raises(InputError):
-        encode_multivector(np.array([[np.nan]], dtype=np.float32))
+        codec.encode(np.array([[np.nan] * 32], dtype=np.float32))
     with pytest.raises(InputError):
-        decode_multivector("not base64!!")
+        codec.encode(np.ones((2, 16), dtype=np.float32))
+    with pytest.raises(InputError):
+        codec.decode(b"\x00" * 7)  # not a whole number of 8-byte tokens
+    with pytest.raises(ConfigError):
+        Representation.parse("3bit")
+    with pytest.raises(ConfigError):
+        MultiVectorCodec.from_meta({"representation": "1bit"})
 
 
 @given(st.text(max_size=20))

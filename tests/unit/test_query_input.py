@@ -21,7 +21,9 @@ def edge_pipeline(scenario, tmp_path_factory):
     spec = IndexSpec("props", multivector_dim=384)
     backend.ensure_index(spec)
     backend.write(spec.name, scenario["records"][:40])
-    pipeline = SearchPipeline(backend, spec.name, scenario["query_encoder"], multivector_encoder=scenario["mv_encoder"], rerank="client", settings=RerankSettings(kappa=10, k=5))
+    pipeline = SearchPipeline(
+        backend, spec.name, scenario["query_encoder"], multivector_encoder=scenario["mv_encoder"], rerank=True, codec=scenario["codec"], settings=RerankSettings(kappa=10, k=5)
+    )
     yield pipeline
     backend.close()
 
