@@ -245,6 +245,21 @@ def bench_rerank(dataset: Path = Path("../shared/datasets/scifact"), data_dir: D
     print(json.dumps(result) if json_out else json.dumps(result, indent=2))
 
 
+@bench_app.command("multivector")
+def bench_multivector(
+    dataset: Path = Path("../shared/datasets/scifact"),
+    data_dir: DataDirOpt = Path(".lsrkit"),
+    representations: Annotated[Optional[str], typer.Option(help="comma-separated subset (int8 is always the reference)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Size vs quality of each token-vector representation (hybrid+rerank, train and test); picks the default on train."""
+    from lsrkit.bench.multivector import run
+
+    names = tuple(dict.fromkeys(["int8", *representations.split(",")])) if representations else None
+    result = run(dataset=dataset, data_dir=data_dir, representations=names)
+    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+
+
 @bench_app.command("faults")
 def bench_faults(
     dataset: Path = Path("../shared/datasets/scifact"),

@@ -43,18 +43,28 @@ def _maxsim(backend: Backend, index: str, query: MultiVector, ids: list[str]) ->
     return dict(zip(ids, maxsim_scores(query.vectors, [stored.get(i, empty) for i in ids]).tolist()))
 
 
-def collect(
+def first_stage_evidence(
     backend: Backend, index: str, dataset: BeirDataset, idf: IdfQueryEncoder, multivector: MultiVectorEncoder, depth: int = 100, on_query: Callable[[], None] | None = None
 ) -> dict[str, QueryEvidence]:
+    """Both first stages and the query's token vectors, per query (no MaxSim scores yet)."""
     evidence = {}
     for qid, text in dataset.queries.items():
         sparse = backend.search_sparse(index, idf.encode_queries([text])[0], depth)
         bm25 = backend.search_text(index, text, depth) if isinstance(backend, TextSearch) else []
-        ids = list(dict.fromkeys([h.id for h in sparse] + [h.id for h in bm25]))
-        query = multivector.encode_queries([text])[0]
-        evidence[qid] = QueryEvidence(text, bm25, sparse, _maxsim(backend, index, query, ids), query.vectors)
+        evidence[qid] = QueryEvidence(text, bm25, sparse, {}, multivector.encode_queries([text])[0].vectors)
         if on_query:
             on_query()
+    return evidence
+
+
+def collect(
+    backend: Backend, index: str, dataset: BeirDataset, idf: IdfQueryEncoder, multivector: MultiVectorEncoder, depth: int = 100, on_query: Callable[[], None] | None = None
+) -> dict[str, QueryEvidence]:
+    """first_stage_evidence with the MaxSim score of every candidate from the index's stored token vectors."""
+    evidence = first_stage_evidence(backend, index, dataset, idf, multivector, depth, on_query)
+    for ev in evidence.values():
+        ids = list(dict.fromkeys([h.id for h in ev.sparse] + [h.id for h in ev.bm25]))
+        ev.maxsim = _maxsim(backend, index, MultiVector(ev.query_vectors), ids)
     return evidence
 
 
@@ -75,7 +85,7 @@ class Config:
         return " ".join(parts)
 
 
-def _first_stage(ev: QueryEvidence, config: Config) -> list[Hit]:
+def first_stage(ev: QueryEvidence, config: Config) -> list[Hit]:
     if config.first_stage == "sparse":
         return ev.sparse
     if config.first_stage == "bm25":
@@ -84,7 +94,7 @@ def _first_stage(ev: QueryEvidence, config: Config) -> list[Hit]:
 
 
 def apply(ev: QueryEvidence, config: Config) -> list[Hit]:
-    hits = _first_stage(ev, config)
+    hits = first_stage(ev, config)
     if config.kappa:
         pool = hits[: config.kappa]
         first = np.asarray([h.score for h in pool], np.float32)
@@ -160,7 +170,7 @@ def sweep_pruning(
     elapsed = [0.0] * len(grid_settings)
     scored = [0] * len(grid_settings)
     for position, (qid, ev) in enumerate(evidence.items()):
-        hits = _first_stage(ev, base)
+        hits = first_stage(ev, base)
         pool = hits[: base.kappa]
         stored = {i: codec.decode(data) for i, data in backend.fetch_multivectors(index, [h.id for h in pool]).items()}  # one query's at a time
         # untimed first pass: the first rerank over freshly fetched vectors ran ~25 % slower than

@@ -1,0 +1,141 @@
+"""`lsrkit bench multivector`: the size/quality curve of the compact token-vector representations.
+
+Every representation reranks the same hybrid candidates (the tuned `hybrid+rerank` setting) of
+every train and test query; the candidates' token vectors are encoded once (float, cached under
+the data folder) and stored in each representation. Per representation: stored bytes per original
+token and per passage, nDCG@10 on train and test, the paired-bootstrap interval of its nDCG@10
+change against int8 (the representation of lsrkit 0.1), and the rerank's time per query (decode
+and MaxSim of the κ candidates, best of REPEATS). The default is chosen on *train* only: the
+smallest representation whose train interval of the change contains 0; test is only reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lsrkit.bench.common import DEFAULT_DATASET, machine
+
+REPEATS = 3
+CALIBRATION_DOCUMENTS = 64  # what the ingest calibrates on: its first write batch
+
+
+def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), representations: tuple[str, ...] | None = None) -> dict[str, Any]:
+    from lsrkit.core.config import REPRESENTATIONS, RerankSettings
+    from lsrkit.eval_command import default_index
+    from lsrkit.evaluation import bootstrap_interval, load_beir, per_query_ndcg10, score_run
+    from lsrkit.factory import BackendOptions, ModelChoice, QualitySettings, document_encoders, idf_query_encoder, open_backend
+    from lsrkit.jobs import ensure_ingested
+    from lsrkit.plugin.codec import MultiVectorCodec, Representation
+    from lsrkit.plugin.rerank import MaxSimReranker, maxsim_scores
+    from lsrkit.tuning import Config, QueryEvidence, apply, first_stage_evidence
+
+    names = representations or REPRESENTATIONS
+    splits = {"train": load_beir(dataset, "train"), "test": load_beir(dataset, "test")}
+    index = default_index(dataset)
+    quality = QualitySettings()
+    config = Config("hybrid", quality.hybrid_rerank.method, quality.hybrid_rerank.weights[0], quality.hybrid_kappa, quality.hybrid_interpolation)
+    backend = open_backend(BackendOptions(kind="edge", data_dir=data_dir))
+    sparse, multivector = document_encoders(ModelChoice())
+    try:
+        ensure_ingested(backend, index, splits["train"].corpus, data_dir / "state" / index, (sparse, multivector), progress=False)
+        idf = idf_query_encoder(backend, index, "splade-tiny")
+        evidence = {split: first_stage_evidence(backend, index, data, idf, multivector) for split, data in splits.items()}
+    finally:
+        backend.close()
+    pools = {split: {qid: _pool(ev, config) for qid, ev in by_query.items()} for split, by_query in evidence.items()}
+    texts = {h.id: _full_text(h) for by_query in pools.values() for pool in by_query.values() for h in pool}
+    vectors = _token_vectors(texts, multivector, data_dir / "bench-multivector" / f"{index}-{multivector.fingerprint}.npz")
+    calibration = [v.vectors for v in multivector.encode_documents(_first_documents(splits["train"].corpus, CALIBRATION_DOCUMENTS))]
+    original_tokens = sum(len(v) for v in vectors.values())
+    reranker = MaxSimReranker(RerankSettings(kappa=config.kappa, k=config.kappa, interpolation=config.interpolation))
+
+    rows: dict[str, dict[str, Any]] = {}
+    per_query: dict[str, dict[str, dict[str, float]]] = {}
+    for name in ("float16", *names):
+        codec = None if name == "float16" else MultiVectorCodec.calibrate(name, calibration)
+        stored = {i: codec.encode(v) for i, v in vectors.items()} if codec else {i: v.astype(np.float16).tobytes() for i, v in vectors.items()}
+        row: dict[str, Any] = {
+            "bytes_per_token": round(sum(len(b) for b in stored.values()) / original_tokens, 2),
+            "bytes_per_passage": round(sum(len(b) for b in stored.values()) / len(stored), 1),
+        }
+        elapsed, queries = 0.0, 0
+        for split, by_query in evidence.items():
+            rescored: dict[str, QueryEvidence] = {}
+            for qid, ev in by_query.items():
+                pool = pools[split][qid]
+                decoded_of = (lambda ids: {i: codec.decode(stored[i]) for i in ids}) if codec else (lambda ids: {i: vectors[i] for i in ids})
+                best = float("inf")
+                for _ in range(REPEATS):
+                    start = time.perf_counter()
+                    decoded = decoded_of([h.id for h in pool])
+                    reranker.rerank(ev.query_vectors, pool, decoded)
+                    best = min(best, time.perf_counter() - start)
+                elapsed, queries = elapsed + best, queries + 1
+                empty = np.zeros((0, ev.query_vectors.shape[1]), np.float32)
+                scores = maxsim_scores(ev.query_vectors, [decoded.get(h.id, empty) for h in pool])
+                rescored[qid] = dataclasses.replace(ev, maxsim=dict(zip((h.id for h in pool), scores.tolist())))
+            run_ = {qid: {h.id: h.score for h in apply(ev, config)} for qid, ev in rescored.items()}
+            row[f"ndcg10_{split}"] = round(score_run(run_, splits[split].qrels)["ndcg10"], 4)
+            per_query.setdefault(name, {})[split] = per_query_ndcg10(run_, splits[split].qrels)
+        row["rerank_ms"] = round(1000 * elapsed / queries, 3)
+        rows[name] = row
+
+    for name, row in rows.items():
+        for split in ("train", "test"):
+            base, mine = per_query["int8"][split], per_query[name][split]
+            row[f"delta_{split}_interval"] = [round(v, 4) for v in bootstrap_interval([mine[q] - base[q] for q in base])]
+    eligible = [n for n in names if rows[n]["delta_train_interval"][0] <= 0.0 <= rows[n]["delta_train_interval"][1]]
+    default = min(eligible, key=lambda n: (rows[n]["bytes_per_token"], -rows[n]["ndcg10_train"])) if eligible else "int8"
+    return {
+        "dataset": str(dataset),
+        "pipeline": f"hybrid+rerank ({config.label()})",
+        "selection": "smallest bytes_per_token whose train 95 % paired-bootstrap interval of the nDCG@10 change against int8 contains 0",
+        "default": default,
+        "default_bytes_per_token": rows[default]["bytes_per_token"],
+        "default_bits": Representation.parse(default).bits,
+        "passages": len(vectors),
+        "tokens_per_passage": round(original_tokens / len(vectors), 1),
+        "representations": rows,
+        "machine": machine(),
+    }
+
+
+def _pool(ev: Any, config: Any) -> list[Any]:
+    from lsrkit.tuning import first_stage
+
+    return first_stage(ev, config)[: config.kappa]
+
+
+def _full_text(hit: Any) -> str:
+    return f"{hit.title} {hit.text}".strip() if hit.title else hit.text
+
+
+def _first_documents(corpus: Path, n: int) -> list[str]:
+    import itertools
+    import json
+
+    with corpus.open(encoding="utf-8") as handle:
+        docs = [json.loads(line) for line in itertools.islice(handle, n)]
+    return [f"{d.get('title', '')} {d['text']}".strip() for d in docs]
+
+
+def _token_vectors(texts: dict[str, str], encoder: Any, cache: Path) -> dict[str, np.ndarray]:
+    """Float token vectors of the candidate passages, encoded once and kept (float16) in `cache`."""
+    known: dict[str, np.ndarray] = {}
+    if cache.is_file():
+        with np.load(cache) as stored:
+            known = {i: stored[i].astype(np.float32) for i in stored.files}
+    missing = sorted(set(texts) - set(known))
+    for start in range(0, len(missing), 64):
+        batch = missing[start : start + 64]
+        for passage, mv in zip(batch, encoder.encode_documents([texts[i] for i in batch])):
+            known[passage] = mv.vectors.astype(np.float16).astype(np.float32)  # as a rerun reads them back
+    if missing:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, **{i: v.astype(np.float16) for i, v in known.items()})
+    return {i: known[i] for i in texts}
