@@ -61,7 +61,6 @@ def peak_rss_mb(quantize: str, batch_size: int, n: int, dataset: Path) -> float:
         "import re;from lsrkit.bench.common import passages;from lsrkit.core import OnnxOptions;"
         "from lsrkit.encoders import SparseDocEncoder;"
         f"e=SparseDocEncoder('splade-tiny',options=OnnxOptions(quantize='{quantize}'),batch_size={batch_size});"
-        f"e._per_text=False if {batch_size}>1 else e._per_text;"
         f"e.encode_documents(passages(__import__('pathlib').Path({str(dataset)!r}),{n}));"
         # VmHWM belongs to this exec'd image; ru_maxrss would include the forking parent's pages
         "print(int(re.search(r'VmHWM:\\s+(\\d+)',open('/proc/self/status').read()).group(1))/1024)"

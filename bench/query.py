@@ -2,7 +2,8 @@
 
 Same index, same queries, warm (every pipeline runs the query set once before it is timed);
 the latency of a query is end to end: query encoding, engine round trips, rerank (the
-candidates' compact token vectors read from the engine every time).
+candidates' compact token vectors read from the engine every time). On OpenSearch the rerank
+is also set against k-NN's lateInteractionScore (bench/late_interaction.py).
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", da
                     for stage, ms in result.timings_ms.items():
                         stages[name].setdefault(stage, []).append(ms)
         p50 = {name: float(np.percentile(v, 50)) for name, v in samples.items()}
+        peer: dict[str, Any] = {}
+        if backend_kind == "opensearch":
+            from lsrkit.bench.late_interaction import compare
+
+            peer = compare(backend, index, data, idf, multivector, kappa=pipelines["sparse-idf+rerank"].settings.kappa)
         p95 = {name: float(np.percentile(v, 95)) for name, v in samples.items()}
         return {
             "backend": backend.name,
@@ -68,6 +74,8 @@ def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", da
             "ratio_rerank_vs_bm25": round(p50["sparse-idf+rerank"] / p50["bm25"], 3),
             "ratio_hybrid_vs_bm25": round(p50["hybrid"] / p50["bm25"], 3),
             "ratio_hybrid_rerank_vs_bm25": round(p50["hybrid+rerank"] / p50["bm25"], 3),
+            # OpenSearch k-NN's lateInteractionScore on the same candidates and query vectors
+            **({"late_interaction": peer} if peer else {}),
             "machine": machine(),
         }
     finally:

@@ -3,7 +3,6 @@
 from lsrkit.core.config import BatchPolicy, IndexSpec, OnnxOptions, RerankSettings
 from lsrkit.core.errors import (
     BackendError,
-    BulkWriteError,
     CheckpointError,
     ConfigError,
     EncoderError,
@@ -22,7 +21,6 @@ from lsrkit.core.types import Document, Hit, MultiVector, SparseVector
 __all__ = [
     "BackendError",
     "BatchPolicy",
-    "BulkWriteError",
     "CheckpointError",
     "ConfigError",
     "Document",

@@ -53,15 +53,15 @@ class OnnxOptions:
 
 @dataclass(frozen=True)
 class BatchPolicy:
-    """Batching of ingest work: encoder batches by count, engine bulks by count and bytes."""
+    """Batching of ingest work: engine bulks by count and bytes, and how many batches may wait
+    between the encoder and the writer (the encoders batch their own runs: see their batch_size)."""
 
-    encode_batch: int = 8
     write_batch: int = 64
     write_bytes: int = 8 * 1024 * 1024
     queue_depth: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("encode_batch", "write_batch", "write_bytes", "queue_depth"):
+        for name in ("write_batch", "write_bytes", "queue_depth"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"BatchPolicy.{name} must be >= 1, got {getattr(self, name)}")
 
@@ -120,12 +120,16 @@ class IndexSpec:
     multivector_representation: str = DEFAULT_REPRESENTATION
     sparse_idf_modifier: bool = False
     with_bm25: bool = True
+    shards: int = 1  # server engines (OpenSearch, a Qdrant server); Qdrant Edge has one
+    replicas: int = 0
 
     def __post_init__(self) -> None:
         validate_index_name(self.name)
         if self.multivector_dim is not None and self.multivector_dim < 1:
             raise ConfigError("multivector_dim must be positive or None")
         Representation.parse(self.multivector_representation)
+        if self.shards < 1 or self.replicas < 0:
+            raise ConfigError(f"an index needs shards >= 1 and replicas >= 0, got {self.shards} and {self.replicas}")
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,6 @@ class IndexMissingError(BackendError):
     """The index named does not exist."""
 
 
-class BulkWriteError(BackendError):
-    """A bulk write failed as a whole after its retries (per-item failures are not raised)."""
-
-
 class IngestError(LsrError):
     """An ingestion job cannot go on (bad source, unreadable file, mismatched checkpoint)."""
 

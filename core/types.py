@@ -135,9 +135,7 @@ class Document:
 @dataclass(frozen=True)
 class Hit:
     """One search result. `stage_scores` keeps each stage's score (first_stage, maxsim, fused).
-    `vector_digest`, when the engine returns one, names the version of the stored multivector the
-    hit was read with (a local copy of that version may stand in for a fetch). A `partial` hit
-    carries its id, score, doc_id and digest only; the backend's `hydrate` reads the rest."""
+    A first stage may read hits without title and text; the backend's `hydrate` reads those."""
 
     id: str
     score: float
@@ -145,15 +143,13 @@ class Hit:
     text: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     stage_scores: Mapping[str, float] = field(default_factory=dict)
-    vector_digest: str = ""
-    partial: bool = False
 
     def evolve(self, **changes: Any) -> Hit:
         """A copy with some fields changed: dataclasses.replace without re-running __init__ over
-        every field (the query path copies hundreds of hits per query; measured 9 µs → 3 µs a copy).
+        every field (the query path copies hundreds of hits per query).
 
         >>> Hit("a", 1.0, title="t").evolve(score=2.0)
-        Hit(id='a', score=2.0, title='t', text='', metadata={}, stage_scores={}, vector_digest='', partial=False)
+        Hit(id='a', score=2.0, title='t', text='', metadata={}, stage_scores={})
         """
         unknown = changes.keys() - self.__dict__.keys()
         if unknown:

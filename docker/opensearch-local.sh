@@ -4,7 +4,9 @@
 #   docker/opensearch-local.sh start|stop|status|url
 # Settings (environment): OPENSEARCH_VERSION (3.5.0), OPENSEARCH_PORT (9200), OPENSEARCH_HEAP (512m),
 # LSRKIT_OPENSEARCH_HOME (~/.cache/lsrkit/opensearch), OPENSEARCH_JAVA_HOME (a JDK >= 21),
-# OPENSEARCH_EXTRA_SETTINGS (more -E settings, e.g. "-Ethread_pool.write.queue_size=2").
+# OPENSEARCH_EXTRA_SETTINGS (more -E settings, e.g. "-Ethread_pool.write.queue_size=2"),
+# OPENSEARCH_PLUGINS (plugin artifacts of org.opensearch.plugin to install, space-separated;
+# default opensearch-knn: its lateInteractionScore is the in-engine peer of lsrkit's rerank).
 set -euo pipefail
 
 VERSION="${OPENSEARCH_VERSION:-3.5.0}"
@@ -48,6 +50,21 @@ fetch() {
   rmdir "$tmp"
 }
 
+install_plugins() {
+  local java_home; java_home="$(find_java)"
+  local plugin
+  for plugin in ${OPENSEARCH_PLUGINS-opensearch-knn}; do
+    [ -d "$HOME_DIR/plugins/$plugin" ] && continue
+    local artifact="org.opensearch.plugin:$plugin:$VERSION.0:zip"
+    echo "fetching $artifact with mvn" >&2
+    mvn -q -B dependency:get -Dartifact="$artifact" -Dtransitive=false >&2
+    local repo; repo="$(mvn -q -B help:evaluate -Dexpression=settings.localRepository -DforceStdout 2>/dev/null || echo "$HOME/.m2/repository")"
+    local zip="$repo/org/opensearch/plugin/$plugin/$VERSION.0/$plugin-$VERSION.0.zip"
+    [ -f "$zip" ] || zip="$HOME/.m2/repository/org/opensearch/plugin/$plugin/$VERSION.0/$plugin-$VERSION.0.zip"
+    OPENSEARCH_JAVA_HOME="$java_home" JAVA_HOME="$java_home" "$HOME_DIR/bin/opensearch-plugin" install --batch "file://$zip" >&2
+  done
+}
+
 is_running() { [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
 
 wait_health() {
@@ -77,6 +94,7 @@ as_run_user() {
 start() {
   if is_running; then echo "OpenSearch already running (pid $(cat "$PID_FILE")) at $URL" >&2; return 0; fi
   fetch
+  install_plugins
   local java_home; java_home="$(find_java)"
   mkdir -p "$RUN_DIR/data" "$RUN_DIR/logs"
   local runner; runner="$(as_run_user)"

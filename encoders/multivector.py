@@ -23,6 +23,8 @@ class MultiVectorEncoder:
 
     Query / document markers and query padding with [MASK] follow the model spec; punctuation and
     special tokens are dropped from documents when the spec says so (ColBERT does, MiniLM should not).
+    `batch_size` applies to fp32 models; a quantized one runs one text at a time (its dynamic
+    activation scales span the batch, and a document's vectors must not depend on its neighbours).
     """
 
     def __init__(self, model: str | ModelSpec = "minilm-l6", *, options: OnnxOptions = _DEFAULT_OPTIONS, batch_size: int = 8) -> None:

@@ -57,8 +57,9 @@ class _SparseModelEncoder:
         self.top_k = top_k
         self.max_ratio = max_ratio
         self._special = np.array(sorted(self.model.tokenizer.special_ids), dtype=np.int64)
-        # Dynamic int8 quantization computes activation scales over the whole batch tensor, so a
-        # text's weights would depend on its batch neighbours; one text per run makes it exact.
+        # dynamic int8 activation scales span the whole batch tensor, so a text's weights would
+        # depend on its batch neighbours: a quantized model runs one text at a time, batch_size
+        # applies to fp32 models only
         self._per_text = options.quantize != "none"
 
     @property

@@ -28,7 +28,7 @@ from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.progress import Progress
 from lsrkit.ingest.sources import FieldMapping, SourceFormat, SourceRecord, read_records
 from lsrkit.ingest.validate import Validator
-from lsrkit.plugin.base import Backend, EncodedRecord, MetaStore, Refreshable, WriteResult
+from lsrkit.plugin.base import Backend, EncodedRecord, WriteResult
 from lsrkit.plugin.codec import MultiVectorCodec
 from lsrkit.plugin.pipeline import CODEC_META
 
@@ -229,7 +229,7 @@ class IngestPipeline:
 
     def _stored_codec(self) -> MultiVectorCodec | None:
         """The codec an earlier job stored with the index: its token vectors stay decodable by one codec."""
-        meta = self.backend.get_meta(self.spec.name, CODEC_META) if isinstance(self.backend, MetaStore) else None
+        meta = self.backend.get_meta(self.spec.name, CODEC_META)
         if not meta:
             return None
         codec = MultiVectorCodec.from_meta(meta)
@@ -242,8 +242,6 @@ class IngestPipeline:
         index before anything is written with it."""
         if self._codec is None and self.spec.multivector_dim and any(mv is not None for mv in multi):
             codec = MultiVectorCodec.calibrate(self.spec.multivector_representation, [mv.vectors for mv in multi if mv is not None])
-            if not isinstance(self.backend, MetaStore):
-                raise IngestError(f"backend {self.backend.name} cannot store the multivector codec with index {self.spec.name!r}")
             self.backend.put_meta(self.spec.name, CODEC_META, codec.to_meta())
             self._codec = codec
         return self._codec
@@ -419,10 +417,8 @@ class IngestPipeline:
     def _finish(self, doc_freq: DocFreqCounter) -> None:
         table: IdfTable = doc_freq.to_table(self.tokenizer.vocab)
         table.save(self.idf_path)
-        if isinstance(self.backend, Refreshable):
-            self.backend.refresh(self.spec.name)
-        if isinstance(self.backend, MetaStore):
-            self.backend.put_meta(self.spec.name, "idf", {"n_docs": doc_freq.n_docs, **doc_freq.state()})
+        self.backend.flush(self.spec.name)
+        self.backend.put_meta(self.spec.name, "idf", {"n_docs": doc_freq.n_docs, **doc_freq.state()})
 
 
 def job_key(source: str | Path, backend: str, index: str, sparse: SparseDocumentEncoder, multivector: MultiVectorDocumentEncoder | None) -> str:
@@ -433,8 +429,6 @@ def job_key(source: str | Path, backend: str, index: str, sparse: SparseDocument
 
 def load_index_idf(backend: Backend, index: str, vocab: list[str]) -> IdfTable | None:
     """The IDF table ingest stored with the index (None when the backend keeps none)."""
-    if not isinstance(backend, MetaStore):
-        return None
     state = backend.get_meta(index, "idf")
     if not state:
         return None

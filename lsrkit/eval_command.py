@@ -15,7 +15,6 @@ from lsrkit.encoders import SparseQueryEncoder
 from lsrkit.evaluation import PipelineReport, evaluate_pipeline, load_beir, markdown_table, plot_quality_latency
 from lsrkit.factory import PIPELINES, BackendOptions, ModelChoice, QualitySettings, build_pipeline, document_encoders, idf_query_encoder, open_backend, pipeline_settings
 from lsrkit.jobs import ensure_ingested
-from lsrkit.plugin import TextSearch
 
 
 def default_index(dataset: Path) -> str:
@@ -57,10 +56,6 @@ def run_eval(
         skipped: dict[str, str] = {}
         bar = tqdm(total=len(names) * len(dataset.queries), desc="queries", unit="q", disable=None if progress is None else not progress)  # None: quiet off a terminal
         for name in names:
-            if name in ("bm25", "hybrid", "hybrid+rerank", "hybrid+rerank-pruned") and not isinstance(backend, TextSearch):
-                skipped[name] = f"backend {backend.name} has no BM25"
-                bar.update(len(dataset.queries))
-                continue
             try:
                 pipeline = build_pipeline(name, backend, index, idf_encoder=idf, multivector=multivector, model_encoder=model_encoder, quality=quality)
             except LsrError as exc:

@@ -59,10 +59,6 @@ class ModelChoice:
     quantize: Quantization = "int8-per-channel"
     multivector_quantize: Quantization = "int8-attention"
 
-    def key(self) -> str:
-        """Names the encoders in job checkpoints: an index built by other encoders is not reused."""
-        return f"{self.sparse}:{self.quantize}+{self.multivector}:{self.multivector_quantize}"
-
 
 def document_encoders(models: ModelChoice) -> tuple[SparseDocEncoder, MultiVectorEncoder]:
     return (

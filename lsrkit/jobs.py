@@ -9,7 +9,7 @@ from lsrkit.encoders import MultiVectorEncoder, SparseDocEncoder
 from lsrkit.factory import ModelChoice, document_encoders
 from lsrkit.ingest import Checkpoint, FieldMapping, IngestPipeline, IngestSummary
 from lsrkit.ingest.sources import SourceFormat
-from lsrkit.plugin import CODEC_META, Backend, MetaStore
+from lsrkit.plugin import CODEC_META, Backend
 
 
 def index_spec(index: str, multivector: MultiVectorEncoder | None, representation: str = DEFAULT_REPRESENTATION) -> IndexSpec:
@@ -60,7 +60,7 @@ def is_ingested(
             return False
         if encoders[1] is None:
             return True
-        codec = backend.get_meta(index, CODEC_META) if isinstance(backend, MetaStore) else None
+        codec = backend.get_meta(index, CODEC_META)
         return bool(codec) and codec.get("representation") == representation
     except LsrError:
         return False

@@ -19,7 +19,7 @@ import numpy as np
 from lsrkit.core.types import Hit, MultiVector
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder
 from lsrkit.evaluation import BeirDataset, per_query_ndcg10, score_run
-from lsrkit.plugin import Backend, TextSearch, aggregate_passages, demote, fuse, index_codec
+from lsrkit.plugin import Backend, Retrieval, aggregate_passages, demote, fuse, index_codec
 from lsrkit.plugin.rerank import MaxSimReranker, interpolate, maxsim_scores
 from lsrkit.core.config import RerankSettings
 
@@ -49,9 +49,8 @@ def first_stage_evidence(
     """Both first stages and the query's token vectors, per query (no MaxSim scores yet)."""
     evidence = {}
     for qid, text in dataset.queries.items():
-        sparse = backend.search_sparse(index, idf.encode_queries([text])[0], depth)
-        bm25 = backend.search_text(index, text, depth) if isinstance(backend, TextSearch) else []
-        evidence[qid] = QueryEvidence(text, bm25, sparse, {}, multivector.encode_queries([text])[0].vectors)
+        runs = backend.retrieve(index, Retrieval(sparse=idf.encode_queries([text])[0], text=text, limit=depth, texts=True))
+        evidence[qid] = QueryEvidence(text, runs.bm25, runs.sparse, {}, multivector.encode_queries([text])[0].vectors)
         if on_query:
             on_query()
     return evidence

@@ -4,19 +4,7 @@ Engine SDKs are imported only inside their adapter modules; import those directl
 (`lsrkit.plugin.qdrant_edge`, `lsrkit.plugin.qdrant_server`, `lsrkit.plugin.opensearch`).
 """
 
-from lsrkit.plugin.base import (
-    Backend,
-    EncodedRecord,
-    MetaStore,
-    Refreshable,
-    Hydration,
-    PairedSearch,
-    PartialSearch,
-    PerDocumentSearch,
-    SearchWithMultivectors,
-    TextSearch,
-    WriteResult,
-)
+from lsrkit.plugin.base import Backend, EncodedRecord, Retrieval, Retrieved, WriteResult, search_sparse, search_text
 from lsrkit.plugin.codec import DEFAULT_REPRESENTATION, MultiVectorCodec, Representation
 from lsrkit.plugin.fusion import fuse, minmax_sum, rrf
 from lsrkit.plugin.pipeline import CODEC_META, HybridSettings, SearchPipeline, SearchResult, aggregate_passages, demote, index_codec
@@ -25,29 +13,25 @@ from lsrkit.plugin.rerank import MaxSimReranker, alpha_prune, maxsim_scores
 __all__ = [
     "CODEC_META",
     "DEFAULT_REPRESENTATION",
-    "MultiVectorCodec",
-    "Representation",
-    "index_codec",
     "Backend",
     "EncodedRecord",
     "HybridSettings",
     "MaxSimReranker",
-    "MetaStore",
-    "Refreshable",
-    "Hydration",
-    "PairedSearch",
-    "PartialSearch",
-    "PerDocumentSearch",
-    "SearchWithMultivectors",
+    "MultiVectorCodec",
+    "Representation",
+    "Retrieval",
+    "Retrieved",
     "SearchPipeline",
     "SearchResult",
-    "TextSearch",
     "WriteResult",
     "aggregate_passages",
-    "demote",
     "alpha_prune",
+    "demote",
     "fuse",
+    "index_codec",
     "maxsim_scores",
     "minmax_sum",
     "rrf",
+    "search_sparse",
+    "search_text",
 ]

@@ -1,4 +1,10 @@
-"""The engine contract: a small `Backend` protocol and optional capability protocols."""
+"""The engine contract: what the ingest job and the search pipeline ask of every engine.
+
+A first stage is one `retrieve` call: the runs it wants (learned sparse, the engine's BM25, or
+both), how deep, and what the hits must carry. How the engine serves it (one request or two,
+collapsing on the document, reading doc values instead of stored documents) is the adapter's
+business. Hits read without their text are completed by `hydrate`, for the k finally returned.
+"""
 
 from __future__ import annotations
 
@@ -34,28 +40,67 @@ class EncodedRecord:
 
 @dataclass
 class WriteResult:
-    """What a bulk write did: ids acknowledged, ids refused (with the engine's reason), retries."""
+    """What a bulk write did: ids acknowledged, ids refused (with the engine's reason), whole-bulk retries."""
 
     written: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     retried: int = 0
 
 
+@dataclass(frozen=True)
+class Retrieval:
+    """One first-stage read.
+
+    `sparse` asks for the learned sparse run, `text` for the engine's BM25 run (both: the hybrid
+    first stage, served side by side where the engine can). `documents`: each document's best
+    passage only, `limit` documents. `texts`: the hits carry title, text and metadata (else ids,
+    doc ids and scores, to be completed by `hydrate`). `multivectors`: the candidates' stored token
+    vectors too, where the same read can return them (an adapter may return none).
+    """
+
+    sparse: SparseVector | None = None
+    text: str | None = None
+    limit: int = 10
+    filters: Filters | None = None
+    documents: bool = False
+    texts: bool = False
+    multivectors: bool = False
+
+
+@dataclass
+class Retrieved:
+    """The runs of one Retrieval, best first, and any token vectors read with them."""
+
+    sparse: list[Hit] = field(default_factory=list)
+    bm25: list[Hit] = field(default_factory=list)
+    multivectors: dict[str, bytes] = field(default_factory=dict)
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """What every engine adapter does. Optional powers live in the protocols below."""
+    """What every engine adapter does."""
 
     name: str
 
     def ensure_index(self, spec: IndexSpec, *, recreate: bool = False) -> bool:
-        """Create the index if absent (True when created); `recreate` drops an existing one first."""
+        """Create the index if absent (True when created); an existing one must have the same
+        layout (else IndexExistsError); `recreate` drops it first."""
         ...
 
     def drop_index(self, index: str) -> None: ...
 
     def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult: ...
 
-    def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
+    def flush(self, index: str) -> None:
+        """Make what was written searchable and durable (after an ingest job)."""
+        ...
+
+    def retrieve(self, index: str, request: Retrieval) -> Retrieved: ...
+
+    def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
+        """The same hits with title, text and metadata read; a hit reported under its document
+        id is read by the passage id in metadata["passage_id"]."""
+        ...
 
     def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
         """The stored token vectors of the given passage ids, as written (MultiVectorCodec bytes)."""
@@ -67,79 +112,20 @@ class Backend(Protocol):
         """What the index occupies on disk, text and vectors included (None where the engine does not say)."""
         ...
 
+    def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None:
+        """Keep a small JSON document with the index (the IDF statistics, the multivector codec)."""
+        ...
+
+    def get_meta(self, index: str, key: str) -> dict[str, Any] | None: ...
+
     def close(self) -> None: ...
 
 
-@runtime_checkable
-class TextSearch(Protocol):
-    """The engine's own lexical ranking (BM25) over the text fields."""
-
-    def search_text(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
+def search_sparse(backend: Backend, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
+    """The learned sparse run alone, hits complete."""
+    return backend.retrieve(index, Retrieval(sparse=query, limit=limit, filters=filters, texts=True)).sparse
 
 
-@runtime_checkable
-class SearchWithMultivectors(Protocol):
-    """The sparse first stage returns the candidates' stored multivectors in the same round trip."""
-
-    def search_sparse_with_multivectors(
-        self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None
-    ) -> tuple[list[Hit], dict[str, bytes]]: ...
-
-
-@runtime_checkable
-class PerDocumentSearch(Protocol):
-    """The engine keeps only each document's best passage (max-passage aggregation in one round
-    trip, instead of fetching passages until they cover k documents)."""
-
-    def search_sparse_documents(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
-
-    def search_text_documents(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
-
-
-@runtime_checkable
-class Hydration(Protocol):
-    """Candidates may come back partial (without their stored text and metadata: cheaper to read
-    κ of them); the hits finally returned are filled in with one more read."""
-
-    def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
-        """The same hits, complete; a hit reported under its document id is read by the passage
-        id in metadata["passage_id"]."""
-        ...
-
-
-@runtime_checkable
-class PartialSearch(Protocol):
-    """Searches whose hits are partial (ids, doc ids and scores; no text): for the
-    candidate lists a pipeline fuses, reranks or cuts, of which it returns only k, read whole
-    with Hydration. The same hits and scores as search_sparse / search_text."""
-
-    def search_sparse_partial(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
-
-    def search_text_partial(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]: ...
-
-
-@runtime_checkable
-class PairedSearch(Protocol):
-    """A query's BM25 and sparse runs in one round trip, the engine running them side by side
-    (the hybrid first stage). `partial`: hits without text where the engine can (a backend that
-    also has Hydration); otherwise complete."""
-
-    def search_text_and_sparse(
-        self, index: str, text: str, query: SparseVector, limit: int, *, filters: Filters | None = None, partial: bool = False
-    ) -> tuple[list[Hit], list[Hit]]: ...
-
-
-@runtime_checkable
-class Refreshable(Protocol):
-    """Writes become searchable only after a refresh (OpenSearch)."""
-
-    def refresh(self, index: str) -> None: ...
-
-
-@runtime_checkable
-class MetaStore(Protocol):
-    """Small JSON documents stored with an index (the IDF table, the ingest settings)."""
-
-    def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None: ...
-
-    def get_meta(self, index: str, key: str) -> dict[str, Any] | None: ...
+def search_text(backend: Backend, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
+    """The engine's BM25 run alone, hits complete."""
+    return backend.retrieve(index, Retrieval(text=text, limit=limit, filters=filters, texts=True)).bm25

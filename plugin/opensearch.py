@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -22,7 +21,7 @@ from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, RequestErr
 from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
 from lsrkit.core.types import Hit, SparseVector
-from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
+from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult
 from lsrkit.plugin.feature_names import to_feature
 
 META_INDEX = "lsrkit-meta"
@@ -46,8 +45,9 @@ def client_from_env(url: str, *, ca_certs: str | None = None, timeout: float = 3
         verify_certs=url.startswith("https://"),
         ca_certs=ca,
         timeout=timeout,
-        max_retries=2,
-        retry_on_timeout=True,
+        # no transport-level retries: a bulk's 429 items are retried by streaming_bulk, a failed
+        # request by the caller (one layer each, see write)
+        max_retries=0,
     )
 
 
@@ -80,11 +80,13 @@ class OpenSearchBackend:
         *,
         vocab: Sequence[str] | None = None,
         max_retries_429: int = 8,
+        initial_backoff: float = 0.25,
         max_backoff: float = 8.0,
     ) -> None:
         self.client = client
         self.vocab = list(vocab) if vocab is not None else None
         self.max_retries_429 = max_retries_429
+        self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
 
     def set_vocab(self, vocab: Sequence[str]) -> None:
@@ -147,7 +149,8 @@ class OpenSearchBackend:
             if stored != spec:
                 raise IndexExistsError(f"opensearch: index {spec.name!r} exists with another layout ({stored}); pass recreate to replace it")
             return False
-        body = {"settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"}}, "mappings": self.mapping(spec)}
+        settings = {"number_of_shards": spec.shards, "number_of_replicas": spec.replicas, "refresh_interval": "1s"}
+        body = {"settings": {"index": settings}, "mappings": self.mapping(spec)}
         try:
             self._call("create", spec.name, self.client.indices.create, index=spec.name, body=body)
         except BackendError as exc:
@@ -166,10 +169,11 @@ class OpenSearchBackend:
     def drop_index(self, index: str) -> None:
         validate_index_name(index)
         self._call("delete", index, self.client.indices.delete, index=index, ignore_unavailable=True)
-        if self.client.indices.exists(index=META_INDEX):
+        if self._call("exists", META_INDEX, self.client.indices.exists, index=META_INDEX):
             self._call("delete meta", index, self.client.delete_by_query, index=META_INDEX, body={"query": {"term": {"index": index}}}, refresh=True)
 
-    def refresh(self, index: str) -> None:
+    def flush(self, index: str) -> None:
+        """Writes become searchable at the next refresh: refresh now."""
         self._call("refresh", index, self.client.indices.refresh, index=index)
 
     def close(self) -> None:
@@ -189,161 +193,90 @@ class OpenSearchBackend:
             yield {"_op_type": "index", "_index": index, "_id": record.id, "_source": self._source(record)}
 
     def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:
-        """Bulk index with opensearch-py's streaming_bulk (chunked by count and bytes); items the
-        cluster rejected as overloaded (429) are retried alone, with capped exponential backoff."""
+        """Bulk index with opensearch-py's streaming_bulk: chunked by count and bytes, and the items
+        the cluster rejected as overloaded (429) retried by the helper alone, with capped
+        exponential backoff. A failed request (node down, timeout) raises UnavailableError: the
+        whole bulk is then the caller's to retry (the ingest job does)."""
         result = WriteResult()
-        pending = list(records)
-        delay = 0.25
-        for attempt in range(self.max_retries_429 + 1):
-            overloaded: list[EncodedRecord] = []
-            by_id = {r.id: r for r in pending}
-            try:
-                for ok, item in helpers.streaming_bulk(
-                    self.client, self._actions(index, pending), chunk_size=500, max_chunk_bytes=8 * 1024 * 1024,
-                    # per-item errors come back as items; a transport failure (node down, timeout)
-                    # must raise: it is the bulk that failed, not its records
-                    raise_on_error=False, raise_on_exception=True, max_retries=0,
-                ):
-                    info = next(iter(item.values()))
-                    record_id = str(info.get("_id"))
-                    if ok:
-                        result.written.append(record_id)
-                    elif info.get("status") == 429 and record_id in by_id:
-                        overloaded.append(by_id[record_id])
-                    else:
-                        error = info.get("error")
-                        reason = error.get("reason", error) if isinstance(error, dict) else error
-                        result.failed[record_id] = f"HTTP {info.get('status')}: {reason}"
-            except (OSConnectionError, ConnectionTimeout) as exc:
-                raise UnavailableError(f"opensearch: bulk to {index!r}: cluster unreachable ({type(exc).__name__})") from exc
-            except TransportError as exc:
-                raise UnavailableError(f"opensearch: bulk to {index!r} failed: HTTP {exc.status_code}") from exc
-            if not overloaded:
-                return result
-            result.retried += len(overloaded)
-            pending = overloaded
-            if attempt < self.max_retries_429:
-                time.sleep(delay)
-                delay = min(delay * 2, self.max_backoff)
-        for record in pending:
-            result.failed[record.id] = f"HTTP 429: still rejected after {self.max_retries_429} retries"
+        try:
+            for ok, item in helpers.streaming_bulk(
+                self.client, self._actions(index, records), chunk_size=500, max_chunk_bytes=8 * 1024 * 1024,
+                raise_on_error=False, raise_on_exception=True,
+                max_retries=self.max_retries_429, initial_backoff=self.initial_backoff, max_backoff=self.max_backoff,  # type: ignore[arg-type]
+            ):
+                info = next(iter(item.values()))
+                if ok:
+                    result.written.append(str(info.get("_id")))
+                else:
+                    error = info.get("error")
+                    reason = error.get("reason", error) if isinstance(error, dict) else error
+                    result.failed[str(info.get("_id"))] = f"HTTP {info.get('status')}: {reason}"
+        except (OSConnectionError, ConnectionTimeout) as exc:
+            raise UnavailableError(f"opensearch: bulk to {index!r}: cluster unreachable ({type(exc).__name__})") from exc
+        except TransportError as exc:
+            raise UnavailableError(f"opensearch: bulk to {index!r} failed: HTTP {exc.status_code}") from exc
         return result
 
     # -- reads ---------------------------------------------------------------------------------
-    def _search(
-        self, index: str, query: dict[str, Any], limit: int, filters: Filters | None, with_multivectors: bool = False, partial: bool = False, per_document: bool = False
-    ) -> dict[str, Any]:
-        body = self._body(index, query, limit, filters, with_multivectors=with_multivectors, partial=partial, per_document=per_document)
-        return self._call("search", index, self.client.search, index=index, body=body)
+    def retrieve(self, index: str, request: Retrieval) -> Retrieved:
+        """One search, or both runs in one msearch (the cluster runs them side by side). Hits
+        without text are read from doc values only: reading a hit's stored fields decompresses
+        its whole stored document. `documents` collapses on doc_id (each document's best passage
+        in the same round trip)."""
+        runs: list[tuple[str, dict[str, Any]]] = []
+        if request.sparse is not None and len(request.sparse):
+            runs.append(("sparse", rank_feature_query(request.sparse, self._vocab())))
+        if request.text is not None:
+            runs.append(("bm25", _bm25_query(request.text)))
+        found = Retrieved()
+        if not runs:
+            return found
+        bodies = [self._body(query, request) for _, query in runs]
+        if len(runs) == 1:
+            responses = [self._call("search", index, self.client.search, index=index, body=bodies[0])]
+        else:
+            lines = [line for body in bodies for line in ({"index": index}, body)]
+            responses = self._call("msearch", index, self.client.msearch, body=lines)["responses"]
+        for (name, _), response in zip(runs, responses):
+            if "error" in response:
+                _raise_item_error("msearch", index, response)
+            setattr(found, name, _hits(response, request.texts))
+            if request.multivectors:
+                found.multivectors.update(_multivectors(response))
+        return found
 
-    def _body(
-        self, index: str, query: dict[str, Any], limit: int, filters: Filters | None, *, with_multivectors: bool = False, partial: bool = False, per_document: bool = False
-    ) -> dict[str, Any]:
-        """`partial`: ids and doc ids from doc values, no stored field read at all (and the token
-        vectors too, `with_multivectors`). `per_document`: each document's best passage only
-        (field collapsing on doc_id)."""
-        clauses = _filter_clauses(filters)
+    @staticmethod
+    def _body(query: dict[str, Any], request: Retrieval) -> dict[str, Any]:
+        clauses = _filter_clauses(request.filters)
         if clauses:
             query = {"bool": {"must": [query], "filter": clauses}}
-        body: dict[str, Any] = {"query": query, "size": limit, "track_total_hits": False}
-        if per_document:
+        body: dict[str, Any] = {"query": query, "size": request.limit, "track_total_hits": False}
+        if request.documents:
             body["collapse"] = {"field": "doc_id"}
-        if partial:
-            body.update({"stored_fields": "_none_", "docvalue_fields": ["id", "doc_id", *([MV_FIELD] if with_multivectors else [])]})
+        fields = ["id", "doc_id", *([MV_FIELD] if request.multivectors else [])]
+        if request.texts:
+            body["docvalue_fields"] = fields if request.multivectors else []
+        else:
+            body.update({"stored_fields": "_none_", "docvalue_fields": fields})
         return body
 
-    def search_text_and_sparse(
-        self, index: str, text: str, query: SparseVector, limit: int, *, filters: Filters | None = None, partial: bool = False
-    ) -> tuple[list[Hit], list[Hit]]:
-        """A query's BM25 and sparse runs in one msearch: one round trip, and the cluster runs
-        the two searches side by side. `partial` as in search_sparse_partial."""
-        queries = [_bm25_query(text)] + ([rank_feature_query(query, self._vocab())] if len(query) else [])
-        lines: list[dict[str, Any]] = []
-        for ranking in queries:
-            lines += [{"index": index}, self._body(index, ranking, limit, filters, partial=partial)]
-        response = self._call("msearch", index, self.client.msearch, body=lines)
-        runs = []
-        for item in response["responses"]:
-            if "error" in item:
-                _raise_item_error("msearch", index, item)
-            runs.append(self._partial(item) if partial else self._hits(item))
-        return runs[0], (runs[1] if len(runs) > 1 else [])
-
-    @staticmethod
-    def _hits(response: dict[str, Any]) -> list[Hit]:
-        hits = []
-        for item in response["hits"]["hits"]:
-            source = item.get("_source", {})
-            meta = dict(source.get("metadata") or {})
-            meta.setdefault("doc_id", source.get("doc_id", item["_id"]))
-            hits.append(
-                Hit(id=item["_id"], score=float(item["_score"]), title=source.get("title", ""), text=source.get("text", ""), metadata=meta)
-            )
-        return hits
-
-    def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        if not len(query):
-            return []
-        return self._hits(self._search(index, rank_feature_query(query, self._vocab()), limit, filters))
-
-    def search_sparse_documents(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        """The best passage of each of the top `limit` documents (collapse on doc_id: one round
-        trip, where fetching passages until they cover `limit` documents took two on SciFact)."""
-        if not len(query):
-            return []
-        return self._hits(self._search(index, rank_feature_query(query, self._vocab()), limit, filters, per_document=True))
-
-    def search_sparse_partial(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        """search_sparse's hits, partial: read from doc values only (reading a hit's stored
-        fields decompresses its whole stored document)."""
-        if not len(query):
-            return []
-        return self._partial(self._search(index, rank_feature_query(query, self._vocab()), limit, filters, partial=True))
-
-    def search_text_partial(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        """search_text's hits, partial (see search_sparse_partial)."""
-        return self._partial(self._search(index, _bm25_query(text), limit, filters, partial=True))
-
-    def search_sparse_with_multivectors(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> tuple[list[Hit], dict[str, bytes]]:
-        """The first stage, partial, and its candidates' token vectors, in one round trip."""
-        if not len(query):
-            return [], {}
-        response = self._search(index, rank_feature_query(query, self._vocab()), limit, filters, with_multivectors=True, partial=True)
-        return self._partial(response), _multivectors(response)
-
-    @staticmethod
-    def _partial(response: dict[str, Any]) -> list[Hit]:
-        hits = []
-        for item in response["hits"]["hits"]:
-            fields = item.get("fields", {})
-            passage = fields["id"][0]
-            doc_id = fields.get("doc_id", [passage])[0]
-            hits.append(Hit(id=passage, score=float(item["_score"]), metadata={"doc_id": doc_id}, partial=True))
-        return hits
-
     def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
-        """Title, text and metadata of partial hits, in one mget; complete hits pass through."""
-        wanted = {str(h.metadata.get("passage_id", h.id)) for h in hits if h.partial}
+        """Title, text and metadata of the hits, in one mget (a passage deleted since the search
+        keeps its hit as it is)."""
+        wanted = {_passage_of(h) for h in hits}
         if not wanted:
             return list(hits)
         response = self._call("mget", index, self.client.mget, index=index, body={"ids": sorted(wanted)})
         sources = {d["_id"]: d["_source"] for d in response["docs"] if d.get("found")}
         complete = []
         for hit in hits:
-            source = sources.get(str(hit.metadata.get("passage_id", hit.id))) if hit.partial else None
-            if source is None:  # complete already, or deleted since the search: kept as it is
+            source = sources.get(_passage_of(hit))
+            if source is None:
                 complete.append(hit)
                 continue
-            meta = {**(source.get("metadata") or {}), **hit.metadata}
-            complete.append(hit.evolve(title=source.get("title", ""), text=source.get("text", ""), metadata=meta, partial=False))
+            meta = {**(source.get("metadata") or {}), "doc_id": source.get("doc_id", ""), **hit.metadata}
+            complete.append(hit.evolve(title=source.get("title", ""), text=source.get("text", ""), metadata=meta))
         return complete
-
-    def search_text(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        return self._hits(self._search(index, _bm25_query(text), limit, filters))
-
-    def search_text_documents(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        """BM25's best passage of each of the top `limit` documents (collapse on doc_id)."""
-        return self._hits(self._search(index, _bm25_query(text), limit, filters, per_document=True))
 
     def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
         """The token vectors of the given passages: an ids query reading doc values (mget reads
@@ -362,19 +295,20 @@ class OpenSearchBackend:
 
     # -- index metadata ------------------------------------------------------------------------
     def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None:
-        if not self.client.indices.exists(index=META_INDEX):
-            body = {"settings": {"number_of_shards": 1, "number_of_replicas": 0}, "mappings": {"properties": {"index": {"type": "keyword"}, "key": {"type": "keyword"}, "value": {"type": "object", "enabled": False}}}}
+        if not self._call("exists", META_INDEX, self.client.indices.exists, index=META_INDEX):
+            body = {"settings": {"number_of_shards": 1}, "mappings": {"properties": {"index": {"type": "keyword"}, "key": {"type": "keyword"}, "value": {"type": "object", "enabled": False}}}}
             try:
-                self.client.indices.create(index=META_INDEX, body=body)
-            except RequestError:
-                pass  # created meanwhile
+                self._call("create", META_INDEX, self.client.indices.create, index=META_INDEX, body=body)
+            except BackendError as exc:
+                if "resource_already_exists" not in str(exc):
+                    raise  # else: created meanwhile
         doc = {"index": index, "key": key, "value": dict(value)}
         self._call("put meta", index, self.client.index, index=META_INDEX, id=f"{index}/{key}", body=doc, refresh=True)
 
     def get_meta(self, index: str, key: str) -> dict[str, Any] | None:
         try:
-            doc = self.client.get(index=META_INDEX, id=f"{index}/{key}")
-        except NotFoundError:
+            doc = self._call("get meta", index, self.client.get, index=META_INDEX, id=f"{index}/{key}")
+        except IndexMissingError:  # no meta index yet, or no such document
             return None
         return dict(doc["_source"]["value"])
 
@@ -389,6 +323,25 @@ def _raise_item_error(what: str, target: str, item: Mapping[str, Any]) -> None:
     if status in (429, 502, 503, 504):
         raise UnavailableError(f"opensearch: {what} on {target!r}: HTTP {status}")
     raise BackendError(f"opensearch: {what} on {target!r} failed: HTTP {status} {reason}")
+
+
+def _passage_of(hit: Hit) -> str:
+    return str(hit.metadata.get("passage_id", hit.id))
+
+
+def _hits(response: dict[str, Any], texts: bool) -> list[Hit]:
+    """Hits from `_source` (texts) or from doc values alone (ids, doc ids, scores)."""
+    hits = []
+    for item in response["hits"]["hits"]:
+        if texts:
+            source = item.get("_source", {})
+            meta = {**(source.get("metadata") or {}), "doc_id": source.get("doc_id", item["_id"])}
+            hits.append(Hit(id=item["_id"], score=float(item["_score"]), title=source.get("title", ""), text=source.get("text", ""), metadata=meta))
+        else:
+            fields = item.get("fields", {})
+            passage = fields["id"][0] if "id" in fields else item["_id"]
+            hits.append(Hit(id=passage, score=float(item["_score"]), metadata={"doc_id": fields.get("doc_id", [passage])[0]}))
+    return hits
 
 
 def _multivectors(response: dict[str, Any]) -> dict[str, bytes]:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
-from lsrkit.plugin.base import Backend, Filters, Hydration, MetaStore, PairedSearch, PartialSearch, PerDocumentSearch, SearchWithMultivectors, TextSearch
+from lsrkit.plugin.base import Backend, Filters, Retrieval, Retrieved
 from lsrkit.plugin.codec import MultiVectorCodec
 from lsrkit.plugin.fusion import FusionMethod, fuse
 from lsrkit.plugin.rerank import MaxSimReranker
@@ -115,7 +115,7 @@ CODEC_META = "multivector"  # the MetaStore key of an index's MultiVectorCodec
 
 def index_codec(backend: Backend, index: str) -> MultiVectorCodec:
     """The codec the index's token vectors were written with (stored by the first ingest)."""
-    meta = backend.get_meta(index, CODEC_META) if isinstance(backend, MetaStore) else None
+    meta = backend.get_meta(index, CODEC_META)
     if not meta:
         raise ConfigError(f"index {index!r} holds no token vectors (no multivector codec stored with it): ingest with a multivector encoder first")
     return MultiVectorCodec.from_meta(meta)
@@ -145,8 +145,6 @@ class SearchPipeline:
     ) -> None:
         if rerank and multivector_encoder is None:
             raise ConfigError("reranking needs a multivector_encoder")
-        if first_stage in ("bm25", "hybrid") and not isinstance(backend, TextSearch):
-            raise ConfigError(f"backend {backend.name} has no BM25 search")
         if first_stage in ("sparse", "hybrid") and query_encoder is None:
             raise ConfigError("a sparse first stage needs a query_encoder")
         self.backend = backend
@@ -165,6 +163,9 @@ class SearchPipeline:
         self._encoder_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsrkit-query-mv") if rerank else None
 
     def search(self, text: str, *, k: int | None = None, filters: Filters | None = None) -> SearchResult:
+        """Encode → one first-stage read → (rerank of the top κ) → k hits, best first; only the
+        hits returned are read whole. A rerank reads the first stage once more, per document,
+        when its κ passages and the rest of the read cover fewer than k documents."""
         if not isinstance(text, str) or not text.strip():
             raise InputError("query text must be a non-empty string")
         if len(text) > MAX_QUERY_CHARS:
@@ -172,139 +173,89 @@ class SearchPipeline:
         k = k or self.settings.k
         if k > self.settings.max_kappa:
             raise InputError(f"k={k} exceeds the candidate limit {self.settings.max_kappa}")
-        kappa = self.settings.kappa
-        depth = max(kappa, k) if self.rerank else k
-        timings: dict[str, float] = {}
-        clock = started = time.perf_counter()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[name] = timings.get(name, 0.0) + (now - clock) * 1000.0
-            clock = now
-
+        timer = _Laps()
         pending: Future[list[MultiVector]] | None = None
         if self._encoder_thread is not None and self.multivector_encoder is not None:
             pending = self._encoder_thread.submit(self.multivector_encoder.encode_queries, [text])
-        sparse = self.query_encoder.encode_queries([text])[0] if self.query_encoder and self.first_stage != "bm25" else None
+        sparse = self.query_encoder.encode_queries([text])[0] if self.query_encoder is not None and self.first_stage != "bm25" else None
+        timer.lap("encode")
+        # a sparse or BM25 run returned as read carries its texts; fused or reranked candidates
+        # are read without them, and the k returned are hydrated
+        direct = pending is None and self.first_stage != "hybrid"
+        depth = max(self.settings.kappa, k) if pending is not None else k
+        request = self._retrieval(text, sparse, depth, filters, documents=direct and self.aggregate, texts=direct)
+        retrieved = self.backend.retrieve(self.index, request)
+        hits = self._candidates(retrieved)
+        timer.lap("first_stage")
         if pending is not None:
-            lap("encode")
-            hits = self._rerank_client(text, sparse, pending, depth, k, filters, lap)
-        elif self.aggregate:
-            lap("encode")
-            hits = self._enough_documents(text, sparse, k, filters)
-            lap("first_stage")
-        else:
-            lap("encode")
-            hits = self._first_stage(text, sparse, k, filters)
-            lap("first_stage")
+            hits = self._rerank(hits, retrieved.multivectors, pending, request, k, timer)
         hits = aggregate_passages(hits, limit=k) if self.aggregate else hits[:k]
-        if any(h.partial for h in hits) and isinstance(self.backend, Hydration):
-            hits = self.backend.hydrate(self.index, hits)  # only the k returned are read whole
-            lap("hydrate")
-        # wall time, not the sum of the stages: what falls between laps (aggregation, the final
-        # ranking) counts too
-        timings["total"] = (time.perf_counter() - started) * 1000.0
-        return SearchResult(hits, timings)
+        if not direct:
+            hits = self.backend.hydrate(self.index, hits)
+            timer.lap("hydrate")
+        return SearchResult(hits, timer.done())
 
-    def _rerank_client(
-        self, text: str, sparse: SparseVector | None, pending: Future[list[MultiVector]], depth: int, k: int, filters: Filters | None, lap: Callable[[str], None]
-    ) -> list[Hit]:
-        """Rerank the top κ; the first stage's hits past κ keep their order below the reranked ones,
-        read deeper when the passages do not cover k documents. `pending` is the query's
-        multivector, being encoded meanwhile."""
+    def _retrieval(self, text: str, sparse: SparseVector | None, depth: int, filters: Filters | None, *, documents: bool, texts: bool) -> Retrieval:
+        if self.first_stage == "hybrid":
+            # each run as deep as the fusion was tuned on; the whole fused list is the first stage
+            depth = max(self.hybrid.depth, depth)
+        reads_vectors = self.rerank and self.first_stage != "hybrid" and depth == self.settings.kappa
+        return Retrieval(
+            sparse=sparse if self.first_stage != "bm25" else None,
+            text=text if self.first_stage != "sparse" else None,
+            limit=depth,
+            filters=filters,
+            documents=documents,
+            texts=texts,
+            multivectors=reads_vectors,  # κ candidates' vectors in the same read (a hybrid run reads 2×100 candidates: too many)
+        )
+
+    def _candidates(self, retrieved: Retrieved) -> list[Hit]:
+        if self.first_stage == "hybrid":
+            return fuse([retrieved.bm25, retrieved.sparse], self.hybrid.method, list(self.hybrid.weights))
+        return retrieved.bm25 if self.first_stage == "bm25" else retrieved.sparse
+
+    def _rerank(self, hits: list[Hit], stored: dict[str, bytes], pending: Future[list[MultiVector]], request: Retrieval, k: int, timer: _Laps) -> list[Hit]:
+        """MaxSim over the top κ; the candidates pruned by α/β and the first stage past κ keep
+        their order below the reranked ones."""
         kappa = self.settings.kappa
-        stored = None
-        if depth == kappa and self.first_stage == "sparse" and isinstance(self.backend, SearchWithMultivectors):
-            assert sparse is not None
-            hits, stored = self.backend.search_sparse_with_multivectors(self.index, sparse, kappa, filters=filters)
-        else:
-            hits = self._first_stage(text, sparse, depth, filters)
-        lap("first_stage")
-        query_vectors = pending.result()[0]
-        lap("encode")  # what the encoding took beyond the first stage
         head, tail = hits[:kappa], hits[kappa:]
+        query_vectors = pending.result()[0]
+        timer.lap("encode")  # what the query's token vectors took beyond the first stage
         if not head:
             return hits
-        if stored is None:
-            stored = self.backend.fetch_multivectors(self.index, [h.id for h in head])
-            lap("fetch")
+        missing = [h.id for h in head if h.id not in stored]
+        if missing:
+            stored = {**stored, **self.backend.fetch_multivectors(self.index, missing)}
+            timer.lap("fetch")
         assert self.codec is not None
-        decoded = {i: self.codec.decode(data) for i, data in stored.items()}
-        reranked = self.reranker.rerank(query_vectors.vectors, head, decoded)  # pruning protects settings.k
+        reranked = self.reranker.rerank(query_vectors.vectors, head, {h.id: self.codec.decode(stored[h.id]) for h in head if h.id in stored})
         scored = {h.id for h in reranked}
         tail = [h for h in head if h.id not in scored] + tail  # pruned by α/β: kept, in first-stage order
-        head = reranked
-        lap("rerank")
-        if self.aggregate and len(hits) >= depth:
-            tail = self._deeper_tail(text, sparse, head, tail, depth, k, filters)
-            lap("first_stage")  # the deeper read is first-stage work
-        # only the tail that can reach the top k is demoted (a hybrid tail is ~150 passages)
-        tail = tail_needed(head, tail, k) if self.aggregate else tail[: max(0, k - len(head))]
-        return head + demote(tail, below=min(h.score for h in head))
+        timer.lap("rerank")
+        if self.aggregate and self.first_stage != "hybrid" and len(hits) >= request.limit and documents_covered(reranked + tail) < k:
+            # κ passages of long documents can be fewer than k documents: the exception, one more read
+            deeper = self.backend.retrieve(self.index, replace(request, limit=k, documents=True, multivectors=False))
+            seen = scored | {h.id for h in tail}
+            tail = tail + [h for h in self._candidates(deeper) if h.id not in seen]
+            timer.lap("first_stage")
+        # only the tail that can reach the top k is demoted
+        tail = tail_needed(reranked, tail, k) if self.aggregate else tail[: max(0, k - len(reranked))]
+        return reranked + demote(tail, below=min(h.score for h in reranked))
 
-    def _deeper_tail(self, text: str, sparse: SparseVector | None, head: list[Hit], tail: list[Hit], depth: int, k: int, filters: Filters | None) -> list[Hit]:
-        """The unreranked tail, read deeper (twice as deep each time) until head and tail cover k
-        documents or the engine has no more: κ passages can be fewer than k documents, and a
-        reranked search must not return fewer documents than the first stage alone would."""
-        reranked = {h.id for h in head}
-        limit = depth
-        while documents_covered(head + tail) < k and limit < 8 * max(k, depth):
-            limit *= 2
-            deeper = self._first_stage(text, sparse, limit, filters)
-            tail = [h for h in deeper if h.id not in reranked]  # pruned candidates first, as before
-            if len(deeper) < limit:
-                break
-        return tail
 
-    def _enough_documents(self, text: str, sparse: SparseVector | None, k: int, filters: Filters | None) -> list[Hit]:
-        """Passages until they cover k documents (a long document has several): from an engine
-        that keeps each document's best passage, in one call; else fetch k, then twice as many,
-        while the engine has more and they aggregate to fewer than k documents."""
-        if isinstance(self.backend, PerDocumentSearch) and self.first_stage in ("sparse", "bm25"):
-            if self.first_stage == "sparse":
-                assert sparse is not None
-                return self.backend.search_sparse_documents(self.index, sparse, k, filters=filters)
-            return self.backend.search_text_documents(self.index, text, k, filters=filters)
-        limit = k
-        while True:
-            hits = self._first_stage(text, sparse, limit, filters)
-            if len(hits) < limit or documents_covered(hits) >= k or limit >= 8 * k:
-                return hits
-            limit *= 2
+class _Laps:
+    """Per-stage wall time of one search (a stage seen twice adds up) and the total."""
 
-    def _first_stage(self, text: str, sparse: SparseVector | None, kappa: int, filters: Filters | None) -> list[Hit]:
-        """The candidates (κ per run), partial where the engine can: only the hits returned are
-        then read whole (Hydration). Measured on OpenSearch (SciFact, p50, one process, partial vs
-        whole): k=10 hybrid 16 vs 27 ms, hybrid+rerank 24 vs 34; k=100 sparse-idf+rerank 47 vs
-        61; k=100 hybrid 30 vs 26 ms and hybrid+rerank 40 vs 38, the one case where whole reads,
-        run side by side in one msearch, are a little faster."""
-        partial = isinstance(self.backend, PartialSearch) and isinstance(self.backend, Hydration)
-        if self.first_stage == "sparse":
-            assert sparse is not None
-            return self._sparse(sparse, kappa, filters, partial)
-        if self.first_stage == "bm25":
-            return self._text(text, kappa, filters, partial)
-        assert sparse is not None
-        # the whole fused list, not its top κ: both runs were fetched anyway, and it is what the
-        # settings were tuned on (lsrkit.tuning.apply); cutting it made k=100 searches fetch
-        # both runs again at twice the depth, under other min-max bounds
-        depth = max(self.hybrid.depth, kappa)
-        if isinstance(self.backend, PairedSearch):  # both runs in one round trip, side by side
-            lexical, learned = self.backend.search_text_and_sparse(self.index, text, sparse, depth, filters=filters, partial=partial)
-        else:
-            lexical, learned = self._text(text, depth, filters, partial), self._sparse(sparse, depth, filters, partial)
-        return fuse([lexical, learned], self.hybrid.method, list(self.hybrid.weights))
+    def __init__(self) -> None:
+        self.started = self.clock = time.perf_counter()
+        self.timings: dict[str, float] = {}
 
-    def _sparse(self, sparse: SparseVector, limit: int, filters: Filters | None, partial: bool) -> list[Hit]:
-        if partial:
-            assert isinstance(self.backend, PartialSearch)
-            return self.backend.search_sparse_partial(self.index, sparse, limit, filters=filters)
-        return self.backend.search_sparse(self.index, sparse, limit, filters=filters)
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + (now - self.clock) * 1000.0
+        self.clock = now
 
-    def _text(self, text: str, limit: int, filters: Filters | None, partial: bool) -> list[Hit]:
-        assert isinstance(self.backend, TextSearch)
-        if partial:
-            assert isinstance(self.backend, PartialSearch)
-            return self.backend.search_text_partial(self.index, text, limit, filters=filters)
-        return self.backend.search_text(self.index, text, limit, filters=filters)
+    def done(self) -> dict[str, float]:
+        # wall time, not the sum of the stages: what falls between laps counts too
+        return {**self.timings, "total": (time.perf_counter() - self.started) * 1000.0}

@@ -18,13 +18,35 @@ from typing import Any
 import qdrant_edge as qe
 
 from lsrkit.core.config import IndexSpec, validate_index_name
-from lsrkit.core.errors import BackendError, IndexMissingError
+from lsrkit.core.errors import BackendError, ConfigError, IndexExistsError, IndexMissingError
 from lsrkit.core.types import Hit, SparseVector
-from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
-from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, build_points, filter_key, hit_from_payload, payload, point_id, stored_multivectors
+from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult
+from lsrkit.plugin.qdrant_layout import (
+    BM25,
+    MV_PAYLOAD,
+    PASSAGE_FIELDS,
+    SPARSE,
+    best_passages,
+    build_points,
+    completed,
+    filter_key,
+    hit_from_payload,
+    passage_of,
+    payload,
+    point_id,
+    stored_multivectors,
+)
 
 _SPEC_FILE = "lsrkit-index.json"
 _NO_MV = qe.PayloadSelector.Exclude([MV_PAYLOAD])
+
+
+def _selector(request: Retrieval) -> qe.PayloadSelector | bool:
+    """What a first stage reads of each point's payload: all of it but the token vectors when its
+    hits must carry text, else only ids (and the token vectors when asked)."""
+    if request.texts:
+        return True if request.multivectors else _NO_MV
+    return qe.PayloadSelector.Include([*PASSAGE_FIELDS, *([MV_PAYLOAD] if request.multivectors else [])])
 
 
 def _sparse(vector: SparseVector) -> qe.SparseVector:
@@ -59,7 +81,9 @@ class QdrantEdgeBackend:
         if recreate:
             self.drop_index(spec.name)
         if (path / _SPEC_FILE).is_file():
-            self._shard(spec.name)
+            stored = self.spec(spec.name)
+            if stored != spec:
+                raise IndexExistsError(f"edge: index {spec.name!r} exists with another layout ({stored}); pass recreate to replace it")
             return False
         config = self._config(spec)
         try:
@@ -111,6 +135,7 @@ class QdrantEdgeBackend:
         self._shards.clear()
 
     def flush(self, index: str) -> None:
+        """Writes are searchable at once; this makes them durable."""
         self._shard(index).flush()
 
     # -- writes --------------------------------------------------------------------------------
@@ -139,27 +164,38 @@ class QdrantEdgeBackend:
         return result
 
     # -- reads ---------------------------------------------------------------------------------
-    def _query(self, index: str, request: qe.QueryRequest) -> list[Hit]:
-        try:
-            points = self._shard(index).query(request)
-        except (IndexMissingError, BackendError):
-            raise
-        except Exception as exc:
-            raise BackendError(f"edge: query on {index!r} failed: {exc}") from exc
-        return [hit_from_payload(p.payload, p.score) for p in points]
+    def retrieve(self, index: str, request: Retrieval) -> Retrieved:
+        shard = self._shard(index)
+        if request.text is not None and not self._specs[index].with_bm25:
+            raise ConfigError(f"edge: index {index!r} was created without BM25")
+        selector = _selector(request)
+        found = Retrieved()
 
-    def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        if not len(query):
-            return []
-        request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(_sparse(query), using=SPARSE), filter=edge_filter(filters), with_payload=_NO_MV)
-        return self._query(index, request)
+        def run(query: qe.SparseVector, using: str) -> list[Hit]:
+            def read(limit: int) -> list[Hit]:
+                request_ = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(query, using=using), filter=edge_filter(request.filters), with_payload=selector)
+                try:
+                    points = shard.query(request_)
+                except Exception as exc:  # qdrant_edge raises plain exceptions
+                    raise BackendError(f"edge: query on {index!r} failed: {exc}") from exc
+                if request.multivectors:
+                    found.multivectors.update(stored_multivectors((str((p.payload or {}).get("id", "")), p.payload) for p in points))
+                return [hit_from_payload(p.payload, p.score) for p in points]
 
-    def search_text(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        if not self.spec(index).with_bm25:
-            raise BackendError(f"edge: index {index!r} was created without BM25")
-        query = self._bm25.embed_query(text)
-        request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(query, using=BM25), filter=edge_filter(filters), with_payload=_NO_MV)
-        return self._query(index, request)
+            return best_passages(read, request.limit) if request.documents else read(request.limit)
+
+        if request.sparse is not None and len(request.sparse):
+            found.sparse = run(_sparse(request.sparse), SPARSE)
+        if request.text is not None:
+            bm25 = self._bm25.embed_query(request.text)
+            found.bm25 = run(bm25, BM25) if len(bm25.indices) else []
+        return found
+
+    def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
+        wanted = {point_id(passage_of(h)): passage_of(h) for h in hits}
+        records = self._shard(index).retrieve(list(wanted), with_payload=_NO_MV, with_vector=False) if wanted else []
+        payloads = {wanted[str(r.id)]: r.payload for r in records}
+        return [completed(h, payloads.get(passage_of(h))) for h in hits]
 
     def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
         if not ids:

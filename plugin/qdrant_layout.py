@@ -17,7 +17,7 @@ P = TypeVar("P")
 SPARSE = "sparse"
 BM25 = "bm25"
 _NAMESPACE = uuid.UUID("6f1c5a8e-2b1f-4d0e-9a51-3c2d1e0f7a10")
-PAYLOAD_FIELDS = ("id", "doc_id", "title", "text", "metadata")
+PASSAGE_FIELDS = ("id", "doc_id")  # what a first stage reads when the text is not needed
 # the compact token vectors, base64, in the payload: their one copy (scored by the rerank here;
 # the engine's own multivector field cannot hold codes below 8 bits a dimension)
 MV_PAYLOAD = "mv"
@@ -54,6 +54,39 @@ def hit_from_payload(data: Mapping[str, Any] | None, score: float) -> Hit:
     meta = dict(data.get("metadata") or {})
     meta.setdefault("doc_id", data.get("doc_id", data.get("id", "")))
     return Hit(id=str(data.get("id", "")), score=float(score), title=data.get("title", ""), text=data.get("text", ""), metadata=meta)
+
+
+def passage_of(hit: Hit) -> str:
+    """The passage a hit was read from (a hit aggregated to its document keeps it in metadata)."""
+    return str(hit.metadata.get("passage_id", hit.id))
+
+
+def completed(hit: Hit, data: Mapping[str, Any] | None) -> Hit:
+    """`hit` with the title, text and metadata of its passage's payload (as it is when gone)."""
+    if data is None:
+        return hit
+    meta = {**(data.get("metadata") or {}), "doc_id": data.get("doc_id", ""), **hit.metadata}
+    return hit.evolve(title=data.get("title", ""), text=data.get("text", ""), metadata=meta)
+
+
+def best_passages(read: Callable[[int], list[Hit]], limit: int) -> list[Hit]:
+    """Each document's best passage, `limit` documents, from an engine that cannot collapse on a
+    field: passages (ids only: cheap) read four times deeper until they cover `limit` documents
+    or the engine has no more.
+
+    >>> runs = [Hit("a#0", 3, metadata={"doc_id": "a"}), Hit("a#1", 2, metadata={"doc_id": "a"}), Hit("b", 1, metadata={"doc_id": "b"})]
+    >>> [h.id for h in best_passages(lambda n: runs[:n], 2)]
+    ['a#0', 'b']
+    """
+    depth = 2 * limit
+    while True:
+        hits = read(depth)
+        best: dict[str, Hit] = {}
+        for hit in hits:
+            best.setdefault(str(hit.metadata.get("doc_id") or hit.id), hit)
+        if len(best) >= limit or len(hits) < depth or depth >= 32 * limit:
+            return list(best.values())[:limit]
+        depth *= 4
 
 
 def filter_key(key: str) -> str:

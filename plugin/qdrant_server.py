@@ -15,10 +15,24 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from lsrkit.core.config import IndexSpec, validate_index_name
-from lsrkit.core.errors import BackendError, IndexMissingError, UnavailableError
+from lsrkit.core.errors import BackendError, ConfigError, IndexExistsError, IndexMissingError, UnavailableError
 from lsrkit.core.types import Hit, SparseVector
-from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
-from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, build_points, filter_key, hit_from_payload, payload, point_id, stored_multivectors
+from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult
+from lsrkit.plugin.qdrant_layout import (
+    BM25,
+    MV_PAYLOAD,
+    PASSAGE_FIELDS,
+    SPARSE,
+    best_passages,
+    build_points,
+    completed,
+    filter_key,
+    hit_from_payload,
+    passage_of,
+    payload,
+    point_id,
+    stored_multivectors,
+)
 
 
 def client_from_env(url: str | None = None, path: str | None = None) -> QdrantClient:
@@ -70,13 +84,16 @@ class QdrantBackend:
         if recreate:
             self.drop_index(spec.name)
         if self._call("exists", spec.name, self.client.collection_exists, spec.name):
-            self._specs[spec.name] = spec
+            stored = self.spec(spec.name)
+            if stored != spec:
+                raise IndexExistsError(f"qdrant: collection {spec.name!r} exists with another layout ({stored}); pass recreate to replace it")
             return False
         sparse = {SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF if spec.sparse_idf_modifier else None)}
         if spec.with_bm25:
             sparse[BM25] = models.SparseVectorParams(modifier=models.Modifier.IDF)
         self._call(
             "create", spec.name, self.client.create_collection, spec.name, vectors_config={}, sparse_vectors_config=sparse,
+            shard_number=spec.shards, replication_factor=spec.replicas + 1,
             metadata={"lsrkit_spec": spec.__dict__},
         )
         self._specs[spec.name] = spec
@@ -125,21 +142,41 @@ class QdrantBackend:
                     result.failed[record_id] = str(exc)
         return result
 
-    def _query(self, index: str, **kwargs: Any) -> list[Hit]:
-        response = self._call("query", index, self.client.query_points, index, with_payload=models.PayloadSelectorExclude(exclude=[MV_PAYLOAD]), **kwargs)
-        return [hit_from_payload(p.payload, p.score) for p in response.points]
+    def flush(self, index: str) -> None:
+        """Writes are acknowledged once applied (wait=True): nothing to do."""
 
-    def search_sparse(self, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        if not len(query):
-            return []
-        return self._query(index, query=_sparse(query), using=SPARSE, limit=limit, query_filter=_filter(filters))
+    def retrieve(self, index: str, request: Retrieval) -> Retrieved:
+        if request.text is not None and not self.spec(index).with_bm25:
+            raise ConfigError(f"qdrant: collection {index!r} was created without BM25")
+        if request.texts:
+            selector: Any = True if request.multivectors else models.PayloadSelectorExclude(exclude=[MV_PAYLOAD])
+        else:
+            selector = [*PASSAGE_FIELDS, *([MV_PAYLOAD] if request.multivectors else [])]
+        found = Retrieved()
 
-    def search_text(self, index: str, text: str, limit: int, *, filters: Filters | None = None) -> list[Hit]:
-        bm = self._bm25.embed_query(text)
-        if not bm.indices:
-            return []
-        vector = models.SparseVector(indices=list(bm.indices), values=list(bm.values))
-        return self._query(index, query=vector, using=BM25, limit=limit, query_filter=_filter(filters))
+        def run(query: models.SparseVector, using: str) -> list[Hit]:
+            def read(limit: int) -> list[Hit]:
+                response = self._call("query", index, self.client.query_points, index, query=query, using=using, limit=limit, query_filter=_filter(request.filters), with_payload=selector)
+                if request.multivectors:
+                    found.multivectors.update(stored_multivectors((str((p.payload or {}).get("id", "")), p.payload) for p in response.points))
+                return [hit_from_payload(p.payload, p.score) for p in response.points]
+
+            return best_passages(read, request.limit) if request.documents else read(request.limit)
+
+        if request.sparse is not None and len(request.sparse):
+            found.sparse = run(_sparse(request.sparse), SPARSE)
+        if request.text is not None:
+            bm = self._bm25.embed_query(request.text)
+            found.bm25 = run(models.SparseVector(indices=list(bm.indices), values=list(bm.values)), BM25) if bm.indices else []
+        return found
+
+    def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
+        wanted = {point_id(passage_of(h)): passage_of(h) for h in hits}
+        if not wanted:
+            return list(hits)
+        records = self._call("retrieve", index, self.client.retrieve, index, ids=list(wanted), with_payload=models.PayloadSelectorExclude(exclude=[MV_PAYLOAD]), with_vectors=False)
+        payloads = {wanted[str(r.id)]: r.payload for r in records}
+        return [completed(h, payloads.get(passage_of(h))) for h in hits]
 
     def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
         if not ids:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lsrkit.core import Hit, IndexMissingError
-from lsrkit.plugin import SearchPipeline
+from lsrkit.plugin import SearchPipeline, search_sparse
 
 from ..conftest import unique_index
 
@@ -43,13 +43,12 @@ def test_sparse_first_stage_is_the_exact_dot_product(backend, scenario):
     try:
         result = backend.write(spec.name, scenario["records"])
         assert not result.failed and len(result.written) == len(scenario["records"])
-        if hasattr(backend, "refresh"):
-            backend.refresh(spec.name)
+        backend.flush(spec.name)
         assert backend.count(spec.name) == len(scenario["records"])
         assert not backend.ensure_index(spec)  # exists: not clobbered
         for text in scenario["queries"]:
             query = scenario["query_encoder"].encode_queries([text])[0]
-            hits = backend.search_sparse(spec.name, query, 10)
+            hits = search_sparse(backend, spec.name, query, 10)
             _assert_matches_exact(hits, scenario["records"], query, TOLERANCE[backend.name])
             assert all(h.title is not None and h.text for h in hits)
     finally:
@@ -69,8 +68,7 @@ def test_rerank_and_filters_agree_with_numpy(backend, scenario):
     codec = scenario["codec"]
     try:
         backend.write(spec.name, scenario["records"])
-        if hasattr(backend, "refresh"):
-            backend.refresh(spec.name)
+        backend.flush(spec.name)
         by_id = {r.id: r for r in scenario["records"]}
         pipeline = SearchPipeline(
             backend, spec.name, scenario["query_encoder"], multivector_encoder=scenario["mv_encoder"], rerank=True, codec=codec,
@@ -80,7 +78,7 @@ def test_rerank_and_filters_agree_with_numpy(backend, scenario):
         result = pipeline.search(text, k=5)
         query_mv = scenario["mv_encoder"].encode_queries([text])[0].vectors
         sparse = scenario["query_encoder"].encode_queries([text])[0]
-        candidates = backend.search_sparse(spec.name, sparse, 20)
+        candidates = search_sparse(backend, spec.name, sparse, 20)
         exact = maxsim_scores(query_mv, [codec.decode(by_id[c.id].multivector).dequantize() for c in candidates])
         expected = [candidates[i].id for i in np.argsort(-exact)[:5]]
         np.testing.assert_allclose([h.stage_scores["maxsim"] for h in result.hits], np.sort(exact)[::-1][:5], rtol=1e-2)
@@ -88,7 +86,44 @@ def test_rerank_and_filters_agree_with_numpy(backend, scenario):
         stored = backend.fetch_multivectors(spec.name, [expected[0], "no-such-id"])
         assert stored == {expected[0]: by_id[expected[0]].multivector}  # the bytes as written, once
         # metadata filters
-        filtered = backend.search_sparse(spec.name, sparse, 10, filters={"parity": "even"})
+        filtered = search_sparse(backend, spec.name, sparse, 10, filters={"parity": "even"})
         assert filtered and all(h.metadata["parity"] == "even" for h in filtered)
+    finally:
+        backend.drop_index(spec.name)
+
+
+def test_one_retrieval_serves_both_runs_per_document_and_without_text(backend, scenario):
+    """The first stage's read: both runs at once equal each run alone; `documents` keeps each
+    document's best passage; hits read without text carry ids, doc ids and the same scores, and
+    `hydrate` fills them in; token vectors come back with the read where asked."""
+    from lsrkit.plugin import Retrieval, search_text
+
+    spec = unique_index(f"contract-read-{backend.name}")
+    backend.ensure_index(spec)
+    try:
+        records = scenario["records"]
+        # two passages of one document, the second weaker
+        long = [r for r in records[:6]]
+        split = [type(r)(f"{r.id}#{n}", "shared-doc", r.text, r.sparse, r.title, r.metadata, r.multivector) for n, r in enumerate(long)]
+        backend.write(spec.name, records[6:] + split)
+        backend.flush(spec.name)
+        text = scenario["queries"][1]
+        sparse = scenario["query_encoder"].encode_queries([text])[0]
+        both = backend.retrieve(spec.name, Retrieval(sparse=sparse, text=text, limit=15, texts=True))
+        assert [h.id for h in both.sparse] == [h.id for h in search_sparse(backend, spec.name, sparse, 15)]
+        assert [h.id for h in both.bm25] == [h.id for h in search_text(backend, spec.name, text, 15)]
+        bare = backend.retrieve(spec.name, Retrieval(sparse=sparse, limit=15, multivectors=True))
+        assert [(h.id, h.metadata["doc_id"]) for h in bare.sparse] == [(h.id, h.metadata["doc_id"]) for h in both.sparse]
+        assert [h.score for h in bare.sparse] == pytest.approx([h.score for h in both.sparse], rel=1e-6)
+        assert not any(h.text for h in bare.sparse)
+        assert [h.text for h in backend.hydrate(spec.name, bare.sparse)] == [h.text for h in both.sparse]
+        by_id = {r.id: r for r in records[6:] + split}
+        assert bare.multivectors and all(by_id[i].multivector == v for i, v in bare.multivectors.items())
+        every = search_sparse(backend, spec.name, sparse, len(records) + len(split))
+        best: dict[str, str] = {}
+        for hit in every:
+            best.setdefault(hit.metadata["doc_id"], hit.id)
+        per_document = backend.retrieve(spec.name, Retrieval(sparse=sparse, limit=8, documents=True)).sparse
+        assert [h.id for h in per_document] == list(best.values())[:8]
     finally:
         backend.drop_index(spec.name)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lsrkit.plugin import search_sparse
+
 from ..conftest import docker_available
 
 pytestmark = [
@@ -58,7 +60,7 @@ def test_qdrant_server_matches_edge(qdrant_server_url, scenario, tmp_path):
         backend.write(spec.name, scenario["records"])
     for text in scenario["queries"]:
         query = scenario["query_encoder"].encode_queries([text])[0]
-        a, b = server.search_sparse(spec.name, query, 10), edge.search_sparse(spec.name, query, 10)
+        a, b = search_sparse(server, spec.name, query, 10), search_sparse(edge, spec.name, query, 10)
         assert [h.id for h in a][:5] == [h.id for h in b][:5]
     server.drop_index(spec.name)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lsrkit.core import IndexExistsError, IndexSpec
-from lsrkit.plugin import DEFAULT_REPRESENTATION, SearchPipeline, index_codec
+from lsrkit.plugin import DEFAULT_REPRESENTATION, Retrieval, Retrieved, SearchPipeline, index_codec, search_sparse, search_text
 from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env, rank_feature_query
 
 pytestmark = [pytest.mark.models, pytest.mark.opensearch]
@@ -43,7 +43,7 @@ def test_count_and_summary(ingested):
 
 def test_bm25_finds_a_title(ingested):
     backend, spec, _, docs = ingested
-    hits = backend.search_text(spec.name, docs[42]["title"], 5)
+    hits = search_text(backend, spec.name, docs[42]["title"], 5)
     assert hits[0].metadata["doc_id"] == docs[42]["_id"]
 
 
@@ -54,7 +54,7 @@ def test_rank_feature_scores_equal_the_dot_product(ingested, sparse_encoder):
 
     encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
     query = encoder.encode_queries([docs[7]["title"]])[0]
-    hits = backend.search_sparse(spec.name, query, 5)
+    hits = search_sparse(backend, spec.name, query, 5)
     stored = {h.id: h for h in hits}
     texts = {d["_id"]: f"{d['title']} {d['text']}".strip() for d in docs}
     for hit_id, hit in stored.items():
@@ -70,7 +70,7 @@ def test_dotted_tokens_are_queryable(ingested, sparse_encoder):
     from lsrkit.core import SparseVector
 
     dot_id = sparse_encoder.vocab.index(".")
-    hits = backend.search_sparse(spec.name, SparseVector.from_dict({dot_id: 1.0}), 3)
+    hits = search_sparse(backend, spec.name, SparseVector.from_dict({dot_id: 1.0}), 3)
     assert hits  # every passage with a '.' expansion is found
     assert "sparse.%2E" in str(rank_feature_query(SparseVector.from_dict({dot_id: 1.0}), sparse_encoder.vocab))
 
@@ -89,7 +89,8 @@ def test_hybrid_rerank_and_one_round_trip_fetch(ingested, sparse_encoder, mv_enc
     result = rerank.search(query)
     assert result.hits[0].id == docs[3]["_id"]
     assert "fetch" not in result.timings_ms  # candidates and multivectors came in one search
-    hits, vectors = backend.search_sparse_with_multivectors(spec.name, encoder.encode_queries([query])[0], 5)
+    read = backend.retrieve(spec.name, Retrieval(sparse=encoder.encode_queries([query])[0], limit=5, multivectors=True))
+    hits, vectors = read.sparse, read.multivectors
     codec = index_codec(backend, spec.name)
     assert codec.name == DEFAULT_REPRESENTATION and set(vectors) == {h.id for h in hits}
     assert all(codec.decode(v).dim == 384 for v in vectors.values())
@@ -114,35 +115,6 @@ class _EngineReads:
             setattr(self.client, name, method)
 
 
-def test_partial_candidates_with_vectors_match_complete_reads(ingested, sparse_encoder, mv_encoder):
-    """The rerank's first stage reads ids, doc ids and compact token vectors from doc values in one
-    search; the same hits, scores and bytes as a complete read and a separate fetch."""
-    backend, spec, _, docs = ingested
-    from lsrkit.core import RerankSettings
-    from lsrkit.encoders import IdfQueryEncoder
-    from lsrkit.ingest import load_index_idf
-
-    encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
-    sparse = encoder.encode_queries([docs[11]["title"]])[0]
-    spy = _EngineReads(backend.client)
-    hits, vectors = backend.search_sparse_with_multivectors(spec.name, sparse, 20)
-    assert (spy.mget, spy.search) == (0, 1)
-    spy.restore()
-    complete = backend.search_sparse(spec.name, sparse, 20)
-    assert all(h.partial and not h.text for h in hits) and not any(h.partial for h in complete)
-    assert [(h.id, h.metadata["doc_id"]) for h in hits] == [(h.id, h.metadata["doc_id"]) for h in complete]
-    assert [h.score for h in hits] == pytest.approx([h.score for h in complete])
-    assert vectors == backend.fetch_multivectors(spec.name, [h.id for h in hits])
-    settings = RerankSettings(kappa=20, k=10, interpolation=0.3)
-    result = SearchPipeline(backend, spec.name, encoder, multivector_encoder=mv_encoder, rerank=True, settings=settings).search(docs[11]["title"])
-    by_id = {h.id: h for h in complete}
-    # the k hits returned were hydrated: the same text, title and metadata as a full read
-    for hit in result.hits:
-        full = by_id[hit.metadata.get("passage_id", hit.id)]
-        assert (hit.title, hit.text) == (full.title, full.text) and not hit.partial
-    assert "hydrate" in result.timings_ms
-
-
 def test_filters_and_lifecycle(opensearch_url, sparse_encoder, scenario_records):
     backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
     spec = IndexSpec(f"life-{uuid.uuid4().hex[:8]}", multivector_dim=None)
@@ -152,9 +124,9 @@ def test_filters_and_lifecycle(opensearch_url, sparse_encoder, scenario_records)
             backend.ensure_index(IndexSpec(spec.name, multivector_dim=384))  # another layout: refused
         result = backend.write(spec.name, scenario_records)
         assert not result.failed
-        backend.refresh(spec.name)
+        backend.flush(spec.name)
         query = scenario_records[0].sparse.top_k(8)
-        filtered = backend.search_sparse(spec.name, query, 10, filters={"parity": "odd"})
+        filtered = search_sparse(backend, spec.name, query, 10, filters={"parity": "odd"})
         assert filtered and {h.metadata["parity"] for h in filtered} == {"odd"}
         assert backend.ensure_index(spec, recreate=True) and backend.count(spec.name) == 0
     finally:
@@ -184,23 +156,26 @@ def test_per_document_search_equals_max_passage_over_every_passage(ingested, spa
     for query in (docs[5]["title"], docs[77]["title"], "cancer cell growth in mice"):
         sparse = encoder.encode_queries([query])[0]
         for collapsed, exhaustive in (
-            (backend.search_text_documents(spec.name, query, 20), backend.search_text(spec.name, query, every)),
-            (backend.search_sparse_documents(spec.name, sparse, 20), backend.search_sparse(spec.name, sparse, every)),
+            (backend.retrieve(spec.name, Retrieval(text=query, limit=20, documents=True, texts=True)).bm25, search_text(backend, spec.name, query, every)),
+            (backend.retrieve(spec.name, Retrieval(sparse=sparse, limit=20, documents=True, texts=True)).sparse, search_sparse(backend, spec.name, sparse, every)),
         ):
             expected = aggregate_passages(exhaustive)[:20]
             got = aggregate_passages(collapsed)
             assert [(h.id, h.metadata["passage_id"]) for h in got] == [(h.id, h.metadata["passage_id"]) for h in expected]
             assert [h.score for h in got] == pytest.approx([h.score for h in expected])
     bm25 = SearchPipeline(backend, spec.name, None, first_stage="bm25").search(docs[5]["title"], k=20)
-    assert [h.id for h in bm25.hits] == [h.id for h in aggregate_passages(backend.search_text(spec.name, docs[5]["title"], every))[:20]]
+    assert [h.id for h in bm25.hits] == [h.id for h in aggregate_passages(search_text(backend, spec.name, docs[5]["title"], every))[:20]]
 
 
-class _WithoutPartialSearch(OpenSearchBackend):
-    """The same engine, read the way a backend without the PartialSearch capability reads it."""
+class _CompleteReads(OpenSearchBackend):
+    """The same engine, every first stage read with its texts, one search a run."""
 
-    search_sparse_partial = None
-    search_text_partial = None
-    search_text_and_sparse = None
+    def retrieve(self, index, request):
+        from dataclasses import replace
+
+        runs = [replace(request, text=None, texts=True), replace(request, sparse=None, texts=True)]
+        sparse, bm25 = (super(_CompleteReads, self).retrieve(index, r) for r in runs)
+        return Retrieved(sparse.sparse, bm25.bm25, {**sparse.multivectors, **bm25.multivectors})
 
 
 def test_partial_candidates_rank_and_read_as_complete_ones(ingested, sparse_encoder, mv_encoder, opensearch_url):
@@ -213,14 +188,14 @@ def test_partial_candidates_rank_and_read_as_complete_ones(ingested, sparse_enco
     from lsrkit.ingest import load_index_idf
 
     encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
-    complete_only = _WithoutPartialSearch(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+    complete_only = _CompleteReads(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
     settings = RerankSettings(kappa=20, k=10, interpolation=0.3)
     # reads expected: (searches, msearches, mgets)
     pipelines = {
         "hybrid": (dict(first_stage="hybrid", settings=settings), (0, 1, 1)),
         # one more search: the κ candidates' token vectors, from doc values
         "hybrid+rerank": (dict(first_stage="hybrid", settings=settings, multivector_encoder=mv_encoder, rerank=True), (1, 1, 1)),
-        "bm25 per passage": (dict(first_stage="bm25", settings=settings, aggregate=False), (1, 0, 1)),
+        "bm25 per passage": (dict(first_stage="bm25", settings=settings, aggregate=False), (1, 0, 0)),
     }
     for name, (options, expected_reads) in pipelines.items():
         for query in (docs[21]["title"], "cancer cell growth in mice"):
@@ -232,6 +207,5 @@ def test_partial_candidates_rank_and_read_as_complete_ones(ingested, sparse_enco
             assert len(partial.hits) == 8, name
             assert [(h.id, h.title, h.text, dict(h.metadata)) for h in partial.hits] == [(h.id, h.title, h.text, dict(h.metadata)) for h in complete.hits], name
             assert [h.score for h in partial.hits] == pytest.approx([h.score for h in complete.hits], abs=1e-5), name
-            assert not any(h.partial for h in partial.hits) and "hydrate" not in complete.timings_ms
             assert reads == expected_reads and ("hydrate" in partial.timings_ms) == (expected_reads[2] == 1), name
     complete_only.close()
