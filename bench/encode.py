@@ -81,7 +81,10 @@ def run(*, passages: int = 200, dataset: Path = DEFAULT_DATASET, batch_sizes: li
         dense = dense.copy()
         dense[[0, 100, 101, 102, 103]] = 0.0  # lsrkit zeroes special tokens; torch baseline does not
         fp32_vs_torch.append(float(np.abs(dense[sparse.ids] - sparse.weights).max()) if len(sparse) else 0.0)
-    memory = {str(b): {"fp32": peak_rss_mb("none", b, min(n, 64), dataset), "int8": peak_rss_mb("int8-per-channel", b, min(n, 64), dataset)} for b in (batch_sizes or [1, 8, 32])}
+    memory = {
+        str(b): {"fp32": peak_rss_mb("none", b, min(n, 64), dataset), "int8": peak_rss_mb("int8-per-channel", b, min(n, 64), dataset)}
+        for b in (batch_sizes or [1, 8, 32])
+    }
     return {
         "passages": n,
         "dataset": str(dataset),

@@ -140,8 +140,23 @@ class LocalOpenSearch:
 
 
 def spawn_ingest(source: Path, data_dir: Path, index: str, backend: str, url: str | None, *, resume: bool = False) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "lsrkit.cli", "ingest", str(source), "--backend", backend, "--index", index, "--data-dir", str(data_dir),
-           "--write-batch", "8", "--no-multivector", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lsrkit.cli",
+        "ingest",
+        str(source),
+        "--backend",
+        backend,
+        "--index",
+        index,
+        "--data-dir",
+        str(data_dir),
+        "--write-batch",
+        "8",
+        "--no-multivector",
+        "--json",
+    ]
     if url:
         cmd += ["--url", url]
     if resume:
@@ -180,8 +195,17 @@ def malformed(dataset: Path, work: Path, n: int = 600) -> Outcome:
     finish(spawn_ingest(work / "malformed.jsonl", work / "malformed", "m", "edge", None))
     expected = expected_passages(docs)
     count, dupes, lost = audit_edge(work / "malformed" / "edge", "m", expected)
-    return Outcome("malformed", len(expected), count, dupes, lost, dead_letters(work / "malformed" / "state" / "m"), 0, time.time() - started,
-                   {"documents_valid": len(docs), "bad_records": n_bad})
+    return Outcome(
+        "malformed",
+        len(expected),
+        count,
+        dupes,
+        lost,
+        dead_letters(work / "malformed" / "state" / "m"),
+        0,
+        time.time() - started,
+        {"documents_valid": len(docs), "bad_records": n_bad},
+    )
 
 
 def ingest_killed(dataset: Path, work: Path, backend: str, url: str | None, n: int = 300) -> Outcome:
@@ -196,8 +220,17 @@ def ingest_killed(dataset: Path, work: Path, backend: str, url: str | None, n: i
     summary = finish(spawn_ingest(work / f"{name}.jsonl", data_dir, name, backend, url, resume=True))
     expected = expected_passages(docs)
     count, dupes, lost = audit_edge(data_dir / "edge", name, expected) if backend == "edge" else audit_opensearch(url or "", name, expected)
-    return Outcome(f"ingest_killed_{backend}", len(expected), count, dupes, lost, dead_letters(data_dir / "state" / name), 0, time.time() - started,
-                   {"killed_after_ordinal": at["next_ordinal"], "resumed_from": summary["resumed_from"], "bad_records": n_bad})
+    return Outcome(
+        f"ingest_killed_{backend}",
+        len(expected),
+        count,
+        dupes,
+        lost,
+        dead_letters(data_dir / "state" / name),
+        0,
+        time.time() - started,
+        {"killed_after_ordinal": at["next_ordinal"], "resumed_from": summary["resumed_from"], "bad_records": n_bad},
+    )
 
 
 def opensearch_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: int = 300) -> Outcome:
@@ -214,8 +247,17 @@ def opensearch_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: int =
     summary = finish(spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url, resume=True))
     expected = expected_passages(docs)
     count, dupes, lost = audit_opensearch(node.url, name, expected)
-    return Outcome("opensearch_killed", len(expected), count, dupes, lost, dead_letters(data_dir / "state" / name), 0, time.time() - started,
-                   {"killed_pid": pid, "killed_after_ordinal": at["next_ordinal"], "job_exit_code_while_down": first_exit, "resumed_from": summary["resumed_from"]})
+    return Outcome(
+        "opensearch_killed",
+        len(expected),
+        count,
+        dupes,
+        lost,
+        dead_letters(data_dir / "state" / name),
+        0,
+        time.time() - started,
+        {"killed_pid": pid, "killed_after_ordinal": at["next_ordinal"], "job_exit_code_while_down": first_exit, "resumed_from": summary["resumed_from"]},
+    )
 
 
 def bulk_429(dataset: Path, node: LocalOpenSearch, writers: int = 6, n: int = 240) -> Outcome:

@@ -41,7 +41,8 @@ def compare(backend: Any, index: str, dataset: Any, idf: Any, multivector: Any, 
     peer = f"{index}-late-interaction"
     client.indices.delete(index=peer, ignore_unavailable=True)
     client.indices.create(
-        index=peer, body={"settings": {"number_of_shards": 1, "number_of_replicas": 0}, "mappings": {"properties": {"mv": {"type": "object", "enabled": False}}}}
+        index=peer,
+        body={"settings": {"number_of_shards": 1, "number_of_replicas": 0}, "mappings": {"properties": {"mv": {"type": "object", "enabled": False}}}},
     )
     try:
         actions = ({"_index": peer, "_id": i, "_source": {"mv": np.round(vectors[i], 5).tolist()}} for i in ids)
@@ -61,8 +62,14 @@ def compare(backend: Any, index: str, dataset: Any, idf: Any, multivector: Any, 
                 ours = reranker.rerank(query, hits, {i: codec.decode(b) for i, b in stored.items()})
                 middle = time.perf_counter()
                 body = {
-                    "size": len(hits), "_source": False,
-                    "query": {"script_score": {"query": {"ids": {"values": [h.id for h in hits]}}, "script": {"source": SCRIPT, "params": {"query_vectors": query.tolist(), "space_type": "innerproduct"}}}},
+                    "size": len(hits),
+                    "_source": False,
+                    "query": {
+                        "script_score": {
+                            "query": {"ids": {"values": [h.id for h in hits]}},
+                            "script": {"source": SCRIPT, "params": {"query_vectors": query.tolist(), "space_type": "innerproduct"}},
+                        }
+                    },
                 }
                 response = client.search(index=peer, body=body, request_timeout=120)
                 end = time.perf_counter()

@@ -16,9 +16,12 @@ import numpy as np
 
 from lsrkit.bench.common import DEFAULT_DATASET, machine
 
-def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", data_dir: Path = Path(".lsrkit"), url: str | None = None, rounds: int = 2) -> dict[str, Any]:
-    from lsrkit.evaluation import load_beir
+
+def run(
+    *, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", data_dir: Path = Path(".lsrkit"), url: str | None = None, rounds: int = 2
+) -> dict[str, Any]:
     from lsrkit.eval_command import default_index
+    from lsrkit.evaluation import load_beir
     from lsrkit.factory import BackendOptions, ModelChoice, build_pipeline, document_encoders, idf_query_encoder, open_backend
     from lsrkit.jobs import ensure_ingested
 
@@ -42,7 +45,7 @@ def run(*, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", da
         queries = list(data.queries.values())
         samples: dict[str, list[float]] = {name: [] for name in pipelines}
         stages: dict[str, dict[str, list[float]]] = {name: {} for name in pipelines}
-        for name, pipeline in pipelines.items():  # warm every pipeline on the whole query set
+        for pipeline in pipelines.values():  # warm every pipeline on the whole query set
             for text in queries:
                 pipeline.search(text, k=10)
         for _ in range(rounds):  # interleave pipelines so drift hits all of them alike

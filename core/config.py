@@ -21,9 +21,7 @@ def validate_index_name(name: str) -> str:
     'scifact-v1'
     """
     if not isinstance(name, str) or not _INDEX_NAME.match(name):
-        raise ConfigError(
-            f"invalid index name {name!r}: use 1-128 lowercase letters, digits, '_' or '-', starting with a letter or digit"
-        )
+        raise ConfigError(f"invalid index name {name!r}: use 1-128 lowercase letters, digits, '_' or '-', starting with a letter or digit")
     return name
 
 
@@ -39,9 +37,8 @@ class OnnxOptions:
 
     quantize: Quantization = "int8-per-channel"
     intra_op_threads: int = 0  # 0: onnxruntime picks (all cores)
-    # onnxruntime's worker threads busy-wait after each run by default; beside an engine on the same
-    # few cores that steals the time the search needs (measured, OpenSearch rerank query p50 on
-    # 2 cores: 63 ms spinning, 48 ms not)
+    # onnxruntime's worker threads busy-wait after each run by default: beside an engine on the
+    # same few cores that steals the time the search needs
     allow_spinning: bool = False
 
     def __post_init__(self) -> None:

@@ -33,9 +33,7 @@ class IdfQueryEncoder:
         elif resolved.spec.idf_file and (resolved.directory / resolved.spec.idf_file).is_file():
             table = IdfTable.load(resolved.directory / resolved.spec.idf_file, self.tokenizer.vocab)
         else:
-            raise ConfigError(
-                f"model {resolved.spec.name!r} ships no IDF table: pass idf_path= (ingest saves one as idf.json beside the index)"
-            )
+            raise ConfigError(f"model {resolved.spec.name!r} ships no IDF table: pass idf_path= (ingest saves one as idf.json beside the index)")
         if len(table.vocab) != len(self.tokenizer.vocab):
             raise ConfigError(f"IDF table has {len(table.vocab)} entries, the tokenizer {len(self.tokenizer.vocab)}")
         self.idf = table

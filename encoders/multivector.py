@@ -87,7 +87,7 @@ class MultiVectorEncoder:
         step = 1 if self.model.exported.manifest.get("quantize", "none") != "none" else self.batch_size
         for start in range(0, len(order), step):
             group = order[start : start + step]
-            for j, vectors in zip(group, self._run([sequences[j] for j in group], side)):
+            for j, vectors in zip(group, self._run([sequences[j] for j in group], side), strict=True):
                 results[todo[j]] = vectors
         return results
 

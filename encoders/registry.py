@@ -64,12 +64,25 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("opensearch-doc-v3-gte", "sparse", hub_id=_OS + "doc-v3-gte", idf_file="idf.json", activation="log1p_log1p_relu", max_length=8192),
         ModelSpec("splade-v3", "sparse", hub_id="naver/splade-v3"),
         ModelSpec(
-            "colbertv2", "multivector", hub_id="colbert-ir/colbertv2.0", projection=True, query_marker="[unused0]",
-            doc_marker="[unused1]", query_length=32, skip_punctuation=True, skip_special=False,
+            "colbertv2",
+            "multivector",
+            hub_id="colbert-ir/colbertv2.0",
+            projection=True,
+            query_marker="[unused0]",
+            doc_marker="[unused1]",
+            query_length=32,
+            skip_punctuation=True,
+            skip_special=False,
         ),
         ModelSpec(
-            "answerai-colbert-small", "multivector", hub_id="answerdotai/answerai-colbert-small-v1", projection=True,
-            query_marker="[unused0]", doc_marker="[unused1]", query_length=32, skip_punctuation=True,
+            "answerai-colbert-small",
+            "multivector",
+            hub_id="answerdotai/answerai-colbert-small-v1",
+            projection=True,
+            query_marker="[unused0]",
+            doc_marker="[unused1]",
+            query_length=32,
+            skip_punctuation=True,
         ),
     )
 }
@@ -144,4 +157,3 @@ def resolve(model: str | ModelSpec, kind: ModelKind | None = None) -> ResolvedMo
                 where = "local hub cache" if local_only else "hub download"
                 tried.append(f"{where} {spec.hub_id} ({type(exc).__name__})")
     raise ModelNotFoundError(f"model {spec.name!r} not found; tried: " + "; ".join(tried))
-

@@ -82,7 +82,7 @@ class _SparseModelEncoder:
         step = 1 if self._per_text else self.batch_size
         for start in range(0, len(order), step):
             group = order[start : start + step]
-            for j, vector in zip(group, self._run([token_ids[j] for j in group])):
+            for j, vector in zip(group, self._run([token_ids[j] for j in group]), strict=True):
                 results[todo[j]] = vector
         return results
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-
 from lsrkit.core.config import BatchPolicy, IndexSpec
 from lsrkit.core.errors import BackendError, EncoderError, IngestError, RecordError, UnavailableError
 from lsrkit.core.types import Document, MultiVector, SparseVector
@@ -160,9 +159,7 @@ class IngestPipeline:
         summary.read = max(summary.read, self._resumed_from)  # a finished job resumed reads nothing new
         return summary
 
-    def stream(
-        self, source: str | Path, *, fmt: SourceFormat = "auto", mapping: FieldMapping = FieldMapping(), resume: bool = False
-    ) -> Iterator[BatchResult]:
+    def stream(self, source: str | Path, *, fmt: SourceFormat = "auto", mapping: FieldMapping = FieldMapping(), resume: bool = False) -> Iterator[BatchResult]:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         job = self._job(source)
         checkpoint = Checkpoint.load(self.checkpoint_path, job) if resume else None
@@ -221,7 +218,7 @@ class IngestPipeline:
         counter.add(self.tokenizer.token_ids(texts, add_special_tokens=False))
         unit.doc_freq = counter
         codec = self._codec_for(multi)
-        for passage, sv, mv in zip(passages, sparse, multi):
+        for passage, sv, mv in zip(passages, sparse, multi, strict=True):  # one entry per passage in each
             if sv is None:
                 continue
             compact = codec.encode(mv.vectors) if codec is not None and mv is not None else None
@@ -249,13 +246,11 @@ class IngestPipeline:
     def _encode_texts(self, texts: list[str], passages: list[Passage], unit: _Unit) -> tuple[list[SparseVector | None], list[MultiVector | None]]:
         try:
             sparse: list[SparseVector | None] = list(self.sparse_encoder.encode_documents(texts))
-            multi: list[MultiVector | None] = (
-                list(self.multivector_encoder.encode_documents(texts)) if self.multivector_encoder else [None] * len(texts)
-            )
+            multi: list[MultiVector | None] = list(self.multivector_encoder.encode_documents(texts)) if self.multivector_encoder else [None] * len(texts)
             return sparse, multi
         except EncoderError:  # find the text(s) at fault, keep the rest
             sparse, multi = [], []
-            for text, passage in zip(texts, passages):
+            for text, passage in zip(texts, passages, strict=True):
                 # both encodings first, then both appends: the two lists must stay aligned with texts
                 try:
                     sv = self.sparse_encoder.encode_documents([text])[0]

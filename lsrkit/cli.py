@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,9 +23,11 @@ console = Console(stderr=True)
 BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="edge (Qdrant Edge, embedded), qdrant or opensearch")]
 IndexOpt = Annotated[str, typer.Option("--index", "-i", help="index / collection name")]
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="folder for Qdrant Edge / local-mode data and job state")]
-UrlOpt = Annotated[Optional[str], typer.Option("--url", help="server URL (credentials from the environment, never here)")]
+UrlOpt = Annotated[str | None, typer.Option("--url", help="server URL (credentials from the environment, never here)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
-RepresentationOpt = Annotated[str, typer.Option("--multivector-representation", help="how token vectors are stored: [poolN-]int8|4bit|2bit|1bit (recorded with the index)")]
+RepresentationOpt = Annotated[
+    str, typer.Option("--multivector-representation", help="how token vectors are stored: [poolN-]int8|4bit|2bit|1bit (recorded with the index)")
+]
 
 
 def _fail(exc: LsrError) -> None:
@@ -68,7 +70,7 @@ def export(
     model: Annotated[str, typer.Argument(help="registry name, hub id or local path")],
     quantize: Annotated[str, typer.Option(help="none | int8 | int8-per-channel")] = "int8-per-channel",
     kind: Annotated[str, typer.Option(help="sparse | multivector (for paths and hub ids not in the registry)")] = "sparse",
-    out: Annotated[Optional[Path], typer.Option(help="target folder (default: the lsrkit cache)")] = None,
+    out: Annotated[Path | None, typer.Option(help="target folder (default: the lsrkit cache)")] = None,
 ) -> None:
     """Export a model to ONNX with optimum, check it against torch, quantize it."""
     from lsrkit.core.config import OnnxOptions
@@ -111,8 +113,15 @@ def ingest(
         encoders: tuple[SparseDocEncoder, object] = document_encoders(ModelChoice()) if multivector else (SparseDocEncoder("splade-tiny"), None)
         try:
             summary = ingest_corpus(
-                engine, index, source, state_dir=data_dir / "state" / index, resume=resume, fmt=fmt, encoders=encoders,  # type: ignore[arg-type]
-                mapping=FieldMapping(id=id_field, title=title_field, text=text_field), policy=BatchPolicy(write_batch=write_batch),
+                engine,
+                index,
+                source,
+                state_dir=data_dir / "state" / index,
+                resume=resume,
+                fmt=fmt,
+                encoders=encoders,  # type: ignore[arg-type]
+                mapping=FieldMapping(id=id_field, title=title_field, text=text_field),
+                policy=BatchPolicy(write_batch=write_batch),
                 representation=representation,
             )
         finally:
@@ -158,7 +167,10 @@ def search(
         _fail(exc)
         return
     if json_out:
-        hits = [{"rank": r, "id": h.id, "score": h.score, "title": h.title, "text": h.text, "stage_scores": dict(h.stage_scores)} for r, h in enumerate(result.hits, 1)]
+        hits = [
+            {"rank": r, "id": h.id, "score": h.score, "title": h.title, "text": h.text, "stage_scores": dict(h.stage_scores)}
+            for r, h in enumerate(result.hits, 1)
+        ]
         print(json.dumps({"query": text, "pipeline": pipeline, "timings_ms": result.timings_ms, "hits": hits}))
         return
     table = Table("rank", "score", "id", "title", "snippet", title=f"{pipeline} · {result.timings_ms.get('total', 0):.1f} ms")
@@ -171,13 +183,13 @@ def search(
 def evaluate(
     dataset: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv")] = Path("../shared/datasets/scifact"),
     backend: BackendOpt = "edge",
-    index: Annotated[Optional[str], typer.Option(help="index name (default: from the dataset folder)")] = None,
+    index: Annotated[str | None, typer.Option(help="index name (default: from the dataset folder)")] = None,
     data_dir: DataDirOpt = Path(".lsrkit"),
     url: UrlOpt = None,
     representation: RepresentationOpt = DEFAULT_REPRESENTATION,
     split: str = "test",
-    pipelines: Annotated[Optional[str], typer.Option(help="comma-separated; default: all")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="write <report>.md and <report>.png")] = None,
+    pipelines: Annotated[str | None, typer.Option(help="comma-separated; default: all")] = None,
+    report: Annotated[Path | None, typer.Option(help="write <report>.md and <report>.png")] = None,
     reingest: bool = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -186,8 +198,15 @@ def evaluate(
 
     try:
         result = run_eval(
-            dataset, _backend_options(backend, data_dir, url), index=index, state_root=data_dir / "state", split=split,
-            pipelines=pipelines.split(",") if pipelines else None, report=report, reingest=reingest, representation=representation,
+            dataset,
+            _backend_options(backend, data_dir, url),
+            index=index,
+            state_root=data_dir / "state",
+            split=split,
+            pipelines=pipelines.split(",") if pipelines else None,
+            report=report,
+            reingest=reingest,
+            representation=representation,
         )
     except LsrError as exc:
         _fail(exc)
@@ -249,7 +268,7 @@ def bench_rerank(dataset: Path = Path("../shared/datasets/scifact"), data_dir: D
 def bench_multivector(
     dataset: Path = Path("../shared/datasets/scifact"),
     data_dir: DataDirOpt = Path(".lsrkit"),
-    representations: Annotated[Optional[str], typer.Option(help="comma-separated subset (int8 is always the reference)")] = None,
+    representations: Annotated[str | None, typer.Option(help="comma-separated subset (int8 is always the reference)")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Size vs quality of each token-vector representation (hybrid+rerank, train and test); picks the default on train."""
@@ -263,7 +282,7 @@ def bench_multivector(
 @bench_app.command("faults")
 def bench_faults(
     dataset: Path = Path("../shared/datasets/scifact"),
-    scenarios: Annotated[Optional[str], typer.Option(help="comma-separated subset")] = None,
+    scenarios: Annotated[str | None, typer.Option(help="comma-separated subset")] = None,
     port: int = 9280,
     json_out: JsonOpt = False,
 ) -> None:
@@ -308,5 +327,7 @@ def main() -> None:  # pragma: no cover
     except LsrError as exc:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
+
+
 if __name__ == "__main__":  # python -m lsrkit.cli
     main()

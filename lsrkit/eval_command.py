@@ -13,7 +13,17 @@ from lsrkit.core.config import DEFAULT_REPRESENTATION
 from lsrkit.core.errors import ConfigError, LsrError
 from lsrkit.encoders import SparseQueryEncoder
 from lsrkit.evaluation import PipelineReport, evaluate_pipeline, load_beir, markdown_table, plot_quality_latency
-from lsrkit.factory import PIPELINES, BackendOptions, ModelChoice, QualitySettings, build_pipeline, document_encoders, idf_query_encoder, open_backend, pipeline_settings
+from lsrkit.factory import (
+    PIPELINES,
+    BackendOptions,
+    ModelChoice,
+    QualitySettings,
+    build_pipeline,
+    document_encoders,
+    idf_query_encoder,
+    open_backend,
+    pipeline_settings,
+)
 from lsrkit.jobs import ensure_ingested
 
 
@@ -47,14 +57,23 @@ def run_eval(
     state_dir = state_root / index
     try:
         ingest_info: dict[str, Any] = {"reused": True}
-        summary = ensure_ingested(backend, index, dataset.corpus, state_dir, (sparse, multivector), reingest=reingest, progress=progress, representation=representation)
+        summary = ensure_ingested(
+            backend, index, dataset.corpus, state_dir, (sparse, multivector), reingest=reingest, progress=progress, representation=representation
+        )
         if summary is not None:
-            ingest_info = {"reused": False, "docs_per_second": round(summary.docs_per_second, 2), "seconds": round(summary.seconds, 1), "documents": summary.documents}
+            ingest_info = {
+                "reused": False,
+                "docs_per_second": round(summary.docs_per_second, 2),
+                "seconds": round(summary.seconds, 1),
+                "documents": summary.documents,
+            }
         idf = idf_query_encoder(backend, index, models.sparse)
         model_encoder = SparseQueryEncoder(models.sparse) if "sparse-model" in names else None
         reports: list[PipelineReport] = []
         skipped: dict[str, str] = {}
-        bar = tqdm(total=len(names) * len(dataset.queries), desc="queries", unit="q", disable=None if progress is None else not progress)  # None: quiet off a terminal
+        bar = tqdm(
+            total=len(names) * len(dataset.queries), desc="queries", unit="q", disable=None if progress is None else not progress
+        )  # None: quiet off a terminal
         for name in names:
             try:
                 pipeline = build_pipeline(name, backend, index, idf_encoder=idf, multivector=multivector, model_encoder=model_encoder, quality=quality)

@@ -53,7 +53,7 @@ def _ranx_inputs(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Map
 
     judged = {q: dict(d) for q, d in qrels.items() if any(v > 0 for v in d.values())}
     filled = {q: dict(run.get(q) or {}) for q in judged}
-    for q, docs in filled.items():
+    for docs in filled.values():
         if not docs:  # ranx refuses empty rankings: a zero-scored non-relevant placeholder scores 0
             docs["__no_hit__"] = 0.0
     return Qrels(judged), Run(filled)

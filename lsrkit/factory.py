@@ -40,10 +40,10 @@ def open_backend(options: BackendOptions, *, sparse_model: str = "splade-tiny") 
         path = None if options.url else str(options.data_dir / "qdrant-local")
         return QdrantBackend(client_from_env(url=options.url, path=path))
     if options.kind == "opensearch":
-        from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env as os_client
-
         from lsrkit.encoders.registry import resolve
         from lsrkit.encoders.text import TextTokenizer
+        from lsrkit.plugin.opensearch import OpenSearchBackend
+        from lsrkit.plugin.opensearch import client_from_env as os_client
 
         resolved = resolve(sparse_model, "sparse")
         vocab = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
@@ -82,11 +82,16 @@ def idf_query_encoder(backend: Backend, index: str, model: str) -> IdfQueryEncod
     return IdfQueryEncoder(resolved.spec, idf=table)
 
 
-PipelineName = Literal[
-    "bm25", "sparse-idf", "sparse-model", "sparse-idf+rerank", "hybrid", "hybrid+rerank", "sparse-idf+rerank-pruned", "hybrid+rerank-pruned"
-]
+PipelineName = Literal["bm25", "sparse-idf", "sparse-model", "sparse-idf+rerank", "hybrid", "hybrid+rerank", "sparse-idf+rerank-pruned", "hybrid+rerank-pruned"]
 PIPELINES: tuple[str, ...] = (
-    "bm25", "sparse-idf", "sparse-model", "sparse-idf+rerank", "hybrid", "hybrid+rerank", "sparse-idf+rerank-pruned", "hybrid+rerank-pruned",
+    "bm25",
+    "sparse-idf",
+    "sparse-model",
+    "sparse-idf+rerank",
+    "hybrid",
+    "hybrid+rerank",
+    "sparse-idf+rerank-pruned",
+    "hybrid+rerank-pruned",
 )
 
 

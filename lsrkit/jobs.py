@@ -46,7 +46,12 @@ def ingest_corpus(
 
 
 def is_ingested(
-    backend: Backend, index: str, source: str | Path, state_dir: Path, encoders: tuple[SparseDocEncoder, MultiVectorEncoder | None], representation: str = DEFAULT_REPRESENTATION
+    backend: Backend,
+    index: str,
+    source: str | Path,
+    state_dir: Path,
+    encoders: tuple[SparseDocEncoder, MultiVectorEncoder | None],
+    representation: str = DEFAULT_REPRESENTATION,
 ) -> bool:
     """True when a finished checkpoint of this very job (same source, engine, index and
     encoders) exists, the index has points and stores its token vectors as `representation`."""

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from lsrkit.core.config import RerankSettings
 from lsrkit.core.types import Hit, MultiVector
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder
 from lsrkit.evaluation import BeirDataset, per_query_ndcg10, score_run
-from lsrkit.plugin import Backend, Retrieval, aggregate_passages, demote, fuse, index_codec
-from lsrkit.plugin.rerank import MaxSimReranker, interpolate, maxsim_scores
-from lsrkit.core.config import RerankSettings
+from lsrkit.plugin import Backend, Retrieval, aggregate_passages, fuse, index_codec
+from lsrkit.plugin.pipeline import reranked_first
+from lsrkit.plugin.rerank import MaxSimReranker, maxsim_scores
 
 
 @dataclass
@@ -44,7 +45,13 @@ def _maxsim(backend: Backend, index: str, query: MultiVector, ids: list[str]) ->
 
 
 def first_stage_evidence(
-    backend: Backend, index: str, dataset: BeirDataset, idf: IdfQueryEncoder, multivector: MultiVectorEncoder, depth: int = 100, on_query: Callable[[], None] | None = None
+    backend: Backend,
+    index: str,
+    dataset: BeirDataset,
+    idf: IdfQueryEncoder,
+    multivector: MultiVectorEncoder,
+    depth: int = 100,
+    on_query: Callable[[], None] | None = None,
 ) -> dict[str, QueryEvidence]:
     """Both first stages and the query's token vectors, per query (no MaxSim scores yet)."""
     evidence = {}
@@ -57,7 +64,13 @@ def first_stage_evidence(
 
 
 def collect(
-    backend: Backend, index: str, dataset: BeirDataset, idf: IdfQueryEncoder, multivector: MultiVectorEncoder, depth: int = 100, on_query: Callable[[], None] | None = None
+    backend: Backend,
+    index: str,
+    dataset: BeirDataset,
+    idf: IdfQueryEncoder,
+    multivector: MultiVectorEncoder,
+    depth: int = 100,
+    on_query: Callable[[], None] | None = None,
 ) -> dict[str, QueryEvidence]:
     """first_stage_evidence with the MaxSim score of every candidate from the index's stored token vectors."""
     evidence = first_stage_evidence(backend, index, dataset, idf, multivector, depth, on_query)
@@ -92,17 +105,13 @@ def first_stage(ev: QueryEvidence, config: Config) -> list[Hit]:
     return fuse([ev.bm25, ev.sparse], config.fusion, [config.bm25_weight, 1.0 - config.bm25_weight])  # type: ignore[arg-type]
 
 
-def apply(ev: QueryEvidence, config: Config) -> list[Hit]:
+def apply(ev: QueryEvidence, config: Config, k: int = 100) -> list[Hit]:
+    """The top k documents the search pipeline returns with `config`, from the evidence."""
     hits = first_stage(ev, config)
     if config.kappa:
-        pool = hits[: config.kappa]
-        first = np.asarray([h.score for h in pool], np.float32)
-        maxsim = np.asarray([ev.maxsim.get(h.id, 0.0) for h in pool], np.float32)
-        final = interpolate(first, maxsim, config.interpolation)
-        order = np.argsort(-final, kind="stable")
-        tail = demote(hits[config.kappa :], below=float(final.min()) if len(final) else 0.0)  # as the pipeline does
-        hits = [Hit(pool[i].id, float(final[i]), metadata=pool[i].metadata) for i in order] + tail
-    return aggregate_passages(hits)[:100]
+        reranker = MaxSimReranker(RerankSettings(kappa=config.kappa, k=config.kappa, interpolation=config.interpolation))
+        hits = reranked_first(reranker.rank_scored(hits[: config.kappa], ev.maxsim), hits[config.kappa :], k)
+    return aggregate_passages(hits, limit=k)
 
 
 def evaluate_config(evidence: dict[str, QueryEvidence], dataset: BeirDataset, config: Config) -> dict[str, float]:
@@ -188,13 +197,20 @@ def sweep_pruning(
             # ranked as the pipeline returns them: the candidates α/β skipped, then the first
             # stage past κ, keep their order below the reranked ones
             scored_ids = {h.id for h in out}
-            tail = [h for h in pool if h.id not in scored_ids] + hits[base.kappa :]
-            ranking = out + demote(tail, below=min((h.score for h in out), default=0.0))
-            runs[n][qid] = {h.id: h.score for h in aggregate_passages(ranking)[:100]}
+            ranking = reranked_first(out, [h for h in pool if h.id not in scored_ids] + hits[base.kappa :], 100)
+            runs[n][qid] = {h.id: h.score for h in aggregate_passages(ranking, limit=100)}
     rows: list[dict[str, Any]] = []
     per_query = [per_query_ndcg10(run, dataset.qrels) for run in runs]
     for n, (alpha, beta) in enumerate(grid_settings):
-        rows.append({"alpha": alpha, "beta": beta, "rerank_ms": 1000 * elapsed[n] / len(evidence), "scored": scored[n] / len(evidence), **score_run(runs[n], dataset.qrels)})
+        rows.append(
+            {
+                "alpha": alpha,
+                "beta": beta,
+                "rerank_ms": 1000 * elapsed[n] / len(evidence),
+                "scored": scored[n] / len(evidence),
+                **score_run(runs[n], dataset.qrels),
+            }
+        )
     for n, row in enumerate(rows):
         row["speedup"] = rows[0]["rerank_ms"] / row["rerank_ms"] if row["rerank_ms"] else 0.0
         row["ndcg10_delta"] = row["ndcg10"] - rows[0]["ndcg10"]

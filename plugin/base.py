@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-
 from lsrkit.core.config import IndexSpec
 from lsrkit.core.types import Hit, SparseVector
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,8 @@ INT8_ZERO_POINT = 128
 __all__ = ["DEFAULT_REPRESENTATION", "REPRESENTATIONS", "CenteredCodes", "MultiVectorCodec", "QuantizedRows", "Representation", "pool_tokens", "quantize_rows"]
 # the uniform quantizer step (in standard deviations) with the least squared error for a Gaussian
 _GAUSSIAN_STEP = {1: 1.5958, 2: 0.9957, 4: 0.3352}
+
+
 @dataclass(frozen=True, slots=True)
 class QuantizedRows:
     """int8 codes: per-row symmetric int8 shifted to uint8, one float32 scale per row, so that
@@ -80,7 +82,7 @@ class CenteredCodes:
         return (self.center + normalized * self.spread).astype(np.float32)
 
 
-StoredMultiVector = Union[npt.NDArray[np.floating], QuantizedRows, CenteredCodes]
+StoredMultiVector = npt.NDArray[np.floating] | QuantizedRows | CenteredCodes
 
 
 def quantize_rows(vectors: npt.NDArray[np.floating]) -> QuantizedRows:

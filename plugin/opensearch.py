@@ -183,7 +183,14 @@ class OpenSearchBackend:
     def _source(self, record: EncodedRecord) -> dict[str, Any]:
         vocab = self._vocab()
         features = {to_feature(vocab[i]): w for i, w in zip(record.sparse.ids.tolist(), record.sparse.weights.tolist()) if w > 0 and vocab[i]}
-        source: dict[str, Any] = {"id": record.id, "doc_id": record.doc_id, "title": record.title, "text": record.text, "metadata": dict(record.metadata), "sparse": features}
+        source: dict[str, Any] = {
+            "id": record.id,
+            "doc_id": record.doc_id,
+            "title": record.title,
+            "text": record.text,
+            "metadata": dict(record.metadata),
+            "sparse": features,
+        }
         if record.multivector:
             source[MV_FIELD] = base64.b64encode(record.multivector).decode("ascii")
         return source
@@ -200,9 +207,16 @@ class OpenSearchBackend:
         result = WriteResult()
         try:
             for ok, item in helpers.streaming_bulk(
-                self.client, self._actions(index, records), chunk_size=500, max_chunk_bytes=8 * 1024 * 1024,
-                raise_on_error=False, raise_on_exception=True,
-                max_retries=self.max_retries_429, initial_backoff=self.initial_backoff, max_backoff=self.max_backoff,  # type: ignore[arg-type]
+                self.client,
+                self._actions(index, records),
+                chunk_size=500,
+                max_chunk_bytes=8 * 1024 * 1024,
+                raise_on_error=False,
+                raise_on_exception=True,
+                max_retries=self.max_retries_429,
+                # the helper sleeps min(max_backoff, initial_backoff * 2**attempt): floats work, its hints say int
+                initial_backoff=self.initial_backoff,  # type: ignore[arg-type]
+                max_backoff=self.max_backoff,  # type: ignore[arg-type]
             ):
                 info = next(iter(item.values()))
                 if ok:
@@ -283,7 +297,13 @@ class OpenSearchBackend:
         stored fields only)."""
         if not ids:
             return {}
-        body = {"query": {"ids": {"values": list(ids)}}, "size": len(ids), "stored_fields": "_none_", "docvalue_fields": ["id", MV_FIELD], "track_total_hits": False}
+        body = {
+            "query": {"ids": {"values": list(ids)}},
+            "size": len(ids),
+            "stored_fields": "_none_",
+            "docvalue_fields": ["id", MV_FIELD],
+            "track_total_hits": False,
+        }
         return _multivectors(self._call("fetch vectors", index, self.client.search, index=index, body=body))
 
     def count(self, index: str) -> int:
@@ -296,7 +316,10 @@ class OpenSearchBackend:
     # -- index metadata ------------------------------------------------------------------------
     def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None:
         if not self._call("exists", META_INDEX, self.client.indices.exists, index=META_INDEX):
-            body = {"settings": {"number_of_shards": 1}, "mappings": {"properties": {"index": {"type": "keyword"}, "key": {"type": "keyword"}, "value": {"type": "object", "enabled": False}}}}
+            body = {
+                "settings": {"number_of_shards": 1},
+                "mappings": {"properties": {"index": {"type": "keyword"}, "key": {"type": "keyword"}, "value": {"type": "object", "enabled": False}}},
+            }
             try:
                 self._call("create", META_INDEX, self.client.indices.create, index=META_INDEX, body=body)
             except BackendError as exc:

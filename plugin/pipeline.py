@@ -90,6 +90,20 @@ def tail_needed(head: Sequence[Hit], tail: Sequence[Hit], k: int) -> list[Hit]:
     return list(tail)
 
 
+def reranked_first(reranked: Sequence[Hit], rest: Sequence[Hit], k: int, aggregate: bool = True) -> list[Hit]:
+    """The ranking a rerank returns: the reranked candidates, then the rest in first-stage order,
+    demoted below them; only as much of the rest as can reach the top k (documents, when
+    aggregating).
+
+    >>> [(h.id, h.score) for h in reranked_first([Hit("b", 0.9), Hit("a", 0.4)], [Hit("c", 5.0), Hit("d", 4.0)], k=3)]
+    [('b', 0.9), ('a', 0.4), ('c', -0.6)]
+    """
+    if not reranked:
+        return list(rest)
+    tail = tail_needed(reranked, rest, k) if aggregate else list(rest[: max(0, k - len(reranked))])
+    return list(reranked) + demote(tail, below=min(h.score for h in reranked))
+
+
 def aggregate_passages(hits: Sequence[Hit], limit: int | None = None) -> list[Hit]:
     """Max-passage: keep each document's best passage, reported under the document id; the best
     `limit` documents only, when given (only they are copied).
@@ -239,9 +253,7 @@ class SearchPipeline:
             seen = scored | {h.id for h in tail}
             tail = tail + [h for h in self._candidates(deeper) if h.id not in seen]
             timer.lap("first_stage")
-        # only the tail that can reach the top k is demoted
-        tail = tail_needed(reranked, tail, k) if self.aggregate else tail[: max(0, k - len(reranked))]
-        return reranked + demote(tail, below=min(h.score for h in reranked))
+        return reranked_first(reranked, tail, k, self.aggregate)
 
 
 class _Laps:

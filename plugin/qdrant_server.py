@@ -92,8 +92,14 @@ class QdrantBackend:
         if spec.with_bm25:
             sparse[BM25] = models.SparseVectorParams(modifier=models.Modifier.IDF)
         self._call(
-            "create", spec.name, self.client.create_collection, spec.name, vectors_config={}, sparse_vectors_config=sparse,
-            shard_number=spec.shards, replication_factor=spec.replicas + 1,
+            "create",
+            spec.name,
+            self.client.create_collection,
+            spec.name,
+            vectors_config={},
+            sparse_vectors_config=sparse,
+            shard_number=spec.shards,
+            replication_factor=spec.replicas + 1,
             metadata={"lsrkit_spec": spec.__dict__},
         )
         self._specs[spec.name] = spec
@@ -156,7 +162,17 @@ class QdrantBackend:
 
         def run(query: models.SparseVector, using: str) -> list[Hit]:
             def read(limit: int) -> list[Hit]:
-                response = self._call("query", index, self.client.query_points, index, query=query, using=using, limit=limit, query_filter=_filter(request.filters), with_payload=selector)
+                response = self._call(
+                    "query",
+                    index,
+                    self.client.query_points,
+                    index,
+                    query=query,
+                    using=using,
+                    limit=limit,
+                    query_filter=_filter(request.filters),
+                    with_payload=selector,
+                )
                 if request.multivectors:
                     found.multivectors.update(stored_multivectors((str((p.payload or {}).get("id", "")), p.payload) for p in response.points))
                 return [hit_from_payload(p.payload, p.score) for p in response.points]
@@ -174,7 +190,15 @@ class QdrantBackend:
         wanted = {point_id(passage_of(h)): passage_of(h) for h in hits}
         if not wanted:
             return list(hits)
-        records = self._call("retrieve", index, self.client.retrieve, index, ids=list(wanted), with_payload=models.PayloadSelectorExclude(exclude=[MV_PAYLOAD]), with_vectors=False)
+        records = self._call(
+            "retrieve",
+            index,
+            self.client.retrieve,
+            index,
+            ids=list(wanted),
+            with_payload=models.PayloadSelectorExclude(exclude=[MV_PAYLOAD]),
+            with_vectors=False,
+        )
         payloads = {wanted[str(r.id)]: r.payload for r in records}
         return [completed(h, payloads.get(passage_of(h))) for h in hits]
 

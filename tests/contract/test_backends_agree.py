@@ -71,8 +71,14 @@ def test_rerank_and_filters_agree_with_numpy(backend, scenario):
         backend.flush(spec.name)
         by_id = {r.id: r for r in scenario["records"]}
         pipeline = SearchPipeline(
-            backend, spec.name, scenario["query_encoder"], multivector_encoder=scenario["mv_encoder"], rerank=True, codec=codec,
-            settings=RerankSettings(kappa=20, k=5), aggregate=False,
+            backend,
+            spec.name,
+            scenario["query_encoder"],
+            multivector_encoder=scenario["mv_encoder"],
+            rerank=True,
+            codec=codec,
+            settings=RerankSettings(kappa=20, k=5),
+            aggregate=False,
         )
         text = scenario["queries"][0]
         result = pipeline.search(text, k=5)

@@ -76,8 +76,19 @@ def test_quickstart_main_job(tmp_path):
 def test_eval_command_with_report(tmp_path, mini_dir):
     report = tmp_path / "report" / "mini"
     result = _cli(
-        "eval", "--dataset", str(mini_dir), "--backend", "edge", "--data-dir", str(tmp_path / "data"),
-        "--pipelines", "bm25,sparse-idf,hybrid,hybrid+rerank", "--report", str(report), "--json", cwd=tmp_path,
+        "eval",
+        "--dataset",
+        str(mini_dir),
+        "--backend",
+        "edge",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--pipelines",
+        "bm25,sparse-idf,hybrid,hybrid+rerank",
+        "--report",
+        str(report),
+        "--json",
+        cwd=tmp_path,
     )
     assert set(result["pipelines"]) == {"bm25", "sparse-idf", "hybrid", "hybrid+rerank"}
     for metrics in result["pipelines"].values():

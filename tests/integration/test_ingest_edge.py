@@ -48,8 +48,13 @@ def test_dead_letters_and_counts(tmp_path, sparse_encoder, mv_encoder, mini_docs
     source, valid = _corpus_with_bad_records(mini_docs, tmp_path / "corpus.jsonl", 40)
     backend = QdrantEdgeBackend(tmp_path / "edge")
     pipeline = IngestPipeline(
-        backend, IndexSpec("t", multivector_dim=mv_encoder.dim), sparse_encoder, sparse_encoder.model.tokenizer,
-        multivector_encoder=mv_encoder, state_dir=tmp_path / "state", progress=False,
+        backend,
+        IndexSpec("t", multivector_dim=mv_encoder.dim),
+        sparse_encoder,
+        sparse_encoder.model.tokenizer,
+        multivector_encoder=mv_encoder,
+        state_dir=tmp_path / "state",
+        progress=False,
     )
     summary = pipeline.run(source)
     dead = read_dead_letters(pipeline.dead_letter_path)
@@ -76,7 +81,22 @@ def test_dead_letters_and_counts(tmp_path, sparse_encoder, mv_encoder, mini_docs
 
 
 def _spawn_ingest(source: Path, data_dir: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "lsrkit.cli", "ingest", str(source), "--backend", "edge", "--index", "k", "--data-dir", str(data_dir), "--write-batch", "8", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lsrkit.cli",
+        "ingest",
+        str(source),
+        "--backend",
+        "edge",
+        "--index",
+        "k",
+        "--data-dir",
+        str(data_dir),
+        "--write-batch",
+        "8",
+        *extra,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
@@ -137,8 +157,13 @@ def test_a_passage_the_multivector_encoder_refuses_leaves_the_others_aligned(tmp
     docs = [Document(d["_id"], d["text"][:300], d["title"]) for d in mini_docs[:6]]
     docs[2] = Document("bad", "this passage holds the POISON marker", "")
     pipeline = IngestPipeline(
-        QdrantEdgeBackend(tmp_path / "edge"), IndexSpec("t", multivector_dim=mv_encoder.dim), sparse_encoder, sparse_encoder.model.tokenizer,
-        multivector_encoder=_FailsOn(mv_encoder, "POISON"), state_dir=tmp_path / "state", progress=False,
+        QdrantEdgeBackend(tmp_path / "edge"),
+        IndexSpec("t", multivector_dim=mv_encoder.dim),
+        sparse_encoder,
+        sparse_encoder.model.tokenizer,
+        multivector_encoder=_FailsOn(mv_encoder, "POISON"),
+        state_dir=tmp_path / "state",
+        progress=False,
     )
     pipeline.backend.ensure_index(pipeline.spec)
     unit = _Unit(0, len(docs), documents=docs)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import numpy as np
 import pytest
 
 from lsrkit.core import IndexExistsError, IndexSpec
@@ -27,7 +26,9 @@ def ingested(opensearch_url, sparse_encoder, mv_encoder, scifact_dir, tmp_path_f
         source.write_text("".join(itertools.islice(handle, 300)))
     backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
     spec = IndexSpec(f"it-{uuid.uuid4().hex[:10]}", multivector_dim=mv_encoder.dim)
-    pipeline = IngestPipeline(backend, spec, sparse_encoder, sparse_encoder.model.tokenizer, multivector_encoder=mv_encoder, state_dir=source.parent / "state", progress=False)
+    pipeline = IngestPipeline(
+        backend, spec, sparse_encoder, sparse_encoder.model.tokenizer, multivector_encoder=mv_encoder, state_dir=source.parent / "state", progress=False
+    )
     summary = pipeline.run(source)
     docs = [json.loads(line) for line in source.open()]
     yield backend, spec, summary, docs
@@ -157,7 +158,10 @@ def test_per_document_search_equals_max_passage_over_every_passage(ingested, spa
         sparse = encoder.encode_queries([query])[0]
         for collapsed, exhaustive in (
             (backend.retrieve(spec.name, Retrieval(text=query, limit=20, documents=True, texts=True)).bm25, search_text(backend, spec.name, query, every)),
-            (backend.retrieve(spec.name, Retrieval(sparse=sparse, limit=20, documents=True, texts=True)).sparse, search_sparse(backend, spec.name, sparse, every)),
+            (
+                backend.retrieve(spec.name, Retrieval(sparse=sparse, limit=20, documents=True, texts=True)).sparse,
+                search_sparse(backend, spec.name, sparse, every),
+            ),
         ):
             expected = aggregate_passages(exhaustive)[:20]
             got = aggregate_passages(collapsed)

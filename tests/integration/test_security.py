@@ -20,7 +20,10 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 def test_failing_connection_never_prints_the_secret(tmp_path, mini_dir):
     env = {"LSRKIT_OPENSEARCH_USER": "admin", "LSRKIT_OPENSEARCH_PASSWORD": SECRET, "LSRKIT_OPENSEARCH_API_KEY": SECRET, "QDRANT_API_KEY": SECRET}
     for backend, url in (("opensearch", "http://127.0.0.1:9"), ("qdrant", "http://127.0.0.1:9")):
-        result = _run(["ingest", str(mini_dir / "corpus.jsonl"), "--backend", backend, "--url", url, "--index", "sec", "--data-dir", str(tmp_path), "--no-multivector"], env)
+        result = _run(
+            ["ingest", str(mini_dir / "corpus.jsonl"), "--backend", backend, "--url", url, "--index", "sec", "--data-dir", str(tmp_path), "--no-multivector"],
+            env,
+        )
         output = result.stdout + result.stderr
         assert result.returncode != 0
         assert SECRET not in output
@@ -32,7 +35,9 @@ def test_successful_ingest_output_has_no_secret(tmp_path, opensearch_url, mini_d
     head.write_text("".join((mini_dir / "corpus.jsonl").read_text().splitlines(keepends=True)[:20]))
     env = {"LSRKIT_OPENSEARCH_USER": "admin", "LSRKIT_OPENSEARCH_PASSWORD": SECRET}
     # security is off on the test node, so basic auth is sent and ignored: the run succeeds
-    result = _run(["ingest", str(head), "--backend", "opensearch", "--url", opensearch_url, "--index", "sec-ok", "--data-dir", str(tmp_path), "--no-multivector"], env)
+    result = _run(
+        ["ingest", str(head), "--backend", "opensearch", "--url", opensearch_url, "--index", "sec-ok", "--data-dir", str(tmp_path), "--no-multivector"], env
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert SECRET not in result.stdout + result.stderr
     for path in tmp_path.rglob("*"):

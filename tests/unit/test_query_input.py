@@ -22,7 +22,13 @@ def edge_pipeline(scenario, tmp_path_factory):
     backend.ensure_index(spec)
     backend.write(spec.name, scenario["records"][:40])
     pipeline = SearchPipeline(
-        backend, spec.name, scenario["query_encoder"], multivector_encoder=scenario["mv_encoder"], rerank=True, codec=scenario["codec"], settings=RerankSettings(kappa=10, k=5)
+        backend,
+        spec.name,
+        scenario["query_encoder"],
+        multivector_encoder=scenario["mv_encoder"],
+        rerank=True,
+        codec=scenario["codec"],
+        settings=RerankSettings(kappa=10, k=5),
     )
     yield pipeline
     backend.close()
