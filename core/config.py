@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from lsrkit.core.errors import ConfigError
 
@@ -67,7 +68,7 @@ _NAME = re.compile(r"^(?:pool(?P<pool>[1-9])-)?(?P<code>int8|4bit|2bit|1bit)$")
 REPRESENTATIONS = ("int8", "4bit", "2bit", "1bit", "pool2-int8", "pool2-4bit", "pool2-2bit", "pool2-1bit", "pool3-2bit", "pool3-1bit")
 # chosen by `lsrkit bench multivector` on SciFact train: the smallest whose nDCG@10 change against
 # int8 has a train interval containing 0 (reports/bench-multivector-scifact.json)
-DEFAULT_REPRESENTATION = "pool2-1bit"
+DEFAULT_REPRESENTATION = "pool3-1bit"
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,20 @@ class IndexSpec:
     shards: int = 1  # server engines (OpenSearch, a Qdrant server); Qdrant Edge has one
     replicas: int = 0
 
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any], what: str) -> IndexSpec:
+        """The spec an engine keeps with an index; one this release cannot read names the fix."""
+        try:
+            return cls(**stored)
+        except TypeError as exc:
+            raise ConfigError(f"{what} was made by another lsrkit release ({exc}): drop it and ingest again") from exc
+
     def __post_init__(self) -> None:
         validate_index_name(self.name)
         if self.multivector_dim is not None and self.multivector_dim < 1:
             raise ConfigError("multivector_dim must be positive or None")
-        Representation.parse(self.multivector_representation)
+        # stored under its canonical name: "pool1-1bit" and "1bit" are one layout
+        object.__setattr__(self, "multivector_representation", Representation.parse(self.multivector_representation).name)
         if self.shards < 1 or self.replicas < 0:
             raise ConfigError(f"an index needs shards >= 1 and replicas >= 0, got {self.shards} and {self.replicas}")
 

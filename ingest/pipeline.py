@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lsrkit.core.config import BatchPolicy, IndexSpec
-from lsrkit.core.errors import BackendError, EncoderError, IngestError, RecordError, UnavailableError
+from lsrkit.core.errors import BackendError, EncoderError, IngestError, InputError, RecordError, UnavailableError
 from lsrkit.core.types import Document, MultiVector, SparseVector
 from lsrkit.encoders.idf import DocFreqCounter, IdfTable
 from lsrkit.encoders.text import TextTokenizer
@@ -221,7 +221,11 @@ class IngestPipeline:
         for passage, sv, mv in zip(passages, sparse, multi, strict=True):  # one entry per passage in each
             if sv is None:
                 continue
-            compact = codec.encode(mv.vectors) if codec is not None and mv is not None else None
+            try:
+                compact = codec.encode(mv.vectors) if codec is not None and mv is not None else None
+            except InputError as exc:  # this passage alone is refused
+                unit.rejects.append((RecordError(f"token vectors refused: {exc}", position="passage", record_id=passage.id), None))
+                continue
             unit.records.append(EncodedRecord(passage.id, passage.doc_id, passage.text, sv, passage.title, metadata[passage.doc_id], compact))
 
     def _stored_codec(self) -> MultiVectorCodec | None:

@@ -120,6 +120,11 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def passage_of(hit: Hit) -> str:
+    """The passage a hit was read from (a hit aggregated to its document keeps it in metadata)."""
+    return str(hit.metadata.get("passage_id", hit.id))
+
+
 def search_sparse(backend: Backend, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:
     """The learned sparse run alone, hits complete."""
     return backend.retrieve(index, Retrieval(sparse=query, limit=limit, filters=filters, texts=True)).sparse

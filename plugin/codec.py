@@ -118,8 +118,10 @@ def unpack_levels(packed: npt.NDArray[np.uint8], bits: int, dim: int) -> npt.NDA
     if bits == 1:
         return np.unpackbits(packed, axis=1, count=dim)
     per_byte = 8 // bits
-    shifts = np.arange(per_byte - 1, -1, -1, dtype=np.uint8) * bits
-    levels = (packed[:, :, None] >> shifts) & np.uint8(2**bits - 1)
+    levels = np.empty((packed.shape[0], packed.shape[1], per_byte), dtype=np.uint8)
+    for j in range(per_byte):  # one shift per position: plain uint8 ufuncs, no broadcast of shifts
+        np.right_shift(packed, (per_byte - 1 - j) * bits, out=levels[:, :, j])
+    levels &= np.uint8(2**bits - 1)
     return levels.reshape(packed.shape[0], packed.shape[1] * per_byte)[:, :dim]
 
 

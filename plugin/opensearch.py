@@ -21,7 +21,7 @@ from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, RequestErr
 from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
 from lsrkit.core.types import Hit, SparseVector
-from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult
+from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult, passage_of
 from lsrkit.plugin.feature_names import to_feature
 
 META_INDEX = "lsrkit-meta"
@@ -164,7 +164,7 @@ class OpenSearchBackend:
         stored = mapping[index]["mappings"].get("_meta", {}).get("lsrkit_spec")
         if not stored:
             raise BackendError(f"opensearch: index {index!r} was not created by lsrkit")
-        return IndexSpec(**stored)
+        return IndexSpec.from_stored(stored, f"opensearch index {index!r}")
 
     def drop_index(self, index: str) -> None:
         validate_index_name(index)
@@ -228,7 +228,10 @@ class OpenSearchBackend:
         except (OSConnectionError, ConnectionTimeout) as exc:
             raise UnavailableError(f"opensearch: bulk to {index!r}: cluster unreachable ({type(exc).__name__})") from exc
         except TransportError as exc:
-            raise UnavailableError(f"opensearch: bulk to {index!r} failed: HTTP {exc.status_code}") from exc
+            status = exc.status_code if isinstance(exc.status_code, int) else 0
+            if status in (429, 502, 503, 504):  # overloaded or restarting: worth another try
+                raise UnavailableError(f"opensearch: bulk to {index!r}: HTTP {status}") from exc
+            raise BackendError(f"opensearch: bulk to {index!r} refused: HTTP {status} {exc.error}") from exc
         return result
 
     # -- reads ---------------------------------------------------------------------------------
@@ -277,14 +280,14 @@ class OpenSearchBackend:
     def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
         """Title, text and metadata of the hits, in one mget (a passage deleted since the search
         keeps its hit as it is)."""
-        wanted = {_passage_of(h) for h in hits}
+        wanted = {passage_of(h) for h in hits}
         if not wanted:
             return list(hits)
         response = self._call("mget", index, self.client.mget, index=index, body={"ids": sorted(wanted)})
         sources = {d["_id"]: d["_source"] for d in response["docs"] if d.get("found")}
         complete = []
         for hit in hits:
-            source = sources.get(_passage_of(hit))
+            source = sources.get(passage_of(hit))
             if source is None:
                 complete.append(hit)
                 continue
@@ -346,10 +349,6 @@ def _raise_item_error(what: str, target: str, item: Mapping[str, Any]) -> None:
     if status in (429, 502, 503, 504):
         raise UnavailableError(f"opensearch: {what} on {target!r}: HTTP {status}")
     raise BackendError(f"opensearch: {what} on {target!r} failed: HTTP {status} {reason}")
-
-
-def _passage_of(hit: Hit) -> str:
-    return str(hit.metadata.get("passage_id", hit.id))
 
 
 def _hits(response: dict[str, Any], texts: bool) -> list[Hit]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
@@ -12,7 +12,7 @@ from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector
 from lsrkit.plugin.base import Backend, Filters, Retrieval, Retrieved
-from lsrkit.plugin.codec import MultiVectorCodec
+from lsrkit.plugin.codec import MultiVectorCodec, StoredMultiVector
 from lsrkit.plugin.fusion import FusionMethod, fuse
 from lsrkit.plugin.rerank import MaxSimReranker
 
@@ -243,7 +243,7 @@ class SearchPipeline:
             stored = {**stored, **self.backend.fetch_multivectors(self.index, missing)}
             timer.lap("fetch")
         assert self.codec is not None
-        reranked = self.reranker.rerank(query_vectors.vectors, head, {h.id: self.codec.decode(stored[h.id]) for h in head if h.id in stored})
+        reranked = self.reranker.rerank(query_vectors.vectors, head, self._decoded(head, stored))
         scored = {h.id for h in reranked}
         tail = [h for h in head if h.id not in scored] + tail  # pruned by α/β: kept, in first-stage order
         timer.lap("rerank")
@@ -254,6 +254,19 @@ class SearchPipeline:
             tail = tail + [h for h in self._candidates(deeper) if h.id not in seen]
             timer.lap("first_stage")
         return reranked_first(reranked, tail, k, self.aggregate)
+
+    def _decoded(self, head: Sequence[Hit], stored: Mapping[str, bytes]) -> dict[str, StoredMultiVector]:
+        """The candidates' codes; one whose bytes do not decode scores as having no tokens, as a
+        candidate without stored vectors does, rather than failing the query."""
+        assert self.codec is not None
+        decoded = {}
+        for hit in head:
+            if hit.id in stored:
+                try:
+                    decoded[hit.id] = self.codec.decode(stored[hit.id])
+                except InputError:
+                    continue
+        return decoded
 
 
 class _Laps:

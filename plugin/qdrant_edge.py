@@ -18,35 +18,17 @@ from typing import Any
 import qdrant_edge as qe
 
 from lsrkit.core.config import IndexSpec, validate_index_name
-from lsrkit.core.errors import BackendError, ConfigError, IndexExistsError, IndexMissingError
-from lsrkit.core.types import Hit, SparseVector
-from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult
-from lsrkit.plugin.qdrant_layout import (
-    BM25,
-    MV_PAYLOAD,
-    PASSAGE_FIELDS,
-    SPARSE,
-    best_passages,
-    build_points,
-    completed,
-    filter_key,
-    hit_from_payload,
-    passage_of,
-    payload,
-    point_id,
-    stored_multivectors,
-)
+from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError
+from lsrkit.core.types import SparseVector
+from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, payload, point_id
 
 _SPEC_FILE = "lsrkit-index.json"
 _NO_MV = qe.PayloadSelector.Exclude([MV_PAYLOAD])
 
 
-def _selector(request: Retrieval) -> qe.PayloadSelector | bool:
-    """What a first stage reads of each point's payload: all of it but the token vectors when its
-    hits must carry text, else only ids (and the token vectors when asked)."""
-    if request.texts:
-        return True if request.multivectors else _NO_MV
-    return qe.PayloadSelector.Include([*PASSAGE_FIELDS, *([MV_PAYLOAD] if request.multivectors else [])])
+def _selector(fields: Fields) -> qe.PayloadSelector:
+    return _NO_MV if fields is None else qe.PayloadSelector.Include(list(fields))
 
 
 def _sparse(vector: SparseVector) -> qe.SparseVector:
@@ -59,7 +41,7 @@ def edge_filter(filters: Filters | None) -> qe.Filter | None:
     return qe.Filter(must=[qe.FieldCondition(key=filter_key(k), match=qe.MatchValue(v)) for k, v in filters.items()])
 
 
-class QdrantEdgeBackend:
+class QdrantEdgeBackend(QdrantReads):
     """Qdrant Edge shards under one data folder, reopened across runs."""
 
     name = "edge"
@@ -113,7 +95,7 @@ class QdrantEdgeBackend:
             shard = qe.EdgeShard.load(str(path / "shard"))
         except Exception as exc:
             raise BackendError(f"edge: cannot open index {index!r} at {path}: {exc}") from exc
-        self._specs[index] = IndexSpec(**json.loads((path / _SPEC_FILE).read_text()))
+        self._specs[index] = IndexSpec.from_stored(json.loads((path / _SPEC_FILE).read_text()), f"edge index {index!r}")
         self._shards[index] = shard
         return shard
 
@@ -163,46 +145,21 @@ class QdrantEdgeBackend:
             shard.flush()  # acknowledged means durable: the checkpoint follows this
         return result
 
-    # -- reads ---------------------------------------------------------------------------------
-    def retrieve(self, index: str, request: Retrieval) -> Retrieved:
-        shard = self._shard(index)
-        if request.text is not None and not self._specs[index].with_bm25:
-            raise ConfigError(f"edge: index {index!r} was created without BM25")
-        selector = _selector(request)
-        found = Retrieved()
+    # -- reads (retrieve, hydrate, fetch_multivectors: QdrantReads) ---------------------------
+    def _nearest(self, index: str, indices: list[int], values: list[float], using: str, limit: int, filters: Filters | None, fields: Fields) -> list[Point]:
+        request = qe.QueryRequest(
+            limit=limit, query=qe.Query.Nearest(qe.SparseVector(indices, values), using=using), filter=edge_filter(filters), with_payload=_selector(fields)
+        )
+        try:
+            return [(p.score, p.payload) for p in self._shard(index).query(request)]
+        except (IndexMissingError, BackendError):
+            raise
+        except Exception as exc:  # qdrant_edge raises plain exceptions
+            raise BackendError(f"edge: query on {index!r} failed: {exc}") from exc
 
-        def run(query: qe.SparseVector, using: str) -> list[Hit]:
-            def read(limit: int) -> list[Hit]:
-                request_ = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(query, using=using), filter=edge_filter(request.filters), with_payload=selector)
-                try:
-                    points = shard.query(request_)
-                except Exception as exc:  # qdrant_edge raises plain exceptions
-                    raise BackendError(f"edge: query on {index!r} failed: {exc}") from exc
-                if request.multivectors:
-                    found.multivectors.update(stored_multivectors((str((p.payload or {}).get("id", "")), p.payload) for p in points))
-                return [hit_from_payload(p.payload, p.score) for p in points]
-
-            return best_passages(read, request.limit) if request.documents else read(request.limit)
-
-        if request.sparse is not None and len(request.sparse):
-            found.sparse = run(_sparse(request.sparse), SPARSE)
-        if request.text is not None:
-            bm25 = self._bm25.embed_query(request.text)
-            found.bm25 = run(bm25, BM25) if len(bm25.indices) else []
-        return found
-
-    def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
-        wanted = {point_id(passage_of(h)): passage_of(h) for h in hits}
-        records = self._shard(index).retrieve(list(wanted), with_payload=_NO_MV, with_vector=False) if wanted else []
-        payloads = {wanted[str(r.id)]: r.payload for r in records}
-        return [completed(h, payloads.get(passage_of(h))) for h in hits]
-
-    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
-        if not ids:
-            return {}
-        by_point = {point_id(i): i for i in ids}
-        records = self._shard(index).retrieve(list(by_point), with_payload=qe.PayloadSelector.Include([MV_PAYLOAD]), with_vector=False)
-        return stored_multivectors((by_point[str(r.id)], r.payload) for r in records)
+    def _payloads(self, index: str, point_ids: list[str], fields: Fields) -> dict[str, Mapping[str, Any] | None]:
+        ids: list[Any] = list(point_ids)
+        return {str(r.id): r.payload for r in self._shard(index).retrieve(ids, with_payload=_selector(fields), with_vector=False)}
 
     def count(self, index: str) -> int:
         return int(self._shard(index).count(qe.CountRequest(exact=True)))

@@ -8,9 +8,10 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from lsrkit.core.errors import InputError
+from lsrkit.core.config import IndexSpec
+from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit
-from lsrkit.plugin.base import EncodedRecord, WriteResult
+from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult, passage_of
 
 P = TypeVar("P")
 
@@ -56,11 +57,6 @@ def hit_from_payload(data: Mapping[str, Any] | None, score: float) -> Hit:
     return Hit(id=str(data.get("id", "")), score=float(score), title=data.get("title", ""), text=data.get("text", ""), metadata=meta)
 
 
-def passage_of(hit: Hit) -> str:
-    """The passage a hit was read from (a hit aggregated to its document keeps it in metadata)."""
-    return str(hit.metadata.get("passage_id", hit.id))
-
-
 def completed(hit: Hit, data: Mapping[str, Any] | None) -> Hit:
     """`hit` with the title, text and metadata of its passage's payload (as it is when gone)."""
     if data is None:
@@ -104,3 +100,56 @@ def build_points(records: Sequence[EncodedRecord], make_point: Callable[[Encoded
         except InputError as exc:
             result.failed[record.id] = str(exc)
     return points, result
+
+
+Fields = tuple[str, ...] | None  # payload fields to read; None: all of it but the token vectors
+Point = tuple[float, Mapping[str, Any] | None]  # a scored point's score and payload
+
+
+class QdrantReads:
+    """The reads both Qdrant adapters serve the same way, over three engine calls each provides:
+    a nearest query on a named sparse vector, a retrieve by point ids, and its index's spec."""
+
+    _bm25: Any  # qdrant_edge.Bm25: Qdrant's own BM25 term weights
+
+    def _nearest(self, index: str, indices: list[int], values: list[float], using: str, limit: int, filters: Filters | None, fields: Fields) -> list[Point]:
+        raise NotImplementedError
+
+    def _payloads(self, index: str, point_ids: list[str], fields: Fields) -> dict[str, Mapping[str, Any] | None]:
+        raise NotImplementedError
+
+    def spec(self, index: str) -> IndexSpec:
+        raise NotImplementedError
+
+    def retrieve(self, index: str, request: Retrieval) -> Retrieved:
+        """Hits without text read ids only; `documents` reads passages deeper (best_passages):
+        Qdrant has no collapse on a payload field. Token vectors come with a read without text."""
+        if request.text is not None and not self.spec(index).with_bm25:
+            raise ConfigError(f"index {index!r} was created without BM25")
+        fields: Fields = None if request.texts else (*PASSAGE_FIELDS, *((MV_PAYLOAD,) if request.multivectors else ()))
+        found = Retrieved()
+
+        def run(indices: list[int], values: list[float], using: str) -> list[Hit]:
+            def read(limit: int) -> list[Hit]:
+                points = self._nearest(index, indices, values, using, limit, request.filters, fields)
+                if fields is not None and MV_PAYLOAD in fields:
+                    found.multivectors.update(stored_multivectors((str((data or {}).get("id", "")), data) for _, data in points))
+                return [hit_from_payload(data, score) for score, data in points]
+
+            return best_passages(read, request.limit) if request.documents else read(request.limit)
+
+        if request.sparse is not None and len(request.sparse):
+            found.sparse = run(request.sparse.ids.tolist(), request.sparse.weights.tolist(), SPARSE)
+        if request.text is not None:
+            bm25 = self._bm25.embed_query(request.text)
+            found.bm25 = run(list(bm25.indices), list(bm25.values), BM25) if len(bm25.indices) else []
+        return found
+
+    def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
+        wanted = {point_id(passage_of(h)): passage_of(h) for h in hits}
+        payloads = {wanted[p]: data for p, data in self._payloads(index, list(wanted), None).items()} if wanted else {}
+        return [completed(h, payloads.get(passage_of(h))) for h in hits]
+
+    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
+        by_point = {point_id(i): i for i in ids}
+        return stored_multivectors((by_point[p], data) for p, data in self._payloads(index, list(by_point), (MV_PAYLOAD,)).items()) if ids else {}

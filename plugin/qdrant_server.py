@@ -15,24 +15,14 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from lsrkit.core.config import IndexSpec, validate_index_name
-from lsrkit.core.errors import BackendError, ConfigError, IndexExistsError, IndexMissingError, UnavailableError
-from lsrkit.core.types import Hit, SparseVector
-from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult
-from lsrkit.plugin.qdrant_layout import (
-    BM25,
-    MV_PAYLOAD,
-    PASSAGE_FIELDS,
-    SPARSE,
-    best_passages,
-    build_points,
-    completed,
-    filter_key,
-    hit_from_payload,
-    passage_of,
-    payload,
-    point_id,
-    stored_multivectors,
-)
+from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
+from lsrkit.core.types import SparseVector
+from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, payload, point_id
+
+
+def _selector(fields: Fields) -> Any:
+    return models.PayloadSelectorExclude(exclude=[MV_PAYLOAD]) if fields is None else list(fields)
 
 
 def client_from_env(url: str | None = None, path: str | None = None) -> QdrantClient:
@@ -54,7 +44,7 @@ def _filter(filters: Filters | None) -> models.Filter | None:
     return models.Filter(must=[models.FieldCondition(key=filter_key(k), match=models.MatchValue(value=v)) for k, v in filters.items()])
 
 
-class QdrantBackend:
+class QdrantBackend(QdrantReads):
     """A Qdrant collection per index, through an injected QdrantClient."""
 
     name = "qdrant"
@@ -111,7 +101,7 @@ class QdrantBackend:
             stored = (getattr(info.config, "metadata", None) or {}).get("lsrkit_spec")
             if not stored:
                 raise BackendError(f"qdrant: collection {index!r} was not created by lsrkit")
-            self._specs[index] = IndexSpec(**stored)
+            self._specs[index] = IndexSpec.from_stored(stored, f"qdrant collection {index!r}")
         return self._specs[index]
 
     def drop_index(self, index: str) -> None:
@@ -151,63 +141,25 @@ class QdrantBackend:
     def flush(self, index: str) -> None:
         """Writes are acknowledged once applied (wait=True): nothing to do."""
 
-    def retrieve(self, index: str, request: Retrieval) -> Retrieved:
-        if request.text is not None and not self.spec(index).with_bm25:
-            raise ConfigError(f"qdrant: collection {index!r} was created without BM25")
-        if request.texts:
-            selector: Any = True if request.multivectors else models.PayloadSelectorExclude(exclude=[MV_PAYLOAD])
-        else:
-            selector = [*PASSAGE_FIELDS, *([MV_PAYLOAD] if request.multivectors else [])]
-        found = Retrieved()
-
-        def run(query: models.SparseVector, using: str) -> list[Hit]:
-            def read(limit: int) -> list[Hit]:
-                response = self._call(
-                    "query",
-                    index,
-                    self.client.query_points,
-                    index,
-                    query=query,
-                    using=using,
-                    limit=limit,
-                    query_filter=_filter(request.filters),
-                    with_payload=selector,
-                )
-                if request.multivectors:
-                    found.multivectors.update(stored_multivectors((str((p.payload or {}).get("id", "")), p.payload) for p in response.points))
-                return [hit_from_payload(p.payload, p.score) for p in response.points]
-
-            return best_passages(read, request.limit) if request.documents else read(request.limit)
-
-        if request.sparse is not None and len(request.sparse):
-            found.sparse = run(_sparse(request.sparse), SPARSE)
-        if request.text is not None:
-            bm = self._bm25.embed_query(request.text)
-            found.bm25 = run(models.SparseVector(indices=list(bm.indices), values=list(bm.values)), BM25) if bm.indices else []
-        return found
-
-    def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
-        wanted = {point_id(passage_of(h)): passage_of(h) for h in hits}
-        if not wanted:
-            return list(hits)
-        records = self._call(
-            "retrieve",
+    # -- reads (retrieve, hydrate, fetch_multivectors: QdrantReads) ---------------------------
+    def _nearest(self, index: str, indices: list[int], values: list[float], using: str, limit: int, filters: Filters | None, fields: Fields) -> list[Point]:
+        vector = models.SparseVector(indices=indices, values=values)
+        response = self._call(
+            "query",
             index,
-            self.client.retrieve,
+            self.client.query_points,
             index,
-            ids=list(wanted),
-            with_payload=models.PayloadSelectorExclude(exclude=[MV_PAYLOAD]),
-            with_vectors=False,
+            query=vector,
+            using=using,
+            limit=limit,
+            query_filter=_filter(filters),
+            with_payload=_selector(fields),
         )
-        payloads = {wanted[str(r.id)]: r.payload for r in records}
-        return [completed(h, payloads.get(passage_of(h))) for h in hits]
+        return [(p.score, p.payload) for p in response.points]
 
-    def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
-        if not ids:
-            return {}
-        by_point = {point_id(i): i for i in ids}
-        records = self._call("retrieve", index, self.client.retrieve, index, ids=list(by_point), with_payload=[MV_PAYLOAD], with_vectors=False)
-        return stored_multivectors((by_point[str(r.id)], r.payload) for r in records)
+    def _payloads(self, index: str, point_ids: list[str], fields: Fields) -> dict[str, Mapping[str, Any] | None]:
+        records = self._call("retrieve", index, self.client.retrieve, index, ids=point_ids, with_payload=_selector(fields), with_vectors=False)
+        return {str(r.id): r.payload for r in records}
 
     def count(self, index: str) -> int:
         return int(self._call("count", index, self.client.count, index, exact=True).count)

@@ -174,3 +174,35 @@ def test_a_passage_the_multivector_encoder_refuses_leaves_the_others_aligned(tmp
         assert record.sparse == sparse_encoder.encode_documents([doc.full_text])[0]
         alone = pipeline._codec.encode(mv_encoder.encode_documents([doc.full_text])[0].vectors)
         assert record.multivector == alone
+
+
+def test_the_codec_is_calibrated_once_and_kept_with_the_index(tmp_path, sparse_encoder, mv_encoder, mini_docs):
+    """The first batch of a new index calibrates the token-vector codec and stores it with the
+    index; re-runs and later jobs reuse it, so every stored vector decodes with one codec."""
+    from lsrkit.core import IndexExistsError
+    from lsrkit.plugin import CODEC_META, MultiVectorCodec
+
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text("".join(json.dumps(d) + "\n" for d in mini_docs[:12]))
+    second.write_text("".join(json.dumps(d) + "\n" for d in mini_docs[12:20]))
+    backend = QdrantEdgeBackend(tmp_path / "edge")
+    spec = IndexSpec("c", multivector_dim=mv_encoder.dim, multivector_representation="pool1-2bit")
+    assert spec.multivector_representation == "2bit"  # one layout, one name
+
+    def job(source: Path, state: str) -> IngestPipeline:
+        return IngestPipeline(
+            backend, spec, sparse_encoder, sparse_encoder.model.tokenizer, multivector_encoder=mv_encoder, state_dir=tmp_path / state, progress=False
+        )
+
+    job(first, "s1").run(first)
+    stored = backend.get_meta("c", CODEC_META)
+    assert stored["representation"] == "2bit" and len(stored["center"]) == mv_encoder.dim
+    job(first, "s1").run(first)  # the same job again
+    job(second, "s2").run(second)  # another source into the same index
+    assert backend.get_meta("c", CODEC_META) == stored
+    codec = MultiVectorCodec.from_meta(stored)
+    vectors = backend.fetch_multivectors("c", [mini_docs[0]["_id"], mini_docs[15]["_id"]])
+    assert len(vectors) == 2 and all(codec.decode(v).dim == mv_encoder.dim for v in vectors.values())
+    with pytest.raises(IndexExistsError):
+        backend.ensure_index(IndexSpec("c", multivector_dim=mv_encoder.dim, multivector_representation="1bit"))
+    backend.close()
