@@ -201,8 +201,9 @@ def test_the_codec_is_calibrated_once_and_kept_with_the_index(tmp_path, sparse_e
     job(second, "s2").run(second)  # another source into the same index
     assert backend.get_meta("c", CODEC_META) == stored
     codec = MultiVectorCodec.from_meta(stored)
-    vectors = backend.fetch_multivectors("c", [mini_docs[0]["_id"], mini_docs[15]["_id"]])
-    assert len(vectors) == 2 and all(codec.decode(v).dim == mv_encoder.dim for v in vectors.values())
+    passages = sorted(_expected_passages(sparse_encoder, mini_docs[:20]))
+    vectors = backend.fetch_multivectors("c", passages)
+    assert len(vectors) == len(passages) and all(codec.decode(v).dim == mv_encoder.dim for v in vectors.values())
     with pytest.raises(IndexExistsError):
         backend.ensure_index(IndexSpec("c", multivector_dim=mv_encoder.dim, multivector_representation="1bit"))
     backend.close()
