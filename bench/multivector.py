@@ -34,7 +34,7 @@ def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), re
     from lsrkit.plugin.rerank import MaxSimReranker, maxsim_scores
     from lsrkit.tuning import Config, QueryEvidence, apply, first_stage_evidence
 
-    names = representations or REPRESENTATIONS
+    names = tuple(dict.fromkeys(("int8", *(representations or REPRESENTATIONS))))  # int8: the reference of every interval
     splits = {"train": load_beir(dataset, "train"), "test": load_beir(dataset, "test")}
     index = default_index(dataset)
     quality = QualitySettings()

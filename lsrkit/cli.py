@@ -274,7 +274,7 @@ def bench_multivector(
     """Size vs quality of each token-vector representation (hybrid+rerank, train and test); picks the default on train."""
     from lsrkit.bench.multivector import run
 
-    names = tuple(dict.fromkeys(["int8", *representations.split(",")])) if representations else None
+    names = tuple(representations.split(",")) if representations else None
     result = run(dataset=dataset, data_dir=data_dir, representations=names)
     print(json.dumps(result) if json_out else json.dumps(result, indent=2))
 

@@ -20,7 +20,7 @@ from lsrkit.core.config import RerankSettings
 from lsrkit.core.types import Hit, MultiVector
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder
 from lsrkit.evaluation import BeirDataset, per_query_ndcg10, score_run
-from lsrkit.plugin import Backend, Retrieval, aggregate_passages, fuse, index_codec
+from lsrkit.plugin import Backend, MultiVectorCodec, Retrieval, aggregate_passages, fuse, index_codec
 from lsrkit.plugin.pipeline import reranked_first
 from lsrkit.plugin.rerank import MaxSimReranker, maxsim_scores
 
@@ -37,8 +37,7 @@ class QueryEvidence:
     query_vectors: np.ndarray
 
 
-def _maxsim(backend: Backend, index: str, query: MultiVector, ids: list[str]) -> dict[str, float]:
-    codec = index_codec(backend, index)
+def _maxsim(backend: Backend, index: str, codec: MultiVectorCodec, query: MultiVector, ids: list[str]) -> dict[str, float]:
     stored = {i: codec.decode(data) for i, data in backend.fetch_multivectors(index, ids).items()}
     empty = np.zeros((0, query.dim), np.float32)
     return dict(zip(ids, maxsim_scores(query.vectors, [stored.get(i, empty) for i in ids]).tolist()))
@@ -74,9 +73,10 @@ def collect(
 ) -> dict[str, QueryEvidence]:
     """first_stage_evidence with the MaxSim score of every candidate from the index's stored token vectors."""
     evidence = first_stage_evidence(backend, index, dataset, idf, multivector, depth, on_query)
+    codec = index_codec(backend, index)
     for ev in evidence.values():
         ids = list(dict.fromkeys([h.id for h in ev.sparse] + [h.id for h in ev.bm25]))
-        ev.maxsim = _maxsim(backend, index, MultiVector(ev.query_vectors), ids)
+        ev.maxsim = _maxsim(backend, index, codec, MultiVector(ev.query_vectors), ids)
     return evidence
 
 

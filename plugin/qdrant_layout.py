@@ -126,7 +126,9 @@ class QdrantReads:
         Qdrant has no collapse on a payload field. Token vectors come with a read without text."""
         if request.text is not None and not self.spec(index).with_bm25:
             raise ConfigError(f"index {index!r} was created without BM25")
-        fields: Fields = None if request.texts else (*PASSAGE_FIELDS, *((MV_PAYLOAD,) if request.multivectors else ()))
+        # passages read deeper for `documents` are read by id only, and only the best ones whole
+        by_id = not request.texts or request.documents
+        fields: Fields = (*PASSAGE_FIELDS, *((MV_PAYLOAD,) if request.multivectors else ())) if by_id else None
         found = Retrieved()
 
         def run(indices: list[int], values: list[float], using: str) -> list[Hit]:
@@ -136,7 +138,10 @@ class QdrantReads:
                     found.multivectors.update(stored_multivectors((str((data or {}).get("id", "")), data) for _, data in points))
                 return [hit_from_payload(data, score) for score, data in points]
 
-            return best_passages(read, request.limit) if request.documents else read(request.limit)
+            if not request.documents:
+                return read(request.limit)
+            best = best_passages(read, request.limit)
+            return self.hydrate(index, best) if request.texts else best
 
         if request.sparse is not None and len(request.sparse):
             found.sparse = run(request.sparse.ids.tolist(), request.sparse.weights.tolist(), SPARSE)
