@@ -181,4 +181,5 @@ class QdrantEdgeBackend(QdrantReads):
         return json.loads(path.read_text()) if path.is_file() else None
 
     def disk_bytes(self, index: str) -> int:
-        return sum(f.stat().st_size for f in self._path(index).rglob("*") if f.is_file())
+        # blocks allocated, not apparent sizes: the WAL and mmap'd segments are preallocated sparse files
+        return sum(f.stat().st_blocks * 512 for f in self._path(index).rglob("*") if f.is_file())

@@ -18,6 +18,7 @@ MODULES = [
     "lsrkit.plugin.codec",
     "lsrkit.plugin.feature_names",
     "lsrkit.plugin.pipeline",
+    "lsrkit.plugin.qdrant_layout",
     "lsrkit.evaluation",
 ]
 
