@@ -34,15 +34,19 @@ find_java() {
   dirname "$(dirname "$(readlink -f "$(command -v java)")")"
 }
 
+maven_zip() {  # group artifact version -> the zip's path in the local Maven repository, fetched with mvn
+  local group="$1" artifact="$2" version="$3"
+  command -v mvn >/dev/null || { echo "error: mvn is needed to fetch $artifact (apt-get install maven)" >&2; exit 1; }
+  echo "fetching $group:$artifact:$version:zip with mvn" >&2
+  mvn -q -B dependency:get -Dartifact="$group:$artifact:$version:zip" -Dtransitive=false >&2
+  local repo; repo="$(mvn -q -B help:evaluate -Dexpression=settings.localRepository -DforceStdout 2>/dev/null || echo "$HOME/.m2/repository")"
+  local path="${group//.//}/$artifact/$version/$artifact-$version.zip"
+  if [ -f "$repo/$path" ]; then echo "$repo/$path"; else echo "$HOME/.m2/repository/$path"; fi
+}
+
 fetch() {
   [ -x "$HOME_DIR/bin/opensearch" ] && return
-  command -v mvn >/dev/null || { echo "error: mvn is needed to fetch OpenSearch (apt-get install maven)" >&2; exit 1; }
-  local artifact="org.opensearch.distribution.integ-test-zip:opensearch:$VERSION:zip"
-  echo "fetching $artifact with mvn" >&2
-  mvn -q -B dependency:get -Dartifact="$artifact" -Dtransitive=false >&2
-  local repo; repo="$(mvn -q -B help:evaluate -Dexpression=settings.localRepository -DforceStdout 2>/dev/null || echo "$HOME/.m2/repository")"
-  local zip="$repo/org/opensearch/distribution/integ-test-zip/opensearch/$VERSION/opensearch-$VERSION.zip"
-  [ -f "$zip" ] || zip="$HOME/.m2/repository/org/opensearch/distribution/integ-test-zip/opensearch/$VERSION/opensearch-$VERSION.zip"
+  local zip; zip="$(maven_zip org.opensearch.distribution.integ-test-zip opensearch "$VERSION")"
   mkdir -p "$ROOT"
   local tmp; tmp="$(mktemp -d "$ROOT/.unzip-XXXX")"
   unzip -q "$zip" -d "$tmp"
@@ -55,12 +59,7 @@ install_plugins() {
   local plugin
   for plugin in ${OPENSEARCH_PLUGINS-opensearch-knn}; do
     [ -d "$HOME_DIR/plugins/$plugin" ] && continue
-    local artifact="org.opensearch.plugin:$plugin:$VERSION.0:zip"
-    echo "fetching $artifact with mvn" >&2
-    mvn -q -B dependency:get -Dartifact="$artifact" -Dtransitive=false >&2
-    local repo; repo="$(mvn -q -B help:evaluate -Dexpression=settings.localRepository -DforceStdout 2>/dev/null || echo "$HOME/.m2/repository")"
-    local zip="$repo/org/opensearch/plugin/$plugin/$VERSION.0/$plugin-$VERSION.0.zip"
-    [ -f "$zip" ] || zip="$HOME/.m2/repository/org/opensearch/plugin/$plugin/$VERSION.0/$plugin-$VERSION.0.zip"
+    local zip; zip="$(maven_zip org.opensearch.plugin "$plugin" "$VERSION.0")"
     OPENSEARCH_JAVA_HOME="$java_home" JAVA_HOME="$java_home" "$HOME_DIR/bin/opensearch-plugin" install --batch "file://$zip" >&2
   done
 }
