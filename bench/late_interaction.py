@@ -46,7 +46,8 @@ def compare(backend: Any, index: str, dataset: Any, idf: Any, multivector: Any, 
     )
     try:
         actions = ({"_index": peer, "_id": i, "_source": {"mv": np.round(vectors[i], 5).tolist()}} for i in ids)
-        helpers.bulk(client, actions, chunk_size=20, max_chunk_bytes=50 * 1024 * 1024, request_timeout=120)
+        # float vectors as JSON are ~0.6 MB a passage: small bulks stay under a small heap's request breaker
+        helpers.bulk(client, actions, chunk_size=4, max_chunk_bytes=16 * 1024 * 1024, request_timeout=120)
         client.indices.refresh(index=peer)
         codec = index_codec(backend, index)
         reranker = MaxSimReranker(RerankSettings(kappa=kappa, k=kappa))
