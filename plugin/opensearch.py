@@ -271,10 +271,10 @@ class OpenSearchBackend:
         if request.documents:
             body["collapse"] = {"field": "doc_id"}
         fields = ["id", "doc_id", *([MV_FIELD] if request.multivectors else [])]
-        if request.texts:
-            body["docvalue_fields"] = fields if request.multivectors else []
-        else:
+        if not request.texts:
             body.update({"stored_fields": "_none_", "docvalue_fields": fields})
+        elif request.multivectors:
+            body["docvalue_fields"] = fields
         return body
 
     def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
