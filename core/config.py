@@ -118,6 +118,8 @@ class IndexSpec:
     multivector_representation: str = DEFAULT_REPRESENTATION
     sparse_idf_modifier: bool = False
     with_bm25: bool = True
+    text_language: str = "english"  # BM25's stemming and stopwords (the engine's analyzer); "none": neither
+    bm25_avg_len: float | None = None  # Qdrant: mean passage length in BM25 terms, measured by ingest before the first write
     shards: int = 1  # server engines (OpenSearch, a Qdrant server); Qdrant Edge has one
     replicas: int = 0
 
@@ -135,6 +137,10 @@ class IndexSpec:
             raise ConfigError("multivector_dim must be positive or None")
         # stored under its canonical name: "pool1-1bit" and "1bit" are one layout
         object.__setattr__(self, "multivector_representation", Representation.parse(self.multivector_representation).name)
+        if not re.fullmatch(r"[a-z]+", self.text_language):
+            raise ConfigError(f"text_language must be a lower-case language name (english, french, …) or none, got {self.text_language!r}")
+        if self.bm25_avg_len is not None and self.bm25_avg_len <= 0:
+            raise ConfigError(f"bm25_avg_len must be positive, got {self.bm25_avg_len}")
         if self.shards < 1 or self.replicas < 0:
             raise ConfigError(f"an index needs shards >= 1 and replicas >= 0, got {self.shards} and {self.replicas}")
 

@@ -12,12 +12,12 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from lsrkit.core.config import BatchPolicy, IndexSpec
-from lsrkit.core.errors import BackendError, EncoderError, IngestError, InputError, RecordError, UnavailableError
+from lsrkit.core.errors import BackendError, EncoderError, IndexMissingError, IngestError, InputError, RecordError, UnavailableError
 from lsrkit.core.types import Document, MultiVector, SparseVector
 from lsrkit.encoders.idf import DocFreqCounter, IdfTable
 from lsrkit.encoders.text import TextTokenizer
@@ -101,6 +101,11 @@ class _Unit:
     doc_freq: DocFreqCounter | None = None
 
 
+def _passage_text(passage: Passage) -> str:
+    """What is encoded and what BM25 reads: the title, then the passage."""
+    return f"{passage.title} {passage.text}".strip() if passage.title else passage.text
+
+
 def _record_bytes(record: EncodedRecord) -> int:
     # base64 on the wire
     return len(record.text) + len(record.title) + 8 * len(record.sparse) + 4 * len(record.multivector or b"") // 3
@@ -171,6 +176,7 @@ class IngestPipeline:
             DeadLetter.truncate(self.dead_letter_path, checkpoint.dead_letter_bytes)
             DeadLetter.truncate(self.ids_path, checkpoint.ids_bytes)
         self._resumed_from = checkpoint.next_ordinal
+        self.spec = self._with_text_statistics(source, fmt, mapping)
         self.backend.ensure_index(self.spec)
         self._codec = self._stored_codec()
         seen = set(self.ids_path.read_text(encoding="utf-8").split("\n")) - {""} if self.ids_path.exists() else set()
@@ -183,6 +189,30 @@ class IngestPipeline:
         self._finish(doc_freq)
 
     # -- internals -----------------------------------------------------------------------------
+    def _with_text_statistics(self, source: str | Path, fmt: SourceFormat, mapping: FieldMapping) -> IndexSpec:
+        """The spec with what the engine must know before its first write. Qdrant bakes the
+        corpus's mean passage length into the BM25 weights it stores: a new index measures it in
+        a first pass over the source (reading and chunking only); an existing one keeps the
+        length it was built with."""
+        spec = self.spec
+        if not spec.with_bm25 or spec.bm25_avg_len is not None or self.backend.text_lengths(spec, []) is None:
+            return spec
+        try:
+            return replace(spec, bm25_avg_len=self.backend.spec(spec.name).bm25_avg_len)
+        except IndexMissingError:
+            pass
+        validator, texts, total, passages = Validator(mapping), list[str](), 0, 0
+        for record in read_records(source, fmt):
+            try:
+                document = validator.document(record)
+            except RecordError:
+                continue  # the job itself dead-letters it
+            texts.extend(_passage_text(p) for p in self.chunker.split(document))
+            if len(texts) >= 1024:
+                total, passages, texts = total + sum(self.backend.text_lengths(spec, texts) or []), passages + len(texts), []
+        total, passages = total + sum(self.backend.text_lengths(spec, texts) or []), passages + len(texts)
+        return replace(spec, bm25_avg_len=round(total / passages, 2) if passages and total else None)
+
     def _job(self, source: str | Path) -> str:
         return self.job_name or job_key(source, self.backend.name, self.spec.name, self.sparse_encoder, self.multivector_encoder)
 
@@ -212,7 +242,7 @@ class IngestPipeline:
     def _encode(self, unit: _Unit) -> None:
         passages: list[Passage] = [p for doc in unit.documents for p in self.chunker.split(doc)]
         metadata = {d.id: d.metadata for d in unit.documents}
-        texts = [f"{p.title} {p.text}".strip() if p.title else p.text for p in passages]
+        texts = [_passage_text(p) for p in passages]
         sparse, multi = self._encode_texts(texts, passages, unit)
         counter = DocFreqCounter(len(self.tokenizer.vocab))
         counter.add(self.tokenizer.token_ids(texts, add_special_tokens=False))

@@ -26,6 +26,7 @@ from lsrkit.plugin.feature_names import to_feature
 
 META_INDEX = "lsrkit-meta"
 MV_FIELD = "mv"
+BODY_FIELD = "body"  # title and text in one analyzed field: BM25 over the passage as a whole
 
 
 def client_from_env(url: str, *, ca_certs: str | None = None, timeout: float = 30.0) -> OpenSearch:
@@ -62,7 +63,7 @@ def rank_feature_query(query: SparseVector, vocab_lookup: Sequence[str], field: 
 
 
 def _bm25_query(text: str) -> dict[str, Any]:
-    return {"multi_match": {"query": text, "fields": ["title", "text"], "type": "most_fields"}}
+    return {"match": {BODY_FIELD: text}}
 
 
 def _filter_clauses(filters: Filters | None) -> list[dict[str, Any]]:
@@ -122,8 +123,11 @@ class OpenSearchBackend:
         properties: dict[str, Any] = {
             "id": {"type": "keyword"},
             "doc_id": {"type": "keyword"},
-            "title": {"type": "text"},
-            "text": {"type": "text"},
+            # BM25 reads one field holding both (a plain BM25 over the passage, as bm25s or
+            # Qdrant's Bm25 score it); title and text stay in _source for the hits
+            "title": {"type": "text", "index": False, "copy_to": BODY_FIELD},
+            "text": {"type": "text", "index": False, "copy_to": BODY_FIELD},
+            BODY_FIELD: {"type": "text", "analyzer": "standard" if spec.text_language == "none" else spec.text_language},
             "sparse": {"type": "rank_features"},
             "metadata": {"type": "object", "dynamic": True},
         }
@@ -165,6 +169,9 @@ class OpenSearchBackend:
         if not stored:
             raise BackendError(f"opensearch: index {index!r} was not created by lsrkit")
         return IndexSpec.from_stored(stored, f"opensearch index {index!r}")
+
+    def text_lengths(self, spec: IndexSpec, texts: Sequence[str]) -> list[int] | None:
+        return None  # OpenSearch keeps its own length statistics
 
     def drop_index(self, index: str) -> None:
         validate_index_name(index)

@@ -21,6 +21,7 @@ from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError
 from lsrkit.core.types import SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
+from lsrkit.plugin.qdrant_bm25 import bm25_for
 from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, payload, point_id
 
 _SPEC_FILE = "lsrkit-index.json"
@@ -51,7 +52,6 @@ class QdrantEdgeBackend(QdrantReads):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._shards: dict[str, qe.EdgeShard] = {}
         self._specs: dict[str, IndexSpec] = {}
-        self._bm25 = qe.Bm25()
         self._lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -124,7 +124,7 @@ class QdrantEdgeBackend(QdrantReads):
     def _point(self, record: EncodedRecord, spec: IndexSpec) -> qe.Point:
         vector: dict[str, Any] = {SPARSE: _sparse(record.sparse)}
         if spec.with_bm25:
-            vector[BM25] = self._bm25.embed_document(record.full_text)
+            vector[BM25] = qe.SparseVector(*bm25_for(spec).document(record.full_text))
         return qe.Point(point_id(record.id), vector, payload(record, multivector_required=bool(spec.multivector_dim)))
 
     def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:

@@ -1,4 +1,4 @@
-"""What both Qdrant adapters share: vector names, point ids and the payload layout (no SDK here)."""
+"""What both Qdrant adapters share: vector names, point ids, the payload layout and the reads."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from lsrkit.core.config import IndexSpec
 from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit
 from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult, passage_of
+from lsrkit.plugin.qdrant_bm25 import bm25_for
 
 P = TypeVar("P")
 
@@ -110,8 +111,6 @@ class QdrantReads:
     """The reads both Qdrant adapters serve the same way, over three engine calls each provides:
     a nearest query on a named sparse vector, a retrieve by point ids, and its index's spec."""
 
-    _bm25: Any  # qdrant_edge.Bm25: Qdrant's own BM25 term weights
-
     def _nearest(self, index: str, indices: list[int], values: list[float], using: str, limit: int, filters: Filters | None, fields: Fields) -> list[Point]:
         raise NotImplementedError
 
@@ -146,9 +145,12 @@ class QdrantReads:
         if request.sparse is not None and len(request.sparse):
             found.sparse = run(request.sparse.ids.tolist(), request.sparse.weights.tolist(), SPARSE)
         if request.text is not None:
-            bm25 = self._bm25.embed_query(request.text)
-            found.bm25 = run(list(bm25.indices), list(bm25.values), BM25) if len(bm25.indices) else []
+            terms, counts = bm25_for(self.spec(index)).query(request.text)
+            found.bm25 = run(terms, counts, BM25) if terms else []
         return found
+
+    def text_lengths(self, spec: IndexSpec, texts: Sequence[str]) -> list[int] | None:
+        return bm25_for(spec).lengths(texts) if spec.with_bm25 else None
 
     def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
         wanted = {point_id(passage_of(h)): passage_of(h) for h in hits}

@@ -10,7 +10,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import qdrant_edge as qe
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
@@ -18,6 +17,7 @@ from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
 from lsrkit.core.types import SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
+from lsrkit.plugin.qdrant_bm25 import bm25_for
 from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, payload, point_id
 
 
@@ -51,7 +51,6 @@ class QdrantBackend(QdrantReads):
 
     def __init__(self, client: QdrantClient) -> None:
         self.client = client
-        self._bm25 = qe.Bm25()
         self._specs: dict[str, IndexSpec] = {}
 
     def _call(self, what: str, target: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -115,8 +114,8 @@ class QdrantBackend(QdrantReads):
     def _point(self, record: EncodedRecord, spec: IndexSpec) -> models.PointStruct:
         vector: dict[str, Any] = {SPARSE: _sparse(record.sparse)}
         if spec.with_bm25:
-            bm = self._bm25.embed_document(record.full_text)
-            vector[BM25] = models.SparseVector(indices=list(bm.indices), values=list(bm.values))
+            terms, weights = bm25_for(spec).document(record.full_text)
+            vector[BM25] = models.SparseVector(indices=terms, values=weights)
         return models.PointStruct(id=point_id(record.id), vector=vector, payload=payload(record, multivector_required=bool(spec.multivector_dim)))
 
     def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lsrkit.core import IndexSpec
+from lsrkit.core import Document, IndexSpec
 from lsrkit.ingest import IngestPipeline, read_dead_letters
 from lsrkit.ingest.chunking import Chunker
 from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
@@ -73,6 +73,12 @@ def test_dead_letters_and_counts(tmp_path, sparse_encoder, mv_encoder, mini_docs
     assert backend.existing_ids("t", sorted(expected)) == expected
     # the IDF table of the corpus is stored with the index and as idf.json
     assert backend.get_meta("t", "idf")["n_docs"] == len(expected)
+    # BM25's mean length is the corpus's, measured before the first write and kept with the index
+    from lsrkit.plugin.qdrant_bm25 import bm25_for
+
+    passages = [p for d in valid for p in Chunker(sparse_encoder.model.tokenizer.tokenizer).split(Document(d["_id"], d["text"], d.get("title", "")))]
+    lengths = bm25_for(IndexSpec("t")).lengths([f"{p.title} {p.text}".strip() for p in passages])
+    assert backend.spec("t").bm25_avg_len == pytest.approx(sum(lengths) / len(lengths), abs=0.01)
     assert json.loads(Path(summary.idf_path).read_text())["cells"] > 0
     # a second run is idempotent: same ids, same count
     again = pipeline.run(source)

@@ -48,6 +48,16 @@ def test_bm25_finds_a_title(ingested):
     assert hits[0].metadata["doc_id"] == docs[42]["_id"]
 
 
+def test_bm25_stems_and_drops_stopwords(ingested):
+    """The text is analyzed in the index's language: a title's words inflected otherwise, with
+    stopwords around them, still find it."""
+    backend, spec, _, docs = ingested
+    words = [w for w in docs[42]["title"].split() if w.isalpha() and len(w) > 3][:4]
+    inflected = " ".join(w + "s" if not w.endswith("s") else w[:-1] for w in words)
+    hits = search_text(backend, spec.name, f"the {inflected} of the", 5)
+    assert docs[42]["_id"] in {h.metadata["doc_id"] for h in hits}
+
+
 def test_rank_feature_scores_equal_the_dot_product(ingested, sparse_encoder):
     backend, spec, _, docs = ingested
     from lsrkit.encoders import IdfQueryEncoder

@@ -114,3 +114,15 @@ def test_a_failed_search_inside_an_msearch_raises_like_a_failed_request(item, er
     with pytest.raises(getattr(errors, error)) as raised:
         _raise_item_error("msearch", "idx", item)
     assert type(raised.value).__name__ == error and "idx" in str(raised.value)
+
+
+def test_qdrant_bm25_counts_query_terms_and_text_lengths():
+    from lsrkit.core import IndexSpec
+    from lsrkit.plugin.qdrant_bm25 import QdrantBm25
+
+    bm25 = QdrantBm25(IndexSpec("t", bm25_avg_len=12.0))
+    terms, counts = bm25.query("cells cell running cells")  # stemmed: cell ×3, run ×1
+    assert sorted(counts) == [1.0, 3.0] and len(terms) == 2
+    assert bm25.lengths(["the cells are running", "cell"]) == [2, 1]  # "the", "are": stopwords
+    plain = QdrantBm25(IndexSpec("t", text_language="none"))
+    assert len(plain.query("cells cell running")[0]) == 3
