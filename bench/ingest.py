@@ -32,12 +32,13 @@ def _corpus(dataset: Path, n: int, target: Path) -> Path:
 
 def run(*, documents: int = 200, dataset: Path = DEFAULT_DATASET) -> dict[str, Any]:
     from lsrkit.core import Document
-    from lsrkit.factory import ModelChoice, document_encoders
+    from lsrkit.factory import ModelChoice, multivector_encoder, sparse_doc_encoder
+    from lsrkit.index import Index
     from lsrkit.ingest import Chunker, read_records
-    from lsrkit.jobs import ingest_corpus
     from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
-    sparse, multivector = document_encoders(ModelChoice())
+    models = ModelChoice()
+    sparse, multivector = sparse_doc_encoder(models), multivector_encoder(models)
     with tempfile.TemporaryDirectory(prefix="lsrkit-bench-") as tmp:
         source = _corpus(dataset, documents, Path(tmp) / "corpus.jsonl")
         docs = [Document(r.data["_id"], r.data["text"], r.data.get("title", "")) for r in read_records(source) if r.data]
@@ -52,7 +53,8 @@ def run(*, documents: int = 200, dataset: Path = DEFAULT_DATASET) -> dict[str, A
             multivector.encode_documents(texts[i : i + 64])
         encode_seconds = time.perf_counter() - start
         backend = QdrantEdgeBackend(Path(tmp) / "edge")
-        summary = ingest_corpus(backend, "bench", source, state_dir=Path(tmp) / "state", encoders=(sparse, multivector), progress=False)
+        with Index("bench", backend=backend, data_dir=tmp, encoders=(sparse, multivector)) as target:
+            summary = target.ingest(source, progress=False)
         backend.close()
     encode_dps = len(docs) / encode_seconds
     return {

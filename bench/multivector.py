@@ -28,7 +28,8 @@ def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), re
     from lsrkit.core.config import REPRESENTATIONS, RerankSettings
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import bootstrap_interval, load_beir, per_query_ndcg10, score_run
-    from lsrkit.factory import BackendOptions, ModelChoice, QualitySettings, document_encoders, idf_query_encoder, open_backend
+    from lsrkit.factory import QualitySettings
+    from lsrkit.index import Index
     from lsrkit.jobs import ensure_ingested
     from lsrkit.plugin.codec import MultiVectorCodec, Representation
     from lsrkit.plugin.rerank import MaxSimReranker, maxsim_scores
@@ -39,14 +40,10 @@ def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), re
     index = default_index(dataset)
     quality = QualitySettings()
     config = Config("hybrid", quality.hybrid_rerank.method, quality.hybrid_rerank.weights[0], quality.hybrid_kappa, quality.hybrid_interpolation)
-    backend = open_backend(BackendOptions(kind="edge", data_dir=data_dir))
-    sparse, multivector = document_encoders(ModelChoice())
-    try:
-        ensure_ingested(backend, index, splits["train"].corpus, data_dir / "state" / index, (sparse, multivector), progress=False)
-        idf = idf_query_encoder(backend, index, "splade-tiny")
-        evidence = {split: first_stage_evidence(backend, index, data, idf, multivector) for split, data in splits.items()}
-    finally:
-        backend.close()
+    with Index(index, backend="edge", data_dir=data_dir) as target:
+        ensure_ingested(target, splits["train"].corpus, progress=False)
+        multivector = target.query_multivector_encoder()
+        evidence = {split: first_stage_evidence(target.backend, index, data, target.idf_encoder(), multivector) for split, data in splits.items()}
     pools = {split: {qid: _pool(ev, config) for qid, ev in by_query.items()} for split, by_query in evidence.items()}
     texts = {h.id: _full_text(h) for by_query in pools.values() for pool in by_query.values() for h in pool}
     vectors = _token_vectors(texts, multivector, data_dir / "bench-multivector" / f"{index}-{multivector.fingerprint}.npz")

@@ -22,26 +22,17 @@ def run(
 ) -> dict[str, Any]:
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import load_beir
-    from lsrkit.factory import BackendOptions, ModelChoice, build_pipeline, document_encoders, idf_query_encoder, open_backend
+    from lsrkit.index import Index
     from lsrkit.jobs import ensure_ingested
 
     data = load_beir(dataset)
     index = default_index(dataset)
-    options = BackendOptions(kind=backend_kind, data_dir=data_dir, url=url)  # type: ignore[arg-type]
-    backend = open_backend(options)
-    sparse, multivector = document_encoders(ModelChoice())
-    state_dir = data_dir / "state" / index
+    target = Index(index, backend=backend_kind, data_dir=data_dir, url=url)  # type: ignore[arg-type]
+    backend = target.backend
     try:
-        ensure_ingested(backend, index, data.corpus, state_dir, (sparse, multivector), progress=False)
-        idf = idf_query_encoder(backend, index, "splade-tiny")
-        pipelines = {
-            "bm25": build_pipeline("bm25", backend, index, idf_encoder=None, multivector=None, k=10),
-            "sparse-idf": build_pipeline("sparse-idf", backend, index, idf_encoder=idf, multivector=None, k=10),
-            "sparse-idf+rerank": build_pipeline("sparse-idf+rerank", backend, index, idf_encoder=idf, multivector=multivector, k=10),
-            # the fused pipelines too (not in the targets): what the best-quality setups cost
-            "hybrid": build_pipeline("hybrid", backend, index, idf_encoder=idf, multivector=None, k=10),
-            "hybrid+rerank": build_pipeline("hybrid+rerank", backend, index, idf_encoder=idf, multivector=multivector, k=10),
-        }
+        ensure_ingested(target, data.corpus, progress=False)
+        # the fused pipelines too (not in the targets): what the best-quality setups cost
+        pipelines = {name: target.pipeline(name, k=10) for name in ("bm25", "sparse-idf", "sparse-idf+rerank", "hybrid", "hybrid+rerank")}
         queries = list(data.queries.values())
         samples: dict[str, list[float]] = {name: [] for name in pipelines}
         stages: dict[str, dict[str, list[float]]] = {name: {} for name in pipelines}
@@ -61,7 +52,7 @@ def run(
         if backend_kind == "opensearch":
             from lsrkit.bench.late_interaction import compare
 
-            peer = compare(backend, index, data, idf, multivector, kappa=pipelines["sparse-idf+rerank"].settings.kappa)
+            peer = compare(backend, index, data, target.idf_encoder(), target.query_multivector_encoder(), kappa=pipelines["sparse-idf+rerank"].settings.kappa)
         p95 = {name: float(np.percentile(v, 95)) for name, v in samples.items()}
         return {
             "backend": backend.name,
@@ -82,4 +73,4 @@ def run(
             "machine": machine(),
         }
     finally:
-        backend.close()
+        target.close()

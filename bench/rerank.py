@@ -26,17 +26,18 @@ REPEATS = 5  # each rerank timed 5 times, the best kept (2 left the speedup nois
 def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), max_loss: float = 0.002) -> dict[str, Any]:
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import bootstrap_interval, load_beir
-    from lsrkit.factory import BackendOptions, ModelChoice, QualitySettings, document_encoders, idf_query_encoder, open_backend
+    from lsrkit.factory import QualitySettings
+    from lsrkit.index import Index
     from lsrkit.jobs import ensure_ingested
     from lsrkit.tuning import Config, collect, sweep_pruning
 
     train, test = load_beir(dataset, "train"), load_beir(dataset, "test")
     index = default_index(dataset)
-    backend = open_backend(BackendOptions(kind="edge", data_dir=data_dir))
-    sparse, multivector = document_encoders(ModelChoice())
+    target = Index(index, backend="edge", data_dir=data_dir)
+    backend = target.backend
     try:
-        ensure_ingested(backend, index, train.corpus, data_dir / "state" / index, (sparse, multivector), progress=False)
-        idf = idf_query_encoder(backend, index, "splade-tiny")
+        ensure_ingested(target, train.corpus, progress=False)
+        idf, multivector = target.idf_encoder(), target.query_multivector_encoder()
         quality = QualitySettings()
         base = Config("sparse", kappa=quality.sparse_kappa, interpolation=quality.sparse_interpolation)
         train_rows = sweep_pruning(backend, index, collect(backend, index, train, idf, multivector), train, base, ALPHAS, BETAS, repeats=REPEATS, folds=FOLDS)
@@ -81,7 +82,7 @@ def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), ma
             "machine": machine(),
         }
     finally:
-        backend.close()
+        target.close()
 
 
 def _round(row: dict[str, Any]) -> dict[str, Any]:

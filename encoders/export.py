@@ -38,7 +38,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("LSRKIT_CACHE", Path.home() / ".cache" / "lsrkit")).expanduser()
 
 
-def _weights_fingerprint(directory: Path) -> str:
+def weights_fingerprint(directory: Path) -> str:
     digest = hashlib.sha256()
     for name in sorted(os.listdir(directory)):
         path = directory / name
@@ -52,7 +52,7 @@ def _weights_fingerprint(directory: Path) -> str:
 
 def export_dir(resolved: ResolvedModel, options: OnnxOptions) -> Path:
     """The cache folder for this model (by its files' fingerprint) and these options."""
-    key = f"{resolved.spec.name}--{resolved.spec.kind}--{options.quantize}--{_weights_fingerprint(resolved.directory)}"
+    key = f"{resolved.spec.name}--{resolved.spec.kind}--{options.quantize}--{weights_fingerprint(resolved.directory)}"
     return cache_root() / "onnx" / key
 
 

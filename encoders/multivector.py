@@ -53,6 +53,11 @@ class MultiVectorEncoder:
         return f"{self.model.spec.name}:{self.model.exported.manifest.get('quantize', 'none')}"
 
     @property
+    def manifest(self) -> dict[str, object]:
+        """What an index built with this encoder records of it (see LoadedModel.describe)."""
+        return {**self.model.describe(), "dim": self.dim}
+
+    @property
     def dim(self) -> int:
         if self.projection is not None:
             return int(self.projection.shape[1])

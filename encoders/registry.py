@@ -39,6 +39,13 @@ class ModelSpec:
     skip_punctuation: bool = False
     skip_special: bool = False
 
+    @property
+    def reference(self) -> str:
+        """What names this model to `resolve` again: its registry name, else its folder or hub id."""
+        if REGISTRY.get(self.name) == self:
+            return self.name
+        return self.path or self.hub_id or self.name
+
     def __post_init__(self) -> None:
         if self.kind not in ("sparse", "multivector"):
             raise ConfigError(f"model {self.name!r}: kind must be sparse or multivector")

@@ -8,7 +8,7 @@ import onnxruntime as ort
 
 from lsrkit.core.config import OnnxOptions
 from lsrkit.core.errors import EncoderError
-from lsrkit.encoders.export import ExportedModel, load_exported
+from lsrkit.encoders.export import ExportedModel, load_exported, weights_fingerprint
 from lsrkit.encoders.registry import ModelKind, ModelSpec, ResolvedModel, resolve
 from lsrkit.encoders.text import TextTokenizer
 
@@ -26,6 +26,20 @@ class LoadedModel:
     @property
     def spec(self) -> ModelSpec:
         return self.resolved.spec
+
+    def describe(self) -> dict[str, str]:
+        """What an index records of the model that encoded it: how to load it again, and what
+        makes two encoders' vectors comparable (weights, quantization, activation)."""
+        spec = self.spec
+        found = {
+            "model": spec.reference,
+            "weights": weights_fingerprint(self.resolved.directory),
+            "quantize": str(self.exported.manifest.get("quantize", "none")),
+        }
+        if spec.kind == "sparse":
+            found["activation"] = spec.activation
+            found["idf"] = "model" if spec.idf_file and (self.resolved.directory / spec.idf_file).is_file() else "corpus"
+        return found
 
 
 def load_model(model: str | ModelSpec, kind: ModelKind, options: OnnxOptions) -> LoadedModel:

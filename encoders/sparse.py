@@ -71,6 +71,11 @@ class _SparseModelEncoder:
         """Model, quantization and pruning: what makes two encoders' vectors comparable."""
         return f"{self.model.spec.name}:{self.options.quantize}:top{self.top_k}:ratio{self.max_ratio}"
 
+    @property
+    def manifest(self) -> dict[str, object]:
+        """What an index built with this encoder records of it (see LoadedModel.describe)."""
+        return {**self.model.describe(), "top_k": self.top_k, "max_ratio": self.max_ratio}
+
     def _encode(self, texts: Sequence[object]) -> list[SparseVector]:
         cleaned = clean_texts(texts, max_tokens=self.model.tokenizer.max_length)
         results: list[SparseVector] = [SparseVector.empty()] * len(cleaned)

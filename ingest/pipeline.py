@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -24,8 +24,9 @@ from lsrkit.encoders.text import TextTokenizer
 from lsrkit.ingest.checkpoint import Checkpoint
 from lsrkit.ingest.chunking import Chunker, Passage
 from lsrkit.ingest.deadletter import DeadLetter
+from lsrkit.ingest.manifest import encoders_manifest, record_manifest
 from lsrkit.ingest.progress import Progress
-from lsrkit.ingest.sources import FieldMapping, SourceFormat, SourceRecord, read_records
+from lsrkit.ingest.sources import FieldMapping, Source, SourceFormat, SourceRecord, read_records
 from lsrkit.ingest.validate import Validator
 from lsrkit.plugin.base import Backend, EncodedRecord, WriteResult
 from lsrkit.plugin.codec import MultiVectorCodec
@@ -39,12 +40,18 @@ class SparseDocumentEncoder(Protocol):
     @property
     def fingerprint(self) -> str: ...
 
+    @property
+    def manifest(self) -> Mapping[str, object]: ...
+
     def encode_documents(self, texts: Sequence[object]) -> list[SparseVector]: ...
 
 
 class MultiVectorDocumentEncoder(Protocol):
     @property
     def fingerprint(self) -> str: ...
+
+    @property
+    def manifest(self) -> Mapping[str, object]: ...
 
     def encode_documents(self, texts: Sequence[object]) -> list[MultiVector]: ...
 
@@ -150,7 +157,7 @@ class IngestPipeline:
         self._codec: MultiVectorCodec | None = None
 
     # -- public --------------------------------------------------------------------------------
-    def run(self, source: str | Path, *, fmt: SourceFormat = "auto", mapping: FieldMapping = FieldMapping(), resume: bool = False) -> IngestSummary:
+    def run(self, source: Source, *, fmt: SourceFormat = "auto", mapping: FieldMapping = FieldMapping(), resume: bool = False) -> IngestSummary:
         summary = IngestSummary(dead_letter=str(self.dead_letter_path), idf_path=str(self.idf_path))
         start = time.perf_counter()
         for batch in self.stream(source, fmt=fmt, mapping=mapping, resume=resume):
@@ -164,7 +171,11 @@ class IngestPipeline:
         summary.read = max(summary.read, self._resumed_from)  # a finished job resumed reads nothing new
         return summary
 
-    def stream(self, source: str | Path, *, fmt: SourceFormat = "auto", mapping: FieldMapping = FieldMapping(), resume: bool = False) -> Iterator[BatchResult]:
+    def stream(self, source: Source, *, fmt: SourceFormat = "auto", mapping: FieldMapping = FieldMapping(), resume: bool = False) -> Iterator[BatchResult]:
+        """`source`: a file or folder (JSONL, BEIR, CSV/TSV, Parquet), or records in memory (read
+        twice when a first pass measures the corpus: an iterator is listed first)."""
+        if not isinstance(source, (str, Path, Sequence)):
+            source = list(source)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         job = self._job(source)
         checkpoint = Checkpoint.load(self.checkpoint_path, job) if resume else None
@@ -178,6 +189,8 @@ class IngestPipeline:
         self._resumed_from = checkpoint.next_ordinal
         self.spec = self._with_text_statistics(source, fmt, mapping)
         self.backend.ensure_index(self.spec)
+        manifest = encoders_manifest(self.sparse_encoder.manifest, self.multivector_encoder.manifest if self.multivector_encoder else None, self.spec)
+        record_manifest(self.backend, self.spec.name, manifest)
         self._codec = self._stored_codec()
         seen = set(self.ids_path.read_text(encoding="utf-8").split("\n")) - {""} if self.ids_path.exists() else set()
         validator = Validator(mapping, seen=seen)
@@ -189,7 +202,7 @@ class IngestPipeline:
         self._finish(doc_freq)
 
     # -- internals -----------------------------------------------------------------------------
-    def _with_text_statistics(self, source: str | Path, fmt: SourceFormat, mapping: FieldMapping) -> IndexSpec:
+    def _with_text_statistics(self, source: Source, fmt: SourceFormat, mapping: FieldMapping) -> IndexSpec:
         """The spec with what the engine must know before its first write. Qdrant bakes the
         corpus's mean passage length into the BM25 weights it stores: a new index measures it in
         a first pass over the source (reading and chunking only); an existing one keeps the
@@ -213,10 +226,10 @@ class IngestPipeline:
         total, passages = total + sum(self.backend.text_lengths(spec, texts) or []), passages + len(texts)
         return replace(spec, bm25_avg_len=round(total / passages, 2) if passages and total else None)
 
-    def _job(self, source: str | Path) -> str:
+    def _job(self, source: Source) -> str:
         return self.job_name or job_key(source, self.backend.name, self.spec.name, self.sparse_encoder, self.multivector_encoder)
 
-    def _units(self, source: str | Path, fmt: SourceFormat, validator: Validator, start: int, bar: Progress) -> Iterator[_Unit]:
+    def _units(self, source: Source, fmt: SourceFormat, validator: Validator, start: int, bar: Progress) -> Iterator[_Unit]:
         unit: _Unit | None = None
         for record in read_records(source, fmt):
             if record.ordinal < start:
@@ -296,7 +309,7 @@ class IngestPipeline:
                 multi.append(mv)
             return sparse, multi
 
-    def _stream(self, source: str | Path, fmt: SourceFormat, validator: Validator, checkpoint: Checkpoint, doc_freq: DocFreqCounter) -> Iterator[BatchResult]:
+    def _stream(self, source: Source, fmt: SourceFormat, validator: Validator, checkpoint: Checkpoint, doc_freq: DocFreqCounter) -> Iterator[BatchResult]:
         work: queue.Queue[_Unit | None] = queue.Queue(maxsize=self.policy.queue_depth)
         results: queue.Queue[BatchResult | BaseException | None] = queue.Queue()
         stop = threading.Event()
@@ -435,7 +448,9 @@ class IngestPipeline:
         checkpoint.doc_freq = doc_freq.state()
         checkpoint.save(self.checkpoint_path)
 
-    def _total(self, source: str | Path, fmt: SourceFormat) -> int | None:
+    def _total(self, source: Source, fmt: SourceFormat) -> int | None:
+        if not isinstance(source, (str, Path)):
+            return len(source) if isinstance(source, Sequence) else None
         path = Path(source).expanduser()
         path = path / "corpus.jsonl" if path.is_dir() else path
         if path.suffix.lower() in (".jsonl", ".ndjson") and path.stat().st_size < 2**30:
@@ -450,10 +465,11 @@ class IngestPipeline:
         self.backend.put_meta(self.spec.name, "idf", {"n_docs": doc_freq.n_docs, **doc_freq.state()})
 
 
-def job_key(source: str | Path, backend: str, index: str, sparse: SparseDocumentEncoder, multivector: MultiVectorDocumentEncoder | None) -> str:
+def job_key(source: Source, backend: str, index: str, sparse: SparseDocumentEncoder, multivector: MultiVectorDocumentEncoder | None) -> str:
     """What a checkpoint belongs to: the source, the engine, the index and the encoders."""
     encoders = f"{sparse.fingerprint}|{multivector.fingerprint if multivector else 'no-multivector'}"
-    return f"{Path(source).expanduser().resolve()}|{backend}|{index}|{encoders}"
+    origin = Path(source).expanduser().resolve() if isinstance(source, (str, Path)) else "records in memory"
+    return f"{origin}|{backend}|{index}|{encoders}"
 
 
 def load_index_idf(backend: Backend, index: str, vocab: list[str]) -> IdfTable | None:

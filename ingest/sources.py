@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -55,7 +55,12 @@ def detect_format(path: Path) -> SourceFormat:
     raise IngestError(f"cannot tell the format of {path}: name it .jsonl, .csv, .tsv or .parquet, or pass --format")
 
 
-def read_records(source: str | Path, fmt: SourceFormat = "auto") -> Iterator[SourceRecord]:
+Source = str | Path | Iterable[Mapping[str, Any]]  # a file or folder, or records in memory
+
+
+def read_records(source: Source, fmt: SourceFormat = "auto") -> Iterator[SourceRecord]:
+    if not isinstance(source, (str, Path)):
+        return _in_memory(source)
     path = Path(source).expanduser()
     if not path.exists():
         raise IngestError(f"source {path} does not exist")
@@ -70,6 +75,15 @@ def read_records(source: str | Path, fmt: SourceFormat = "auto") -> Iterator[Sou
     if fmt == "parquet":
         return _parquet(path)
     raise IngestError(f"unknown source format {fmt!r}")
+
+
+def _in_memory(records: Iterable[Mapping[str, Any]]) -> Iterator[SourceRecord]:
+    for ordinal, record in enumerate(records):
+        position = f"record {ordinal + 1}"
+        if not isinstance(record, Mapping):
+            yield SourceRecord(ordinal, position, error=f"a {type(record).__name__}, not a mapping", raw=repr(record)[:200])
+            continue
+        yield SourceRecord(ordinal, position, data=dict(record))
 
 
 def _jsonl(path: Path) -> Iterator[SourceRecord]:

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -29,6 +29,32 @@ RepresentationOpt = Annotated[
     str, typer.Option("--multivector-representation", help="how token vectors are stored: [poolN-]int8|4bit|2bit|1bit (recorded with the index)")
 ]
 
+SparseModelOpt = Annotated[
+    str | None, typer.Option("--sparse-model", help="document encoder: registry name, hub id or local folder (default: the index's, else splade-tiny)")
+]
+MultiVectorModelOpt = Annotated[
+    str | None, typer.Option("--multivector-model", help="token-vector encoder: registry name, hub id or local folder (default: the index's, else minilm-l6)")
+]
+QuantizeOpt = Annotated[str | None, typer.Option("--quantize", help="sparse model's ONNX quantization: none | int8 | int8-per-channel")]
+MultiVectorQuantizeOpt = Annotated[
+    str | None, typer.Option("--multivector-quantize", help="token-vector model's quantization: none | int8 | int8-per-channel | int8-attention")
+]
+
+
+def _models(sparse: str | None, multivector: str | None, quantize: str | None, multivector_quantize: str | None, *, with_multivector: bool = True):  # type: ignore[no-untyped-def]
+    """The models asked for, or None when none was named (the index's own, else the bundled ones)."""
+    from lsrkit.factory import ModelChoice
+
+    if sparse is None and multivector is None and quantize is None and multivector_quantize is None and with_multivector:
+        return None
+    defaults = ModelChoice()
+    return ModelChoice(
+        sparse=sparse or defaults.sparse,
+        multivector=(multivector or defaults.multivector) if with_multivector else None,
+        quantize=quantize or defaults.quantize,  # type: ignore[arg-type]
+        multivector_quantize=multivector_quantize or defaults.multivector_quantize,  # type: ignore[arg-type]
+    )
+
 
 def _fail(exc: LsrError) -> None:
     console.print(f"[red]error:[/red] {exc}")
@@ -39,6 +65,11 @@ def _backend_options(backend: str, data_dir: Path, url: str | None):  # type: ig
     from lsrkit.factory import BackendOptions
 
     return BackendOptions(kind=backend, data_dir=data_dir, url=url, ca_certs=os.environ.get("LSRKIT_CA_CERTS"))  # type: ignore[arg-type]
+
+
+def _engine(backend: str, data_dir: Path, url: str | None) -> dict[str, Any]:
+    """Index(...) keywords for an engine named on the command line."""
+    return {"backend": backend, "data_dir": data_dir, "url": url, "ca_certs": os.environ.get("LSRKIT_CA_CERTS")}
 
 
 @app.command()
@@ -60,9 +91,13 @@ def quickstart(json_out: JsonOpt = False, data_dir: DataDirOpt = Path(".lsrkit/q
     table.add_row("sparse (inference-free)", f"{result['ndcg10_sparse']:.4f}", f"{result['query_ms_p50_sparse']:.1f}")
     table.add_row("sparse + MaxSim rerank", f"{result['ndcg10_rerank']:.4f}", f"{result['query_ms_p50']:.1f}")
     out.print(table)
-    out.print(f"Example: {result['example']['query']}")
-    for rank, hit in enumerate(result["example"]["hits"], 1):
-        out.print(f"  {rank}. [{hit['id']}] {hit['score']:.3f}  {hit['title'][:90]}")
+    example = result["example"]
+    out.print(f"Example query: {example['query']}  (judged relevant: {', '.join(example['relevant']) or 'none'})")
+    for rank, hit in enumerate(example["hits"], 1):
+        mark = "[green]✓ relevant[/green]" if hit["relevant"] else "          "
+        was = hit["first_stage_rank"]
+        moved = f"first stage #{was}" if was else "first stage: below 50"
+        out.print(f"  {rank}. {mark} [{hit['id']}] {hit['score']:.3f}  {hit['title'][:70]}  ({moved})")
 
 
 @app.command()
@@ -91,7 +126,12 @@ def ingest(
     index: IndexOpt = "lsrkit",
     data_dir: DataDirOpt = Path(".lsrkit"),
     url: UrlOpt = None,
+    sparse_model: SparseModelOpt = None,
+    multivector_model: MultiVectorModelOpt = None,
+    quantize: QuantizeOpt = None,
+    multivector_quantize: MultiVectorQuantizeOpt = None,
     representation: RepresentationOpt = DEFAULT_REPRESENTATION,
+    text_language: Annotated[str, typer.Option(help="BM25's stemming and stopwords: english, french, … or none")] = "english",
     fmt: Annotated[str, typer.Option("--format", help="auto | jsonl | beir | csv | parquet")] = "auto",
     resume: Annotated[bool, typer.Option(help="continue after the last acknowledged batch")] = False,
     id_field: str = "_id",
@@ -103,29 +143,19 @@ def ingest(
 ) -> None:
     """Encode a corpus (sparse + multivector) and write it to the engine, resumably."""
     from lsrkit.core.config import BatchPolicy
-    from lsrkit.encoders import SparseDocEncoder
-    from lsrkit.factory import ModelChoice, document_encoders, open_backend
+    from lsrkit.index import Index
     from lsrkit.ingest import FieldMapping
-    from lsrkit.jobs import ingest_corpus
 
     try:
-        engine = open_backend(_backend_options(backend, data_dir, url))
-        encoders: tuple[SparseDocEncoder, object] = document_encoders(ModelChoice()) if multivector else (SparseDocEncoder("splade-tiny"), None)
-        try:
-            summary = ingest_corpus(
-                engine,
-                index,
+        models = _models(sparse_model, multivector_model, quantize, multivector_quantize, with_multivector=multivector)
+        with Index(index, **_engine(backend, data_dir, url), models=models, representation=representation, text_language=text_language) as target:
+            summary = target.ingest(
                 source,
-                state_dir=data_dir / "state" / index,
                 resume=resume,
-                fmt=fmt,
-                encoders=encoders,  # type: ignore[arg-type]
+                fmt=fmt,  # type: ignore[arg-type]
                 mapping=FieldMapping(id=id_field, title=title_field, text=text_field),
                 policy=BatchPolicy(write_batch=write_batch),
-                representation=representation,
             )
-        finally:
-            engine.close()
     except LsrError as exc:
         _fail(exc)
         return
@@ -145,24 +175,16 @@ def search(
     index: IndexOpt = "lsrkit",
     data_dir: DataDirOpt = Path(".lsrkit"),
     url: UrlOpt = None,
-    pipeline: Annotated[str, typer.Option(help="bm25 | sparse-idf | sparse-model | sparse-idf+rerank | hybrid | hybrid+rerank")] = "sparse-idf+rerank",
+    pipeline: Annotated[str, typer.Option(help="bm25 | sparse-idf | sparse-model | sparse-idf+rerank | hybrid | hybrid+rerank (+ -pruned)")] = "hybrid+rerank",
     k: int = 10,
     json_out: JsonOpt = False,
 ) -> None:
-    """Search an index and print a table (rank, score, id, title, snippet)."""
-    from lsrkit.encoders import MultiVectorEncoder, SparseQueryEncoder
-    from lsrkit.factory import ModelChoice, build_pipeline, idf_query_encoder, open_backend
+    """Search an index and print a table (rank, score, id, title, snippet). The models are the index's own."""
+    from lsrkit.index import Index
 
     try:
-        engine = open_backend(_backend_options(backend, data_dir, url))
-        try:
-            models = ModelChoice()
-            idf = idf_query_encoder(engine, index, models.sparse) if pipeline != "bm25" else None
-            mv = MultiVectorEncoder(models.multivector) if "rerank" in pipeline else None
-            model_encoder = SparseQueryEncoder(models.sparse) if pipeline == "sparse-model" else None
-            result = build_pipeline(pipeline, engine, index, idf_encoder=idf, multivector=mv, model_encoder=model_encoder, k=k).search(text, k=k)
-        finally:
-            engine.close()
+        with Index(index, **_engine(backend, data_dir, url)) as target:
+            result = target.query(text, pipeline=pipeline, k=k)
     except LsrError as exc:
         _fail(exc)
         return
@@ -186,6 +208,10 @@ def evaluate(
     index: Annotated[str | None, typer.Option(help="index name (default: from the dataset folder)")] = None,
     data_dir: DataDirOpt = Path(".lsrkit"),
     url: UrlOpt = None,
+    sparse_model: SparseModelOpt = None,
+    multivector_model: MultiVectorModelOpt = None,
+    quantize: QuantizeOpt = None,
+    multivector_quantize: MultiVectorQuantizeOpt = None,
     representation: RepresentationOpt = DEFAULT_REPRESENTATION,
     split: str = "test",
     pipelines: Annotated[str | None, typer.Option(help="comma-separated; default: all")] = None,
@@ -201,7 +227,7 @@ def evaluate(
             dataset,
             _backend_options(backend, data_dir, url),
             index=index,
-            state_root=data_dir / "state",
+            models=_models(sparse_model, multivector_model, quantize, multivector_quantize),
             split=split,
             pipelines=pipelines.split(",") if pipelines else None,
             report=report,
@@ -303,21 +329,16 @@ def tune(
     """Choose fusion, κ and rerank interpolation on a train split (Qdrant Edge index of the dataset)."""
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import load_beir
-    from lsrkit.factory import BackendOptions, ModelChoice, document_encoders, idf_query_encoder, open_backend
+    from lsrkit.index import Index
     from lsrkit.jobs import ensure_ingested
     from lsrkit.tuning import collect
     from lsrkit.tuning import tune as run_tune
 
     data = load_beir(dataset, split)
-    index = default_index(dataset)
-    engine = open_backend(BackendOptions(kind="edge", data_dir=data_dir))
-    sparse, multivector = document_encoders(ModelChoice())
-    try:
-        ensure_ingested(engine, index, data.corpus, data_dir / "state" / index, (sparse, multivector))
-        evidence = collect(engine, index, data, idf_query_encoder(engine, index, "splade-tiny"), multivector)
+    with Index(default_index(dataset), backend="edge", data_dir=data_dir) as target:
+        ensure_ingested(target, data.corpus)
+        evidence = collect(target.backend, target.name, data, target.idf_encoder(), target.query_multivector_encoder())
         result = {"dataset": str(dataset), "split": split, "queries": len(data.queries), **run_tune(evidence, data, has_bm25=True)}
-    finally:
-        engine.close()
     print(json.dumps(result) if json_out else json.dumps(result, indent=2))
 
 

@@ -11,19 +11,16 @@ from tqdm import tqdm
 
 from lsrkit.core.config import DEFAULT_REPRESENTATION
 from lsrkit.core.errors import ConfigError, LsrError
-from lsrkit.encoders import SparseQueryEncoder
-from lsrkit.evaluation import PipelineReport, evaluate_pipeline, load_beir, markdown_table, plot_quality_latency
+from lsrkit.evaluation import BeirDataset, PipelineReport, evaluate_pipeline, load_beir, markdown_table, plot_quality_latency
 from lsrkit.factory import (
     PIPELINES,
     BackendOptions,
     ModelChoice,
     QualitySettings,
-    build_pipeline,
-    document_encoders,
-    idf_query_encoder,
     open_backend,
     pipeline_settings,
 )
+from lsrkit.index import Index
 from lsrkit.jobs import ensure_ingested
 
 
@@ -36,7 +33,7 @@ def run_eval(
     backend_options: BackendOptions,
     *,
     index: str | None = None,
-    state_root: Path = Path(".lsrkit/state"),
+    models: ModelChoice | None = None,
     split: str = "test",
     pipelines: list[str] | None = None,
     report: Path | None = None,
@@ -45,68 +42,78 @@ def run_eval(
     progress: bool | None = None,
     representation: str = DEFAULT_REPRESENTATION,
 ) -> dict[str, Any]:
+    """`models`: the encoders of a new index (None: the index's own, else the bundled ones)."""
     dataset = load_beir(dataset_dir, split)
     index = index or default_index(dataset_dir)
     names = pipelines or list(PIPELINES)
     unknown = [n for n in names if n not in PIPELINES]
     if unknown:
         raise ConfigError(f"unknown pipelines {unknown}; choose from {', '.join(PIPELINES)}")
-    backend = open_backend(backend_options)
-    models = ModelChoice()
-    sparse, multivector = document_encoders(models)
-    state_dir = state_root / index
+    backend = open_backend(backend_options, sparse_model=None)
     try:
-        ingest_info: dict[str, Any] = {"reused": True}
-        summary = ensure_ingested(
-            backend, index, dataset.corpus, state_dir, (sparse, multivector), reingest=reingest, progress=progress, representation=representation
-        )
-        if summary is not None:
-            ingest_info = {
-                "reused": False,
-                "docs_per_second": round(summary.docs_per_second, 2),
-                "seconds": round(summary.seconds, 1),
-                "documents": summary.documents,
-            }
-        idf = idf_query_encoder(backend, index, models.sparse)
-        model_encoder = SparseQueryEncoder(models.sparse) if "sparse-model" in names else None
-        reports: list[PipelineReport] = []
-        skipped: dict[str, str] = {}
-        bar = tqdm(
-            total=len(names) * len(dataset.queries), desc="queries", unit="q", disable=None if progress is None else not progress
-        )  # None: quiet off a terminal
-        for name in names:
-            try:
-                pipeline = build_pipeline(name, backend, index, idf_encoder=idf, multivector=multivector, model_encoder=model_encoder, quality=quality)
-            except LsrError as exc:
-                skipped[name] = str(exc)
-                bar.update(len(dataset.queries))
-                continue
-            reports.append(evaluate_pipeline(name, pipeline, dataset, on_query=lambda: bar.update(1)))
-        bar.close()
-        points = backend.count(index)
-        size = backend.disk_bytes(index)
-        result: dict[str, Any] = {
-            "dataset": str(dataset_dir),
-            "split": split,
-            "queries": len(dataset.queries),
-            "backend": backend.name,
-            "index": index,
-            "index_points": points,
-            "index_bytes": size,
-            "index_bytes_per_passage": round(size / points, 1) if points and size is not None else None,
-            "multivector_representation": representation,
-            "ingest": ingest_info,
-            "settings": pipeline_settings(quality),
-            "pipelines": {r.name: r.as_dict() for r in reports},
-            "latency_ms": {r.name: r.latency_ms for r in reports},
-            "skipped": skipped,
-            "markdown": markdown_table(reports),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        if report is not None:
-            report.parent.mkdir(parents=True, exist_ok=True)
-            report.with_suffix(".md").write_text(f"# lsrkit eval: {dataset_dir} ({split}, {backend.name})\n\n" + result["markdown"])
-            plot_quality_latency(reports, report.with_suffix(".png"))
-        return result
+        with Index(index, backend=backend, data_dir=backend_options.data_dir, models=models, representation=representation, quality=quality) as target:
+            ingest_info: dict[str, Any] = {"reused": True}
+            summary = ensure_ingested(target, dataset.corpus, reingest=reingest, progress=progress)
+            if summary is not None:
+                ingest_info = {
+                    "reused": False,
+                    "docs_per_second": round(summary.docs_per_second, 2),
+                    "seconds": round(summary.seconds, 1),
+                    "documents": summary.documents,
+                }
+            return _score(target, dataset, dataset_dir, split, names, ingest_info, report, progress)
     finally:
         backend.close()
+
+
+def _score(
+    target: Index,
+    dataset: BeirDataset,
+    dataset_dir: Path,
+    split: str,
+    names: list[str],
+    ingest_info: dict[str, Any],
+    report: Path | None,
+    progress: bool | None,
+) -> dict[str, Any]:
+    backend, index, quality = target.backend, target.name, target.quality
+    reports: list[PipelineReport] = []
+    skipped: dict[str, str] = {}
+    bar = tqdm(
+        total=len(names) * len(dataset.queries), desc="queries", unit="q", disable=None if progress is None else not progress
+    )  # None: quiet off a terminal
+    for name in names:
+        try:
+            pipeline = target.pipeline(name)
+        except LsrError as exc:
+            skipped[name] = str(exc)
+            bar.update(len(dataset.queries))
+            continue
+        reports.append(evaluate_pipeline(name, pipeline, dataset, on_query=lambda: bar.update(1)))
+    bar.close()
+    points = backend.count(index)
+    size = backend.disk_bytes(index)
+    result: dict[str, Any] = {
+        "dataset": str(dataset_dir),
+        "split": split,
+        "queries": len(dataset.queries),
+        "backend": backend.name,
+        "index": index,
+        "index_points": points,
+        "index_bytes": size,
+        "index_bytes_per_passage": round(size / points, 1) if points and size is not None else None,
+        "multivector_representation": target.representation,
+        "models": target.manifest,
+        "ingest": ingest_info,
+        "settings": pipeline_settings(quality),
+        "pipelines": {r.name: r.as_dict() for r in reports},
+        "latency_ms": {r.name: r.latency_ms for r in reports},
+        "skipped": skipped,
+        "markdown": markdown_table(reports),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.with_suffix(".md").write_text(f"# lsrkit eval: {dataset_dir} ({split}, {backend.name})\n\n" + result["markdown"])
+        plot_quality_latency(reports, report.with_suffix(".png"))
+    return result

@@ -27,9 +27,9 @@ class BackendOptions:
     ca_certs: str | None = None  # opensearch over https
 
 
-def open_backend(options: BackendOptions, *, sparse_model: str = "splade-tiny") -> Backend:
+def open_backend(options: BackendOptions, *, sparse_model: str | None = "splade-tiny") -> Backend:
     """The adapter for `options`. OpenSearch keys rank_features by token string, so it is given
-    the sparse model's vocabulary (the tokenizer only; no model is loaded)."""
+    the sparse model's vocabulary (the tokenizer only; no model is loaded; None: set it later)."""
     if options.kind == "edge":
         from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
@@ -45,8 +45,10 @@ def open_backend(options: BackendOptions, *, sparse_model: str = "splade-tiny") 
         from lsrkit.plugin.opensearch import OpenSearchBackend
         from lsrkit.plugin.opensearch import client_from_env as os_client
 
-        resolved = resolve(sparse_model, "sparse")
-        vocab = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
+        vocab = None
+        if sparse_model is not None:
+            resolved = resolve(sparse_model, "sparse")
+            vocab = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
         url = options.url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
         return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs), vocab=vocab)
     raise ConfigError(f"unknown backend {options.kind!r}: use edge, qdrant or opensearch")
@@ -54,17 +56,27 @@ def open_backend(options: BackendOptions, *, sparse_model: str = "splade-tiny") 
 
 @dataclass(frozen=True)
 class ModelChoice:
+    """The encoders of an index: registry names, hub ids or local folders, and their quantization
+    (multivector None: no token vectors, no rerank)."""
+
     sparse: str = "splade-tiny"
-    multivector: str = "minilm-l6"
+    multivector: str | None = "minilm-l6"
     quantize: Quantization = "int8-per-channel"
     multivector_quantize: Quantization = "int8-attention"
 
 
-def document_encoders(models: ModelChoice) -> tuple[SparseDocEncoder, MultiVectorEncoder]:
-    return (
-        SparseDocEncoder(models.sparse, options=OnnxOptions(quantize=models.quantize)),
-        MultiVectorEncoder(models.multivector, options=OnnxOptions(quantize=models.multivector_quantize)),
-    )
+def document_encoders(models: ModelChoice) -> tuple[SparseDocEncoder, MultiVectorEncoder | None]:
+    return sparse_doc_encoder(models), multivector_encoder(models) if models.multivector else None
+
+
+def sparse_doc_encoder(models: ModelChoice) -> SparseDocEncoder:
+    return SparseDocEncoder(models.sparse, options=OnnxOptions(quantize=models.quantize))
+
+
+def multivector_encoder(models: ModelChoice) -> MultiVectorEncoder:
+    if models.multivector is None:
+        raise ConfigError("no multivector model chosen: a rerank needs one")
+    return MultiVectorEncoder(models.multivector, options=OnnxOptions(quantize=models.multivector_quantize))
 
 
 def idf_query_encoder(backend: Backend, index: str, model: str) -> IdfQueryEncoder:
@@ -164,6 +176,8 @@ __all__ = [
     "build_pipeline",
     "document_encoders",
     "idf_query_encoder",
+    "multivector_encoder",
     "open_backend",
+    "sparse_doc_encoder",
     "RerankSettings",
 ]

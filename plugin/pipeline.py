@@ -209,6 +209,11 @@ class SearchPipeline:
             timer.lap("hydrate")
         return SearchResult(hits, timer.done())
 
+    def close(self) -> None:
+        """Stop the query encoder's thread (a pipeline is usable until then)."""
+        if self._encoder_thread is not None:
+            self._encoder_thread.shutdown(wait=True)
+
     def _retrieval(self, text: str, sparse: SparseVector | None, depth: int, filters: Filters | None, *, documents: bool, texts: bool) -> Retrieval:
         if self.first_stage == "hybrid":
             # each run as deep as the fusion was tuned on; the whole fused list is the first stage

@@ -144,7 +144,7 @@ class _FailsOn:
 
     def __init__(self, encoder, marker: str) -> None:
         self.encoder, self.marker = encoder, marker
-        self.fingerprint = encoder.fingerprint
+        self.fingerprint, self.manifest = encoder.fingerprint, encoder.manifest
 
     def encode_documents(self, texts):
         from lsrkit.core.errors import EncoderError

@@ -12,14 +12,14 @@ pytestmark = [pytest.mark.models, pytest.mark.slow]
 def mini_index(tmp_path_factory, mini_dir, sparse_encoder, mv_encoder):
     from lsrkit.encoders import IdfQueryEncoder
     from lsrkit.evaluation import load_beir
+    from lsrkit.index import Index
     from lsrkit.ingest import load_index_idf
-    from lsrkit.jobs import ingest_corpus
     from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
     root = tmp_path_factory.mktemp("tuning")
     dataset = load_beir(mini_dir)
     backend = QdrantEdgeBackend(root / "edge")
-    ingest_corpus(backend, "mini", dataset.corpus, state_dir=root / "state", encoders=(sparse_encoder, mv_encoder), progress=False)
+    Index("mini", backend=backend, data_dir=root, encoders=(sparse_encoder, mv_encoder)).ingest(dataset.corpus, progress=False)
     idf = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, "mini", sparse_encoder.vocab))
     yield backend, dataset, idf
     backend.close()
