@@ -1,4 +1,4 @@
-"""The `lsrkit` command line: export | ingest | search | eval | bench | quickstart."""
+"""The `lsrkit` command line: export | ingest | search | serve | eval | bench | quickstart."""
 
 from __future__ import annotations
 
@@ -177,6 +177,51 @@ def search(
     for rank, hit in enumerate(result.hits, 1):
         table.add_row(str(rank), f"{hit.score:.4f}", hit.id, hit.title[:50], hit.text[:80].replace("\n", " "))
     Console().print(table)
+
+
+@app.command()
+def serve(
+    backend: BackendOpt = "edge",
+    index: IndexOpt = "lsrkit",
+    data_dir: DataDirOpt = Path(".lsrkit"),
+    url: UrlOpt = None,
+    host: Annotated[str, typer.Option(help="interface to bind (127.0.0.1: this machine only)")] = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes, each with its own models (Qdrant Edge: 1)")] = 1,
+    max_in_flight: Annotated[int | None, typer.Option(help="blocking calls at once per worker (default: the cores)")] = None,
+    max_queue: Annotated[int, typer.Option(help="requests waiting for a slot; past it: 429 at once")] = 32,
+    queue_timeout_ms: Annotated[int, typer.Option(help="a request waiting longer gets 429")] = 1000,
+    max_k: Annotated[int, typer.Option(help="largest k a search may ask")] = 100,
+    max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 1_000_000,
+    access_log: Annotated[bool, typer.Option(help="uvicorn's access log")] = True,
+) -> None:
+    """Serve one index over HTTP: /search, /rerank, /encode/sparse, /encode/query, /healthz, /metrics
+    (API key from LSRKIT_API_KEY when set)."""
+    try:
+        from lsrkit.service.run import serve as run_service
+        from lsrkit.service.settings import ServiceSettings
+    except ImportError as exc:  # the serve extra is missing
+        console.print(f"[red]error:[/red] {exc}: install lsrkit[serve]")
+        raise typer.Exit(code=2) from exc
+
+    limits = {"max_in_flight": max_in_flight} if max_in_flight else {}
+    try:
+        settings = ServiceSettings(
+            index=index,
+            backend=_backend_options(backend, data_dir, url),
+            host=host,
+            port=port,
+            workers=workers,
+            max_queue=max_queue,
+            queue_timeout_ms=queue_timeout_ms,
+            max_k=max_k,
+            max_body_bytes=max_body_bytes,
+            **limits,
+        )
+    except LsrError as exc:
+        _fail(exc)
+        return
+    run_service(settings, access_log=access_log)
 
 
 @app.command("eval")
