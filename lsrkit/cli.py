@@ -300,6 +300,44 @@ def bench_query(
     print(json.dumps(result) if json_out else json.dumps(result, indent=2))
 
 
+@bench_app.command("serve")
+def bench_serve(
+    dataset: Annotated[Path, typer.Option(help="BEIR folder whose queries.jsonl is sent")] = Path("../shared/datasets/scifact"),
+    backend: BackendOpt = "opensearch",
+    index: Annotated[str | None, typer.Option("--index", "-i", help="an ingested index (default: the dataset's, ingested when missing)")] = None,
+    data_dir: DataDirOpt = Path(".lsrkit"),
+    url: UrlOpt = None,
+    concurrency: Annotated[str, typer.Option(help="comma-separated client concurrencies")] = "1,4,16",
+    queries: Annotated[int, typer.Option(help="queries per phase (the first N of queries.jsonl)")] = 200,
+    overload_concurrency: int = 64,
+    max_queue: Annotated[int, typer.Option(help="the service's --max-queue")] = 32,
+    queue_timeout_ms: Annotated[int, typer.Option(help="the service's --queue-timeout-ms")] = 1000,
+    max_in_flight: Annotated[int | None, typer.Option(help="the service's --max-in-flight (default: its own, the cores)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Queries/s and p50/p99 through `lsrkit serve` vs the same pipelines in-process vs BM25 straight to OpenSearch; then an overload phase."""
+    from lsrkit.bench.serve import run
+
+    try:
+        result = run(
+            dataset=dataset,
+            backend_kind=backend,
+            data_dir=data_dir,
+            url=url,
+            index=index,
+            concurrency=tuple(int(c) for c in concurrency.split(",")),
+            queries=queries,
+            overload_concurrency=overload_concurrency,
+            max_queue=max_queue,
+            queue_timeout_ms=queue_timeout_ms,
+            max_in_flight=max_in_flight,
+        )
+    except LsrError as exc:
+        _fail(exc)
+        return
+    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+
+
 @bench_app.command("rerank")
 def bench_rerank(dataset: Path = Path("../shared/datasets/scifact"), data_dir: DataDirOpt = Path(".lsrkit"), json_out: JsonOpt = False) -> None:
     """α/β pruning vs full rerank: sweep on train, report the chosen setting on test."""

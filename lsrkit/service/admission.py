@@ -53,7 +53,10 @@ class Admission:
                 self.waiting -= 1
         else:
             await self._slots.acquire()
-        self._report(on_wait, started)
+        waited = self._report(on_wait, started)
+        if waited > self.queue_timeout_s * 1000.0:  # the loop was late to hand over the slot: the bound holds all the same
+            self._slots.release()
+            raise Overloaded(f"no slot freed within the queue timeout ({self.queue_timeout_s * 1000:.0f} ms)", waited)
         self.in_flight += 1
         future = asyncio.get_running_loop().run_in_executor(self.pool, call)
         future.add_done_callback(self._release)  # when the call ends, not when its caller gives up

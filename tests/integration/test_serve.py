@@ -362,7 +362,9 @@ def test_compose_config_is_valid():
         pytest.skip("no docker CLI on this machine: `docker compose config` cannot check docker/compose.yaml")
     if subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0:
         pytest.skip("the docker CLI has no compose plugin: `docker compose config` cannot run")
-    done = subprocess.run([docker, "compose", "-f", str(REPO / "docker" / "compose.yaml"), "--profile", "serve", "config", "--format", "json"], capture_output=True, text=True)
+    done = subprocess.run(
+        [docker, "compose", "-f", str(REPO / "docker" / "compose.yaml"), "--profile", "serve", "config", "--format", "json"], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     services = json.loads(done.stdout)["services"]
     assert {"opensearch", "qdrant", "lsrkit"} <= set(services)
