@@ -1,4 +1,4 @@
-"""The `lsrkit` command line: export | ingest | search | eval | bench | quickstart."""
+"""The `lsrkit` command line: export | ingest | search | serve | eval | bench | quickstart."""
 
 from __future__ import annotations
 
@@ -201,6 +201,51 @@ def search(
     Console().print(table)
 
 
+@app.command()
+def serve(
+    backend: BackendOpt = "edge",
+    index: IndexOpt = "lsrkit",
+    data_dir: DataDirOpt = Path(".lsrkit"),
+    url: UrlOpt = None,
+    host: Annotated[str, typer.Option(help="interface to bind (127.0.0.1: this machine only)")] = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes, each with its own models (Qdrant Edge: 1)")] = 1,
+    max_in_flight: Annotated[int | None, typer.Option(help="blocking calls at once per worker (default: the cores)")] = None,
+    max_queue: Annotated[int, typer.Option(help="requests waiting for a slot; past it: 429 at once")] = 32,
+    queue_timeout_ms: Annotated[int, typer.Option(help="a request waiting longer gets 429")] = 1000,
+    max_k: Annotated[int, typer.Option(help="largest k a search may ask")] = 100,
+    max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 1_000_000,
+    access_log: Annotated[bool, typer.Option(help="uvicorn's access log")] = True,
+) -> None:
+    """Serve one index over HTTP: /search, /rerank, /encode/sparse, /encode/query, /healthz, /metrics
+    (API key from LSRKIT_API_KEY when set)."""
+    try:
+        from lsrkit.service.run import serve as run_service
+        from lsrkit.service.settings import ServiceSettings
+    except ImportError as exc:  # the serve extra is missing
+        console.print(f"[red]error:[/red] {exc}: install lsrkit[serve]")
+        raise typer.Exit(code=2) from exc
+
+    limits = {"max_in_flight": max_in_flight} if max_in_flight else {}
+    try:
+        settings = ServiceSettings(
+            index=index,
+            backend=_backend_options(backend, data_dir, url),
+            host=host,
+            port=port,
+            workers=workers,
+            max_queue=max_queue,
+            queue_timeout_ms=queue_timeout_ms,
+            max_k=max_k,
+            max_body_bytes=max_body_bytes,
+            **limits,
+        )
+    except LsrError as exc:
+        _fail(exc)
+        return
+    run_service(settings, access_log=access_log)
+
+
 @app.command("eval")
 def evaluate(
     dataset: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv")] = Path("../shared/datasets/scifact"),
@@ -278,6 +323,44 @@ def bench_query(
     from lsrkit.bench.query import run
 
     result = run(dataset=dataset, backend_kind=backend, data_dir=data_dir, url=url)
+    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+
+
+@bench_app.command("serve")
+def bench_serve(
+    dataset: Annotated[Path, typer.Option(help="BEIR folder whose queries.jsonl is sent")] = Path("../shared/datasets/scifact"),
+    backend: BackendOpt = "opensearch",
+    index: Annotated[str | None, typer.Option("--index", "-i", help="an ingested index (default: the dataset's, ingested when missing)")] = None,
+    data_dir: DataDirOpt = Path(".lsrkit"),
+    url: UrlOpt = None,
+    concurrency: Annotated[str, typer.Option(help="comma-separated client concurrencies")] = "1,4,16",
+    queries: Annotated[int, typer.Option(help="queries per phase (the first N of queries.jsonl)")] = 200,
+    overload_concurrency: int = 64,
+    max_queue: Annotated[int, typer.Option(help="the service's --max-queue")] = 32,
+    queue_timeout_ms: Annotated[int, typer.Option(help="the service's --queue-timeout-ms")] = 1000,
+    max_in_flight: Annotated[int | None, typer.Option(help="the service's --max-in-flight (default: its own, the cores)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Queries/s and p50/p99 through `lsrkit serve` vs the same pipelines in-process vs BM25 straight to OpenSearch; then an overload phase."""
+    from lsrkit.bench.serve import run
+
+    try:
+        result = run(
+            dataset=dataset,
+            backend_kind=backend,
+            data_dir=data_dir,
+            url=url,
+            index=index,
+            concurrency=tuple(int(c) for c in concurrency.split(",")),
+            queries=queries,
+            overload_concurrency=overload_concurrency,
+            max_queue=max_queue,
+            queue_timeout_ms=queue_timeout_ms,
+            max_in_flight=max_in_flight,
+        )
+    except LsrError as exc:
+        _fail(exc)
+        return
     print(json.dumps(result) if json_out else json.dumps(result, indent=2))
 
 

@@ -189,7 +189,7 @@ class Index:
                 self.name,
                 idf_encoder=self.idf_encoder() if name != "bm25" else None,
                 multivector=self.query_multivector_encoder() if "+rerank" in name else None,
-                model_encoder=self._model_encoder() if name == "sparse-model" else None,
+                model_encoder=self.sparse_query_encoder() if name == "sparse-model" else None,
                 quality=self.quality,
                 k=k,
             )
@@ -214,7 +214,8 @@ class Index:
         encoder: MultiVectorEncoder = self._queries["multivector"]
         return encoder
 
-    def _model_encoder(self) -> SparseQueryEncoder:
+    def sparse_query_encoder(self) -> SparseQueryEncoder:
+        """The sparse model run on queries (the `sparse-model` pipeline)."""
         if "model" not in self._queries:
             self._queries["model"] = SparseQueryEncoder(self.models.sparse, options=OnnxOptions(quantize=self.models.quantize))
         encoder: SparseQueryEncoder = self._queries["model"]

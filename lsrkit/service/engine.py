@@ -1,0 +1,113 @@
+"""What the service serves, loaded once at start: the index's backend, its encoders and every
+pipeline over it. Each method is a blocking call (the app runs it in its thread pool)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from lsrkit.core.config import RerankSettings
+from lsrkit.core.errors import InputError
+from lsrkit.core.types import Hit
+from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder, SparseDocEncoder, SparseQueryEncoder
+from lsrkit.factory import PIPELINES
+from lsrkit.index import Index
+from lsrkit.plugin import CODEC_META, SearchPipeline
+from lsrkit.plugin.base import Filters
+from lsrkit.plugin.codec import MultiVectorCodec
+from lsrkit.plugin.pipeline import SearchResult, index_codec
+from lsrkit.plugin.rerank import MaxSimReranker
+from lsrkit.service.settings import ServiceSettings
+
+
+@dataclass(frozen=True)
+class Models:
+    """The encoders of one index."""
+
+    sparse_doc: SparseDocEncoder
+    idf_query: IdfQueryEncoder
+    sparse_query: SparseQueryEncoder
+    multivector: MultiVectorEncoder | None
+
+
+def load_models(index: Index) -> Models:
+    """The encoders the index's manifest names (those `lsrkit search` uses)."""
+    sparse_doc, multivector = index.document_encoders()
+    return Models(sparse_doc, index.idf_encoder(), index.sparse_query_encoder(), multivector)
+
+
+@dataclass(frozen=True)
+class Reranked:
+    hits: list[Hit]
+    unknown_ids: list[str]
+
+
+class Engine:
+    """The backend, the encoders and the pipelines of one index."""
+
+    def __init__(self, target: Index) -> None:
+        self.target = target
+        self.backend = target.backend
+        self.index = target.name
+        self.models = load_models(target)
+        self.quality = target.quality
+        self.codec: MultiVectorCodec | None = index_codec(self.backend, self.index) if self.backend.get_meta(self.index, CODEC_META) else None
+        names = [n for n in PIPELINES if "rerank" not in n or self.codec is not None]
+        self.pipelines: dict[str, SearchPipeline] = {name: target.pipeline(name) for name in names}
+        self._sparse_vocab = self.models.sparse_doc.vocab
+        self._query_vocab = self.models.idf_query.vocab
+
+    @classmethod
+    def open(cls, settings: ServiceSettings) -> Engine:
+        options = settings.backend
+        target = Index(settings.index, backend=options.kind, data_dir=options.data_dir, url=options.url, ca_certs=options.ca_certs)
+        try:
+            return cls(target)
+        except BaseException:
+            target.close()
+            raise
+
+    def search(self, pipeline: str, text: str, k: int, filters: Filters | None) -> SearchResult:
+        chosen = self.pipelines.get(pipeline)
+        if chosen is None:
+            raise InputError(f"pipeline {pipeline!r} is not served for index {self.index!r}; served: {', '.join(self.pipelines)}")
+        return chosen.search(text, k=k, filters=filters)
+
+    def rerank(self, query: str, candidates: Sequence[tuple[str, float | None]], k: int) -> Reranked:
+        """MaxSim over the candidates' stored token vectors; a candidate's first-stage score, when
+        every candidate has one, is interpolated as the search pipelines do. Ids the index does
+        not hold are returned apart, not ranked."""
+        if self.codec is None:
+            raise InputError(f"index {self.index!r} stores no token vectors: nothing to rerank with")
+        ids = list(dict.fromkeys(c for c, _ in candidates))
+        stored = self.backend.fetch_multivectors(self.index, ids)
+        scores: Mapping[str, float | None] = dict(candidates)
+        known = [c for c in ids if c in stored]
+        with_scores = all(scores[c] is not None for c in known)
+        hits = [Hit(c, float(scores[c] or 0.0)) for c in known]
+        settings = RerankSettings(
+            kappa=max(len(hits), 1),
+            k=max(1, min(k, len(hits))),
+            interpolation=self.quality.sparse_interpolation if with_scores else 0.0,
+        )
+        assert self.models.multivector is not None  # a codec means token vectors and their encoder
+        query_vectors = self.models.multivector.encode_queries([query])[0]
+        decoded = {}
+        for c in known:
+            try:
+                decoded[c] = self.codec.decode(stored[c])
+            except InputError:  # scored as having no tokens, as the search pipelines do
+                continue
+        ranked = MaxSimReranker(settings).rerank(query_vectors.vectors, hits, decoded, k=settings.k)[:k] if hits else []
+        return Reranked(ranked, [c for c in ids if c not in stored])
+
+    def encode_documents(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Token → weight maps of documents (the SPLADE model), as OpenSearch rank_features keys them."""
+        return [v.to_tokens(self._sparse_vocab) for v in self.models.sparse_doc.encode_documents(texts)]
+
+    def encode_queries(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Token → weight maps of queries, inference-free (tokenizer and IDF table, no model)."""
+        return [v.to_tokens(self._query_vocab) for v in self.models.idf_query.encode_queries(texts)]
+
+    def close(self) -> None:
+        self.target.close()
