@@ -8,8 +8,9 @@ raises ModelNotFoundError listing every source tried.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Literal
 
@@ -141,9 +142,36 @@ def spec_for(model: str, kind: ModelKind | None = None) -> ModelSpec:
     return ModelSpec(name=model.replace("/", "--"), kind=kind, hub_id=model)
 
 
+FOLDER_SETTINGS = "lsrkit.json"  # a model folder's own ModelSpec fields, e.g. {"activation": "log1p_log1p_relu"}
+
+
+def with_folder_settings(spec: ModelSpec, folder: Path) -> ModelSpec:
+    """A model outside the registry, as its folder describes it: the fields of its `lsrkit.json`,
+    and an `idf.json` beside the weights (OpenSearch's doc-v* layout) as its IDF table."""
+    if REGISTRY.get(spec.name) == spec:
+        return spec
+    settings: dict[str, object] = {}
+    if (folder / "idf.json").is_file() and spec.kind == "sparse" and spec.idf_file is None:
+        settings["idf_file"] = "idf.json"
+    if (folder / FOLDER_SETTINGS).is_file():
+        try:
+            found = json.loads((folder / FOLDER_SETTINGS).read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{folder / FOLDER_SETTINGS}: not JSON ({exc.msg})") from exc
+        unknown = set(found) - {f.name for f in fields(ModelSpec)} | ({"name", "kind", "hub_id", "package", "path"} & set(found))
+        if unknown:
+            raise ConfigError(f"{folder / FOLDER_SETTINGS}: cannot set {sorted(unknown)}")
+        settings.update(found)
+    return replace(spec, **settings) if settings else spec  # type: ignore[arg-type]
+
+
 def resolve(model: str | ModelSpec, kind: ModelKind | None = None) -> ResolvedModel:
     """Find the files of a model, trying each of its sources in order."""
-    spec = model if isinstance(model, ModelSpec) else spec_for(model, kind)
+    found = _resolve(model if isinstance(model, ModelSpec) else spec_for(model, kind))
+    return ResolvedModel(with_folder_settings(found.spec, found.directory), found.directory)
+
+
+def _resolve(spec: ModelSpec) -> ResolvedModel:
     tried: list[str] = []
     if spec.path:
         folder = Path(spec.path).expanduser()
