@@ -6,12 +6,16 @@ only when an export is actually needed: the runtime never imports them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -113,13 +117,14 @@ def export_model(resolved: ResolvedModel, options: OnnxOptions, target: Path | N
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        fp32_path = _optimum_export(resolved, work / "fp32")
-        max_diff = _max_abs_diff_vs_torch(resolved, fp32_path)
-        final = work / MODEL_FILE
-        if options.quantize == "none":
-            shutil.copyfile(fp32_path, final)
-        else:
-            _quantize(fp32_path, final, options.quantize)
+        with _quiet():
+            fp32_path = _optimum_export(resolved, work / "fp32")
+            max_diff = _max_abs_diff_vs_torch(resolved, fp32_path)
+            final = work / MODEL_FILE
+            if options.quantize == "none":
+                shutil.copyfile(fp32_path, final)
+            else:
+                _quantize(fp32_path, final, options.quantize)
         for name in _TOKENIZER_FILES:
             if (resolved.directory / name).is_file():
                 shutil.copyfile(resolved.directory / name, work / name)
@@ -154,6 +159,23 @@ def export_model(resolved: ResolvedModel, options: OnnxOptions, target: Path | N
         raise ExportError(f"exporting {spec.name!r} from {resolved.directory} failed: {exc}") from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """torch's tracer, transformers and optimum warn about their own internals on every export;
+    none of it is for lsrkit's user (the export is checked against torch instead)."""
+    loggers = [logging.getLogger(name) for name in ("transformers", "optimum", "torch.onnx", "onnxruntime")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 def _task(spec: ModelSpec) -> str:

@@ -27,9 +27,22 @@ class BackendOptions:
     ca_certs: str | None = None  # opensearch over https
 
 
+_EXTRA = {"edge": "qdrant", "qdrant": "qdrant", "opensearch": "opensearch"}
+
+
 def open_backend(options: BackendOptions, *, sparse_model: str | None = "splade-tiny") -> Backend:
     """The adapter for `options`. OpenSearch keys rank_features by token string, so it is given
     the sparse model's vocabulary (the tokenizer only; no model is loaded; None: set it later)."""
+    if options.kind not in _EXTRA:
+        raise ConfigError(f"unknown backend {options.kind!r}: use edge, qdrant or opensearch")
+    try:
+        return _open(options, sparse_model)
+    except ImportError as exc:  # the engine's SDK is an extra
+        extra = _EXTRA[options.kind]
+        raise ConfigError(f"the {options.kind} backend needs the {extra!r} extra: pip install 'lsrkit[{extra}]' ({exc})") from exc
+
+
+def _open(options: BackendOptions, sparse_model: str | None) -> Backend:
     if options.kind == "edge":
         from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
@@ -39,19 +52,17 @@ def open_backend(options: BackendOptions, *, sparse_model: str | None = "splade-
 
         path = None if options.url else str(options.data_dir / "qdrant-local")
         return QdrantBackend(client_from_env(url=options.url, path=path))
-    if options.kind == "opensearch":
-        from lsrkit.encoders.registry import resolve
-        from lsrkit.encoders.text import TextTokenizer
-        from lsrkit.plugin.opensearch import OpenSearchBackend
-        from lsrkit.plugin.opensearch import client_from_env as os_client
+    from lsrkit.encoders.registry import resolve
+    from lsrkit.encoders.text import TextTokenizer
+    from lsrkit.plugin.opensearch import OpenSearchBackend
+    from lsrkit.plugin.opensearch import client_from_env as os_client
 
-        vocab = None
-        if sparse_model is not None:
-            resolved = resolve(sparse_model, "sparse")
-            vocab = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
-        url = options.url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
-        return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs), vocab=vocab)
-    raise ConfigError(f"unknown backend {options.kind!r}: use edge, qdrant or opensearch")
+    vocab = None
+    if sparse_model is not None:
+        resolved = resolve(sparse_model, "sparse")
+        vocab = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
+    url = options.url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
+    return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs), vocab=vocab)
 
 
 @dataclass(frozen=True)
