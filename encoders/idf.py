@@ -74,6 +74,13 @@ class DocFreqCounter:
             self.doc_freq[unique] += 1
             self.n_docs += 1
 
+    def remove(self, token_ids: Iterable[Sequence[int]]) -> None:
+        """Take back documents counted before (an update or a delete)."""
+        for ids in token_ids:
+            unique = np.unique(np.asarray(ids, dtype=np.int64))
+            self.doc_freq[unique] -= 1
+            self.n_docs -= 1
+
     def merge(self, other: DocFreqCounter) -> None:
         self.doc_freq += other.doc_freq
         self.n_docs += other.n_docs

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from lsrkit.core.errors import CheckpointError
 
@@ -25,7 +24,6 @@ class Checkpoint:
     passages: int = 0
     ids_bytes: int = 0
     dead_letter_bytes: int = 0
-    doc_freq: dict[str, Any] = field(default_factory=dict)
     done: bool = False
 
     def save(self, path: Path) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from lsrkit.core.config import BatchPolicy, IndexSpec
 from lsrkit.core.errors import BackendError, EncoderError, IndexMissingError, IngestError, InputError, RecordError, UnavailableError
@@ -27,10 +27,13 @@ from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.manifest import encoders_manifest, record_manifest
 from lsrkit.ingest.progress import Progress
 from lsrkit.ingest.sources import FieldMapping, Source, SourceFormat, SourceRecord, read_records
+from lsrkit.ingest.statistics import STATISTICS_META, Change, CorpusStatistics, finish_delete, passage_text
 from lsrkit.ingest.validate import Validator
 from lsrkit.plugin.base import Backend, EncodedRecord, WriteResult
 from lsrkit.plugin.codec import MultiVectorCodec
 from lsrkit.plugin.pipeline import CODEC_META
+
+T = TypeVar("T")
 
 
 class SparseDocumentEncoder(Protocol):
@@ -105,12 +108,6 @@ class _Unit:
     documents: list[Document] = field(default_factory=list)
     records: list[EncodedRecord] = field(default_factory=list)
     rejects: list[tuple[RecordError, str | None]] = field(default_factory=list)
-    doc_freq: DocFreqCounter | None = None
-
-
-def _passage_text(passage: Passage) -> str:
-    """What is encoded and what BM25 reads: the title, then the passage."""
-    return f"{passage.title} {passage.text}".strip() if passage.title else passage.text
 
 
 def _record_bytes(record: EncodedRecord) -> int:
@@ -155,6 +152,9 @@ class IngestPipeline:
         self.ids_path = self.state_dir / "ids.log"
         self.idf_path = self.state_dir / "idf.json"
         self._codec: MultiVectorCodec | None = None
+        self.statistics = CorpusStatistics(backend, spec.name, tokenizer, self.state_dir)
+        self._job_key = ""
+        self._pending: Change | None = None
 
     # -- public --------------------------------------------------------------------------------
     def run(self, source: Source, *, fmt: SourceFormat = "auto", mapping: FieldMapping = FieldMapping(), resume: bool = False) -> IngestSummary:
@@ -194,14 +194,29 @@ class IngestPipeline:
         self._codec = self._stored_codec()
         seen = set(self.ids_path.read_text(encoding="utf-8").split("\n")) - {""} if self.ids_path.exists() else set()
         validator = Validator(mapping, seen=seen)
-        doc_freq = (
-            DocFreqCounter.from_state(checkpoint.doc_freq, len(self.tokenizer.vocab)) if checkpoint.doc_freq else DocFreqCounter(len(self.tokenizer.vocab))
-        )
+        self.backend.flush(self.spec.name)  # what a stopped run wrote is read back as searchable
+        self._job_key, self._pending = job, self._recover(job, resumed=resume, next_ordinal=checkpoint.next_ordinal)
         if not checkpoint.done:
-            yield from self._stream(source, fmt, validator, checkpoint, doc_freq)
-        self._finish(doc_freq)
+            yield from self._stream(source, fmt, validator, checkpoint)
+        self._finish()
 
     # -- internals -----------------------------------------------------------------------------
+    def _recover(self, job: str, *, resumed: bool, next_ordinal: int) -> Change | None:
+        """A change a stopped job journaled and did not finish: a delete is finished now; this
+        job's own batch is finished when the resumed job writes it again."""
+        change = self.statistics.pending()
+        if change is None:
+            return None
+        if change.batch < 0:
+            finish_delete(self.backend, self.statistics, change)
+            return None
+        if change.job != job or not resumed or change.batch != next_ordinal:
+            raise IngestError(
+                f"a job stopped in the middle of a batch of index {self.spec.name!r} ({change.job}, batch at record {change.batch}): "
+                "run that job again with --resume first, so the corpus statistics stay exact"
+            )
+        return change
+
     def _with_text_statistics(self, source: Source, fmt: SourceFormat, mapping: FieldMapping) -> IndexSpec:
         """The spec with what the engine must know before its first write. Qdrant bakes the
         corpus's mean passage length into the BM25 weights it stores: a new index measures it in
@@ -220,7 +235,7 @@ class IngestPipeline:
                 document = validator.document(record)
             except RecordError:
                 continue  # the job itself dead-letters it
-            texts.extend(_passage_text(p) for p in self.chunker.split(document))
+            texts.extend(passage_text(p.title, p.text) for p in self.chunker.split(document))
             if len(texts) >= 1024:
                 total, passages, texts = total + sum(self.backend.text_lengths(spec, texts) or []), passages + len(texts), []
         total, passages = total + sum(self.backend.text_lengths(spec, texts) or []), passages + len(texts)
@@ -255,11 +270,8 @@ class IngestPipeline:
     def _encode(self, unit: _Unit) -> None:
         passages: list[Passage] = [p for doc in unit.documents for p in self.chunker.split(doc)]
         metadata = {d.id: d.metadata for d in unit.documents}
-        texts = [_passage_text(p) for p in passages]
+        texts = [passage_text(p.title, p.text) for p in passages]
         sparse, multi = self._encode_texts(texts, passages, unit)
-        counter = DocFreqCounter(len(self.tokenizer.vocab))
-        counter.add(self.tokenizer.token_ids(texts, add_special_tokens=False))
-        unit.doc_freq = counter
         codec = self._codec_for(multi)
         for passage, sv, mv in zip(passages, sparse, multi, strict=True):  # one entry per passage in each
             if sv is None:
@@ -309,12 +321,12 @@ class IngestPipeline:
                 multi.append(mv)
             return sparse, multi
 
-    def _stream(self, source: Source, fmt: SourceFormat, validator: Validator, checkpoint: Checkpoint, doc_freq: DocFreqCounter) -> Iterator[BatchResult]:
+    def _stream(self, source: Source, fmt: SourceFormat, validator: Validator, checkpoint: Checkpoint) -> Iterator[BatchResult]:
         work: queue.Queue[_Unit | None] = queue.Queue(maxsize=self.policy.queue_depth)
         results: queue.Queue[BatchResult | BaseException | None] = queue.Queue()
         stop = threading.Event()
         dead = DeadLetter(self.dead_letter_path)
-        writer = threading.Thread(target=self._writer, args=(work, results, stop, checkpoint, doc_freq, dead), name="lsrkit-writer", daemon=True)
+        writer = threading.Thread(target=self._writer, args=(work, results, stop, checkpoint, dead), name="lsrkit-writer", daemon=True)
         writer.start()
         bar = Progress(self._total(source, fmt), initial=checkpoint.next_ordinal, enabled=self.progress)
         finished = False
@@ -374,7 +386,6 @@ class IngestPipeline:
         results: queue.Queue[BatchResult | BaseException | None],
         stop: threading.Event,
         checkpoint: Checkpoint,
-        doc_freq: DocFreqCounter,
         dead: DeadLetter,
     ) -> None:
         try:
@@ -386,7 +397,7 @@ class IngestPipeline:
                 written, retried = self._write_unit(unit, dead, stop)
                 if stop.is_set():
                     break
-                self._commit(unit, checkpoint, doc_freq, dead, written)
+                self._commit(unit, checkpoint, dead, written)
                 results.put(
                     BatchResult(unit.first_ordinal, unit.next_ordinal, len(unit.documents), written, len(unit.rejects), retried, time.perf_counter() - started)
                 )
@@ -396,14 +407,26 @@ class IngestPipeline:
             results.put(None)
 
     def _write_unit(self, unit: _Unit, dead: DeadLetter, stop: threading.Event) -> tuple[int, int]:
-        written = retried = 0
+        """Journal the batch's change to the statistics, write its passages, delete what its
+        documents no longer have, update the statistics (see ingest/statistics.py)."""
+        change, self._pending = self._pending, None
+        if change is None or change.batch != unit.first_ordinal:
+            documents = sorted({r.doc_id for r in unit.records})  # a document whose every passage was refused keeps its old ones
+            change = self.statistics.begin(self._job_key, unit.first_ordinal, documents, keep=[r.id for r in unit.records])
+        written: list[str] = []
+        retried = 0
         for bulk in self._bulks(unit.records):
             result = self._write_with_retry(bulk, stop)
-            written += len(result.written)
+            written.extend(result.written)
             retried += result.retried
             for record_id, reason in result.failed.items():
                 unit.rejects.append((RecordError(f"engine refused: {reason}", position="write", record_id=record_id), None))
-        return written, retried
+        if stop.is_set():
+            return len(written), retried
+        self._with_retry(lambda: self.backend.delete(self.spec.name, change.deletes), stop)
+        texts = {r.id: r.full_text for r in unit.records}
+        self.statistics.apply(change, dict(zip(written, self.statistics.token_sets([texts[i] for i in written]), strict=True)))
+        return len(written), retried
 
     def _bulks(self, records: list[EncodedRecord]) -> Iterator[list[EncodedRecord]]:
         bulk: list[EncodedRecord] = []
@@ -419,12 +442,22 @@ class IngestPipeline:
             yield bulk
 
     def _write_with_retry(self, bulk: list[EncodedRecord], stop: threading.Event) -> WriteResult:
+        attempts = [0]
+
+        def write() -> WriteResult:
+            attempts[0] += 1
+            return self.backend.write(self.spec.name, bulk)
+
+        result = self._with_retry(write, stop)
+        result.retried += attempts[0] - 1
+        return result
+
+    def _with_retry(self, call: Callable[[], T], stop: threading.Event) -> T:
+        """`call`, tried again with backoff while the engine is overloaded or restarting."""
         delay = self.retry.first_delay
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                result = self.backend.write(self.spec.name, bulk)
-                result.retried += attempt - 1
-                return result
+                return call()
             except (UnavailableError, BackendError) as exc:
                 if attempt == self.retry.attempts or stop.is_set() or not isinstance(exc, UnavailableError):
                     raise
@@ -432,20 +465,17 @@ class IngestPipeline:
                 delay = min(delay * 2, self.retry.max_delay)
         raise AssertionError("unreachable")
 
-    def _commit(self, unit: _Unit, checkpoint: Checkpoint, doc_freq: DocFreqCounter, dead: DeadLetter, written: int) -> None:
+    def _commit(self, unit: _Unit, checkpoint: Checkpoint, dead: DeadLetter, written: int) -> None:
         for error, raw in unit.rejects:
             dead.add(position=error.position, reason=error.reason, record_id=error.record_id, raw=raw)
         with self.ids_path.open("a", encoding="utf-8") as handle:
             handle.write("".join(f"{d.id}\n" for d in unit.documents))
-        if unit.doc_freq is not None:
-            doc_freq.merge(unit.doc_freq)
         checkpoint.next_ordinal = unit.next_ordinal
         checkpoint.written += written
         checkpoint.passages += len(unit.records)
         checkpoint.rejected += len(unit.rejects)
         checkpoint.ids_bytes = self.ids_path.stat().st_size
         checkpoint.dead_letter_bytes = dead.size()
-        checkpoint.doc_freq = doc_freq.state()
         checkpoint.save(self.checkpoint_path)
 
     def _total(self, source: Source, fmt: SourceFormat) -> int | None:
@@ -458,11 +488,9 @@ class IngestPipeline:
                 return sum(1 for _ in handle)
         return None
 
-    def _finish(self, doc_freq: DocFreqCounter) -> None:
-        table: IdfTable = doc_freq.to_table(self.tokenizer.vocab)
-        table.save(self.idf_path)
+    def _finish(self) -> None:
         self.backend.flush(self.spec.name)
-        self.backend.put_meta(self.spec.name, "idf", {"n_docs": doc_freq.n_docs, **doc_freq.state()})
+        self.statistics.table().save(self.idf_path)  # the whole index's, in OpenSearch's idf.json form
 
 
 def job_key(source: Source, backend: str, index: str, sparse: SparseDocumentEncoder, multivector: MultiVectorDocumentEncoder | None) -> str:
@@ -474,7 +502,7 @@ def job_key(source: Source, backend: str, index: str, sparse: SparseDocumentEnco
 
 def load_index_idf(backend: Backend, index: str, vocab: list[str]) -> IdfTable | None:
     """The IDF table ingest stored with the index (None when the backend keeps none)."""
-    state = backend.get_meta(index, "idf")
+    state = backend.get_meta(index, STATISTICS_META)
     if not state:
         return None
     return DocFreqCounter.from_state(state, len(vocab)).to_table(vocab)

@@ -169,6 +169,36 @@ def ingest(
 
 
 @app.command()
+def delete(
+    index: IndexOpt = "lsrkit",
+    backend: BackendOpt = "edge",
+    data_dir: DataDirOpt = Path(".lsrkit"),
+    url: UrlOpt = None,
+    ids: Annotated[str | None, typer.Option("--ids", help="comma-separated document ids")] = None,
+    from_file: Annotated[Path | None, typer.Option("--from", help="a file of document ids, one per line")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete documents: their passages, token vectors and share of the corpus statistics."""
+    from lsrkit.core.errors import ConfigError
+    from lsrkit.index import Index
+
+    try:
+        if (ids is None) == (from_file is None):
+            raise ConfigError("name the documents with --ids or with --from FILE (one of them)")
+        wanted = [i.strip() for i in (ids.split(",") if ids is not None else Path(from_file).read_text().splitlines()) if i.strip()]  # type: ignore[arg-type]
+        with Index(index, **_engine(backend, data_dir, url)) as target:
+            summary = target.delete(wanted)
+    except (LsrError, OSError) as exc:
+        _fail(exc if isinstance(exc, LsrError) else ConfigError(str(exc)))
+        return
+    result = {"documents": summary.documents, "passages": summary.passages, "not_found": summary.not_found}
+    if json_out:
+        print(json.dumps(result))
+    else:
+        console.print(f"deleted {summary.documents} documents ({summary.passages} passages); not in the index: {len(summary.not_found)}")
+
+
+@app.command()
 def search(
     text: Annotated[str, typer.Argument(help="the query")],
     backend: BackendOpt = "edge",

@@ -11,7 +11,8 @@ built with are recorded in it (its manifest): opening it again needs no model na
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -35,11 +36,13 @@ from lsrkit.factory import (
 from lsrkit.ingest import FieldMapping, IngestPipeline, IngestSummary
 from lsrkit.ingest.manifest import MANIFEST_META, encoders_manifest, manifest_differences
 from lsrkit.ingest.sources import Source, SourceFormat
+from lsrkit.ingest.statistics import STATISTICS_META, CorpusStatistics, DeleteSummary, delete_documents
 from lsrkit.plugin import Backend, SearchPipeline
 from lsrkit.plugin.base import Filters
 from lsrkit.plugin.pipeline import SearchResult
 
 DEFAULT_PIPELINE = "hybrid+rerank"
+IDF_CHECK_SECONDS = 5.0  # how stale a long-running process's IDF table may get
 
 
 class Index:
@@ -88,6 +91,8 @@ class Index:
         self._queries: dict[str, Any] = {}
         self._pipelines: dict[tuple[str, int], SearchPipeline] = {}
         self._models: ModelChoice | None = None
+        self._idf_version: object = None
+        self._idf_checked = 0.0
 
     # -- models --------------------------------------------------------------------------------
     @property
@@ -170,6 +175,14 @@ class Index:
         self._forget_queries()  # the IDF table and the codec were (re)written
         return summary
 
+    def delete(self, doc_ids: Iterable[str], *, state_dir: Path | None = None) -> DeleteSummary:
+        """Remove documents: their passages, token vectors and share of the corpus statistics."""
+        sparse, _ = self.document_encoders()
+        statistics = CorpusStatistics(self.backend, self.name, sparse.model.tokenizer, state_dir or self.data_dir / "state" / self.name)
+        summary = delete_documents(self.backend, self.name, doc_ids, statistics)
+        self._idf_version = None  # re-read at the next search
+        return summary
+
     # -- search --------------------------------------------------------------------------------
     def search(self, text: str, *, pipeline: str = DEFAULT_PIPELINE, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         """The k best documents for `text`, best first."""
@@ -177,7 +190,23 @@ class Index:
 
     def query(self, text: str, *, pipeline: str = DEFAULT_PIPELINE, k: int = 10, filters: Filters | None = None) -> SearchResult:
         """As search, with the stage timings."""
-        return self.pipeline(pipeline, k=k).search(text, k=k, filters=filters)
+        chosen = self.pipeline(pipeline, k=k)
+        self.refresh()
+        return chosen.search(text, k=k, filters=filters)
+
+    def refresh(self, *, every_s: float = IDF_CHECK_SECONDS) -> None:
+        """Adopt the corpus statistics another job changed since they were read (an ingest or a
+        delete elsewhere): the inference-free encoder's IDF table is replaced in place, so every
+        pipeline (and a running service) sees it without a restart. Checked at most every_s."""
+        encoder = self._queries.get("idf")
+        now = time.monotonic()
+        if encoder is None or now - self._idf_checked < every_s:
+            return
+        self._idf_checked = now
+        stored = self.backend.get_meta(self.name, STATISTICS_META) or {}
+        if stored.get("version") != self._idf_version:
+            fresh = idf_query_encoder(self.backend, self.name, self.models.sparse)
+            encoder.idf, self._idf_version = fresh.idf, stored.get("version")
 
     def pipeline(self, name: str = DEFAULT_PIPELINE, *, k: int = 100) -> SearchPipeline:
         """One of PIPELINES over this index, with the tuned settings (built once per name and k)."""
@@ -198,6 +227,8 @@ class Index:
     def idf_encoder(self) -> IdfQueryEncoder:
         """The inference-free query encoder: the model's IDF file, else the corpus's stored with the index."""
         if "idf" not in self._queries:
+            self._idf_version = (self.backend.get_meta(self.name, STATISTICS_META) or {}).get("version")
+            self._idf_checked = time.monotonic()
             self._queries["idf"] = idf_query_encoder(self.backend, self.name, self.models.sparse)
         encoder: IdfQueryEncoder = self._queries["idf"]
         return encoder

@@ -114,6 +114,15 @@ class Backend(Protocol):
         """The stored token vectors of the given passage ids, as written (MultiVectorCodec bytes)."""
         ...
 
+    def read_documents(self, index: str, doc_ids: Sequence[str]) -> list[Hit]:
+        """Every stored passage of these documents, with title, text and metadata (what an update
+        or a delete takes back from the corpus statistics)."""
+        ...
+
+    def delete(self, index: str, passage_ids: Sequence[str]) -> None:
+        """Remove these passages and their vectors (ids not stored are no error)."""
+        ...
+
     def count(self, index: str) -> int: ...
 
     def disk_bytes(self, index: str) -> int | None:

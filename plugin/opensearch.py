@@ -317,6 +317,23 @@ class OpenSearchBackend:
         }
         return _multivectors(self._call("fetch vectors", index, self.client.search, index=index, body=body))
 
+    def read_documents(self, index: str, doc_ids: Sequence[str]) -> list[Hit]:
+        """A scroll over the passages with these doc_ids (searchable ones: the job refreshes the
+        index before it reads, so a resumed job sees what it wrote before it stopped)."""
+        if not doc_ids:
+            return []
+        query = {"query": {"terms": {"doc_id": list(doc_ids)}}}
+        return self._call("read documents", index, lambda: _hits({"hits": {"hits": list(helpers.scan(self.client, query=query, index=index, size=500))}}, True))
+
+    def delete(self, index: str, passage_ids: Sequence[str]) -> None:
+        if not passage_ids:
+            return
+        actions = ({"_op_type": "delete", "_index": index, "_id": i} for i in passage_ids)
+        _, errors = self._call("delete", index, helpers.bulk, self.client, actions, raise_on_error=False, refresh=False)
+        refused = [e for e in errors if e.get("delete", {}).get("status") != 404]  # 404: not stored, as asked
+        if refused:
+            raise BackendError(f"opensearch: delete in {index!r} refused for {len(refused)} passages: {refused[0]}")
+
     def count(self, index: str) -> int:
         return int(self._call("count", index, self.client.count, index=index)["count"])
 
@@ -366,7 +383,7 @@ def _hits(response: dict[str, Any], texts: bool) -> list[Hit]:
         if texts:
             source = item.get("_source", {})
             meta = {**(source.get("metadata") or {}), "doc_id": source.get("doc_id", item["_id"])}
-            hits.append(Hit(id=item["_id"], score=float(item["_score"]), title=source.get("title", ""), text=source.get("text", ""), metadata=meta))
+            hits.append(Hit(id=item["_id"], score=float(item.get("_score") or 0.0), title=source.get("title", ""), text=source.get("text", ""), metadata=meta))
         else:
             fields = item.get("fields", {})
             passage = fields["id"][0] if "id" in fields else item["_id"]

@@ -19,10 +19,10 @@ import qdrant_edge as qe
 
 from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError
-from lsrkit.core.types import SparseVector
+from lsrkit.core.types import Hit, SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
 from lsrkit.plugin.qdrant_bm25 import bm25_for
-from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, payload, point_id
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, hit_from_payload, payload, point_id
 
 _SPEC_FILE = "lsrkit-index.json"
 _NO_MV = qe.PayloadSelector.Exclude([MV_PAYLOAD])
@@ -72,6 +72,8 @@ class QdrantEdgeBackend(QdrantReads):
             shard = qe.EdgeShard.create(str(path / "shard"), config)
         except Exception as exc:  # qdrant_edge raises plain exceptions
             raise BackendError(f"edge: cannot create index {spec.name!r} in {path}: {exc}") from exc
+        # updates and deletes find a document's passages by doc_id
+        shard.update(qe.UpdateOperation.create_field_index("doc_id", qe.PayloadSchemaType.Keyword))
         (path / _SPEC_FILE).write_text(json.dumps(spec.__dict__))
         self._shards[spec.name] = shard
         self._specs[spec.name] = spec
@@ -160,6 +162,23 @@ class QdrantEdgeBackend(QdrantReads):
     def _payloads(self, index: str, point_ids: list[str], fields: Fields) -> dict[str, Mapping[str, Any] | None]:
         ids: list[Any] = list(point_ids)
         return {str(r.id): r.payload for r in self._shard(index).retrieve(ids, with_payload=_selector(fields), with_vector=False)}
+
+    def read_documents(self, index: str, doc_ids: Sequence[str]) -> list[Hit]:
+        shard = self._shard(index)
+        matching = qe.Filter(must=[qe.FieldCondition(key="doc_id", match=qe.MatchAny(list(doc_ids)))])
+        hits: list[Hit] = []
+        offset: Any = None
+        while doc_ids:
+            points, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=256, filter=matching, with_payload=_NO_MV, with_vector=False))
+            hits.extend(hit_from_payload(p.payload, 0.0) for p in points)
+            if offset is None:
+                break
+        return hits
+
+    def delete(self, index: str, passage_ids: Sequence[str]) -> None:
+        if passage_ids:
+            with self._lock:
+                self._shard(index).update(qe.UpdateOperation.delete_points([point_id(i) for i in passage_ids]))
 
     def count(self, index: str) -> int:
         return int(self._shard(index).count(qe.CountRequest(exact=True)))

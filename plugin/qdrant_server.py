@@ -15,10 +15,10 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
-from lsrkit.core.types import SparseVector
+from lsrkit.core.types import Hit, SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
 from lsrkit.plugin.qdrant_bm25 import bm25_for
-from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, payload, point_id
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, hit_from_payload, payload, point_id
 
 
 def _selector(fields: Fields) -> Any:
@@ -91,6 +91,8 @@ class QdrantBackend(QdrantReads):
             replication_factor=spec.replicas + 1,
             metadata={"lsrkit_spec": spec.__dict__},
         )
+        # updates and deletes find a document's passages by doc_id (local mode ignores indexes)
+        self._call("index", spec.name, self.client.create_payload_index, spec.name, field_name="doc_id", field_schema=models.PayloadSchemaType.KEYWORD)
         self._specs[spec.name] = spec
         return True
 
@@ -159,6 +161,24 @@ class QdrantBackend(QdrantReads):
     def _payloads(self, index: str, point_ids: list[str], fields: Fields) -> dict[str, Mapping[str, Any] | None]:
         records = self._call("retrieve", index, self.client.retrieve, index, ids=point_ids, with_payload=_selector(fields), with_vectors=False)
         return {str(r.id): r.payload for r in records}
+
+    def read_documents(self, index: str, doc_ids: Sequence[str]) -> list[Hit]:
+        matching = models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))])
+        hits: list[Hit] = []
+        offset: Any = None
+        while doc_ids:
+            points, offset = self._call(
+                "scroll", index, self.client.scroll, index, scroll_filter=matching, limit=256, offset=offset, with_payload=_selector(None), with_vectors=False
+            )
+            hits.extend(hit_from_payload(p.payload, 0.0) for p in points)
+            if offset is None:
+                break
+        return hits
+
+    def delete(self, index: str, passage_ids: Sequence[str]) -> None:
+        if passage_ids:
+            selector = models.PointIdsList(points=[point_id(i) for i in passage_ids])
+            self._call("delete", index, self.client.delete, index, points_selector=selector, wait=True)
 
     def count(self, index: str) -> int:
         return int(self._call("count", index, self.client.count, index, exact=True).count)

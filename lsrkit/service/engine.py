@@ -71,6 +71,7 @@ class Engine:
         chosen = self.pipelines.get(pipeline)
         if chosen is None:
             raise InputError(f"pipeline {pipeline!r} is not served for index {self.index!r}; served: {', '.join(self.pipelines)}")
+        self.target.refresh()  # the corpus statistics another job changed
         return chosen.search(text, k=k, filters=filters)
 
     def rerank(self, query: str, candidates: Sequence[tuple[str, float | None]], k: int) -> Reranked:

@@ -1,0 +1,157 @@
+"""The corpus statistics behind the inference-free IDF, exact as documents come, change and go.
+
+The document frequencies stored with the index (meta "idf") are the one source: every batch that
+adds, replaces or deletes passages changes them by exactly what it took out of the engine and what
+it put in. A crash can fall between the engine write and the statistics update, so each change is
+journaled first (a write-ahead record in the job's state folder) with what the engine held before:
+
+1. journal: the batch's documents' stored passages (their token sets), the passages to delete;
+2. the engine writes and deletes (idempotent: point ids are derived from passage ids);
+3. the statistics: − what was overwritten or deleted, + what was written, stamped with the
+   change's id in the same meta document (so a change is never applied twice);
+4. the journal entry is removed.
+
+A job that stops anywhere and runs again finds the entry and finishes that change from it; with no
+entry, the engine already holds the batch and reading it back gives a change of zero.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsrkit.core.errors import CheckpointError
+from lsrkit.core.types import Hit
+from lsrkit.encoders.idf import DocFreqCounter, IdfTable
+from lsrkit.encoders.text import TextTokenizer
+from lsrkit.plugin.base import Backend
+
+STATISTICS_META = "idf"  # the MetaStore key of an index's document frequencies
+
+
+def passage_text(title: str, text: str) -> str:
+    """What is encoded and counted for a passage: its title, then its text."""
+    return f"{title} {text}".strip() if title else text
+
+
+@dataclass
+class Change:
+    """One batch's change to the statistics, journaled before the engine is touched."""
+
+    id: str
+    job: str
+    batch: int  # the batch's first source ordinal (an ingest), -1 for a delete
+    before: dict[str, list[int]]  # passage id → token ids of the passages stored before the batch
+    deletes: list[str] = field(default_factory=list)  # passages the batch removes
+    found: list[str] = field(default_factory=list)  # the documents the engine held
+
+
+class CorpusStatistics:
+    """The document frequencies of one index and the journal of their changes."""
+
+    def __init__(self, backend: Backend, index: str, tokenizer: TextTokenizer, state_dir: Path) -> None:
+        self.backend = backend
+        self.index = index
+        self.tokenizer = tokenizer
+        self.journal_path = Path(state_dir) / "statistics-journal.json"
+
+    # -- the journal -----------------------------------------------------------------------------
+    def pending(self) -> Change | None:
+        if not self.journal_path.is_file():
+            return None
+        try:
+            return Change(**json.loads(self.journal_path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"statistics journal {self.journal_path} is unreadable: {exc}") from exc
+
+    def begin(self, job: str, batch: int, documents: Sequence[str], keep: Iterable[str] = ()) -> Change:
+        """Journal the change of a batch over these documents: their stored passages, and those of
+        them not in `keep` (the batch's new passages) to delete."""
+        stored = self.backend.read_documents(self.index, list(documents)) if documents else []
+        kept = set(keep)
+        change = Change(
+            id=uuid.uuid4().hex,
+            job=job,
+            batch=batch,
+            before=dict(zip([h.id for h in stored], self.token_sets(_texts(stored)), strict=True)),
+            deletes=sorted(h.id for h in stored if h.id not in kept),
+            found=sorted({str(h.metadata.get("doc_id", h.id)) for h in stored}),
+        )
+        self.journal_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.journal_path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(asdict(change), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.journal_path)
+        return change
+
+    def apply(self, change: Change, written: Mapping[str, Sequence[int]]) -> None:
+        """Step 3 and 4: the engine holds the batch; `written` maps the passages it wrote to their
+        token sets. A change already stamped on the statistics is not applied again."""
+        stored = self.backend.get_meta(self.index, STATISTICS_META) or {}
+        if stored.get("applied") != change.id:
+            counter = self.counter(stored)
+            gone = set(change.deletes) | set(written)
+            counter.remove(ids for passage, ids in change.before.items() if passage in gone)
+            counter.add(written.values())
+            self.backend.put_meta(self.index, STATISTICS_META, {**counter.state(), "applied": change.id, "version": int(stored.get("version", 0)) + 1})
+        self.journal_path.unlink(missing_ok=True)
+
+    # -- the statistics --------------------------------------------------------------------------
+    def token_sets(self, texts: Sequence[str]) -> list[list[int]]:
+        return [sorted(set(ids)) for ids in self.tokenizer.token_ids(list(texts), add_special_tokens=False)] if texts else []
+
+    def counter(self, stored: Mapping[str, Any] | None = None) -> DocFreqCounter:
+        state = stored if stored is not None else self.backend.get_meta(self.index, STATISTICS_META)
+        size = len(self.tokenizer.vocab)
+        return DocFreqCounter.from_state(dict(state), size) if state and "n_docs" in state else DocFreqCounter(size)
+
+    def table(self) -> IdfTable:
+        return self.counter().to_table(self.tokenizer.vocab)
+
+
+@dataclass
+class DeleteSummary:
+    documents: int = 0  # of those asked for, how many the index held
+    passages: int = 0
+    not_found: list[str] = field(default_factory=list)
+
+
+def delete_documents(backend: Backend, index: str, doc_ids: Iterable[str], statistics: CorpusStatistics, batch: int = 64) -> DeleteSummary:
+    """Remove documents, their passages and vectors, and their share of the statistics; a delete
+    stopped anywhere and run again ends as one that was not (its journal entry is finished first)."""
+    backend.flush(index)  # what was written last is searchable, so it is found
+    pending = statistics.pending()
+    if pending is not None:
+        if pending.batch >= 0:
+            raise CheckpointError(f"an ingest job stopped in the middle of a batch of index {index!r} ({pending.job}): run it again with --resume first")
+        finish_delete(backend, statistics, pending)
+    wanted = list(dict.fromkeys(doc_ids))
+    summary = DeleteSummary()
+    for start in range(0, len(wanted), batch):
+        chunk = wanted[start : start + batch]
+        change = statistics.begin("delete", -1, chunk)
+        held = set(change.found)
+        finish_delete(backend, statistics, change)
+        summary.documents += len(held)
+        summary.passages += len(change.deletes)
+        summary.not_found.extend(d for d in chunk if d not in held)
+    return summary
+
+
+def finish_delete(backend: Backend, statistics: CorpusStatistics, change: Change) -> None:
+    backend.delete(statistics.index, change.deletes)
+    statistics.apply(change, {})
+
+
+def _texts(hits: Sequence[Hit]) -> list[str]:
+    return [passage_text(h.title, h.text) for h in hits]
+
+
+__all__ = ["STATISTICS_META", "Change", "CorpusStatistics", "DeleteSummary", "delete_documents", "finish_delete", "passage_text"]
