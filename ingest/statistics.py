@@ -142,6 +142,7 @@ def delete_documents(backend: Backend, index: str, doc_ids: Iterable[str], stati
         summary.documents += len(held)
         summary.passages += len(change.deletes)
         summary.not_found.extend(d for d in chunk if d not in held)
+    backend.flush(index)  # searches see the deletes
     return summary
 
 

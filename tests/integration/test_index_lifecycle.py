@@ -210,6 +210,26 @@ def test_every_crash_point_of_an_update_and_a_delete(after, sparse_encoder, mv_e
     try:
         for job in (1, 2):
             for call in range(1, 5):
-                _run_lifecycle(lambda name: Index(name, backend=backend, data_dir=root, encoders=(sparse_encoder, mv_encoder)), mini_docs, ops, (job, call, after))
+                _run_lifecycle(
+                    lambda name: Index(name, backend=backend, data_dir=root, encoders=(sparse_encoder, mv_encoder)), mini_docs, ops, (job, call, after)
+                )
+    finally:
+        backend.close()
+
+
+def test_crashes_of_an_update_and_a_delete_on_opensearch(opensearch_url, sparse_encoder, mv_encoder, mini_docs, tmp_path_factory):
+    from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
+
+    ops = [("upsert", {"a": "long", "b": "short"}), ("upsert", {"a": "short", "c": "long"}), ("delete", ["b", "c"])]
+    root = tmp_path_factory.mktemp("os-sweep")
+    backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+    try:
+        for crash in (
+            (1, 1, True),
+            (1, 2, False),
+            (1, 3, True),
+            (2, 1, True),
+        ):  # after the write, before the stale delete, after the statistics; after the delete
+            _run_lifecycle(lambda name: Index(name, backend=backend, data_dir=root, encoders=(sparse_encoder, mv_encoder)), mini_docs, ops, crash)
     finally:
         backend.close()
