@@ -7,6 +7,9 @@ Scenarios (each on real engines, each audited against the records it should have
   resumed with --resume;
 - opensearch_killed: the OpenSearch node SIGKILLed (by its own pid) mid-ingest, restarted, the
   job resumed;
+- update_delete_opensearch_killed: an update job (documents shrunk, documents added) and a delete
+  job, the node SIGKILLed during each, restarted, the jobs run again: stale, lost and duplicated
+  passages and whether the corpus statistics equal a fresh count;
 - bulk_429: a node with a one-slot write queue and parallel writers, so OpenSearch itself
   answers 429; rejected items are retried alone.
 Needs the repository checkout (docker/opensearch-local.sh) for the OpenSearch scenarios.
@@ -164,7 +167,9 @@ def spawn_ingest(source: Path, data_dir: Path, index: str, backend: str, url: st
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
-def wait_for_checkpoint(state_dir: Path, ordinal: int, process: subprocess.Popen[bytes], timeout: float = 300) -> dict[str, Any]:
+def wait_for_checkpoint(state_dir: Path, ordinal: int, process: subprocess.Popen[bytes], timeout: float = 300, source: Path | None = None) -> dict[str, Any]:
+    """The job's checkpoint once it is past `ordinal` (of the job reading `source`, when given: a
+    job's predecessor on the same index leaves its own checkpoint until the job's first batch)."""
     path = state_dir / "checkpoint.json"
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -175,7 +180,7 @@ def wait_for_checkpoint(state_dir: Path, ordinal: int, process: subprocess.Popen
                 data = json.loads(path.read_text())
             except ValueError:
                 data = {}
-            if data.get("next_ordinal", 0) >= ordinal:
+            if data.get("next_ordinal", 0) >= ordinal and (source is None or str(source.resolve()) in data.get("job", "")):
                 return data
         time.sleep(0.05)
     raise TimeoutError(f"no checkpoint past {ordinal} within {timeout}s")
@@ -260,6 +265,102 @@ def opensearch_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: int =
     )
 
 
+def spawn_delete(ids: list[str], data_dir: Path, index: str, url: str) -> subprocess.Popen[bytes]:
+    (data_dir / "delete-ids.txt").write_text("\n".join(ids) + "\n")
+    cmd = [sys.executable, "-m", "lsrkit.cli", "delete", "--index", index, "--backend", "opensearch", "--url", url, "--data-dir", str(data_dir)]
+    return subprocess.Popen([*cmd, "--from", str(data_dir / "delete-ids.txt"), "--json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def audit_lifecycle(url: str, index: str, final: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stale (stored, not in the final corpus), lost, duplicated passages, and whether the stored
+    corpus statistics equal those counted afresh over the final corpus's passages."""
+    from opensearchpy import OpenSearch, helpers
+
+    from lsrkit.core import Document
+    from lsrkit.encoders.idf import DocFreqCounter
+    from lsrkit.encoders.registry import resolve
+    from lsrkit.encoders.text import TextTokenizer
+    from lsrkit.ingest import Chunker
+    from lsrkit.ingest.statistics import passage_text
+
+    resolved = resolve("splade-tiny")
+    tokenizer = TextTokenizer(resolved.directory, resolved.spec.max_length)
+    passages = [p for d in final for p in Chunker(tokenizer.tokenizer).split(Document(d["_id"], d["text"], d.get("title", "")))]
+    expected = DocFreqCounter(len(tokenizer.vocab))
+    expected.add(tokenizer.token_ids([passage_text(p.title, p.text) for p in passages], add_special_tokens=False))
+    client = OpenSearch(hosts=[url], timeout=60)
+    client.indices.refresh(index=index)
+    stored = [(h["_source"]["id"], h["_source"]["text"]) for h in helpers.scan(client, index=index, query={"query": {"match_all": {}}}, _source=["id", "text"])]
+    statistics = client.get(index="lsrkit-meta", id=f"{index}/idf")["_source"]["value"]
+    client.close()
+    want = {p.id: p.text for p in passages}
+    ids = [i for i, _ in stored]
+    return {
+        "passages_expected": len(want),
+        "passages_stored": len(stored),
+        "stale": sum(1 for i, text in stored if want.get(i) != text),
+        "lost": len(set(want) - set(ids)),
+        "duplicated": len(ids) - len(set(ids)),
+        "statistics_exact": {k: statistics.get(k) for k in ("n_docs", "ids", "counts")} == expected.state(),
+    }
+
+
+def update_delete_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: int = 200) -> Outcome:
+    """An index of n documents; an update job (half of them shrunk, as many new) with the node
+    SIGKILLed mid-run, restarted, the job resumed; then a delete job with the node killed while it
+    runs, restarted, the delete run again."""
+    started = time.time()
+    name = "lifecycle"
+    lines = (Path(dataset) / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    first = [json.loads(line) for line in lines[:n]]
+    shrunk = [{**d, "text": d["text"][:160]} for d in first[: n // 2]]
+    new = [json.loads(line) for line in lines[n : n + n // 2]]
+    data_dir = work / name
+    (work / "v1.jsonl").write_text("".join(json.dumps(d) + "\n" for d in first))
+    (work / "v2.jsonl").write_text("".join(json.dumps(d) + "\n" for d in shrunk + new))
+    finish(spawn_ingest(work / "v1.jsonl", data_dir, name, "opensearch", node.url))
+    process = spawn_ingest(work / "v2.jsonl", data_dir, name, "opensearch", node.url)
+    at = wait_for_checkpoint(data_dir / "state" / name, len(shrunk + new) // 4, process, source=work / "v2.jsonl")
+    node.kill()
+    process.wait(timeout=600)
+    update_exit = process.returncode
+    node.start()
+    finish(spawn_ingest(work / "v2.jsonl", data_dir, name, "opensearch", node.url, resume=True))
+    gone = [d["_id"] for d in first[n // 4 : n // 4 + n // 2]]  # half shrunk ones, half untouched ones
+    process = spawn_delete(gone, data_dir, name, node.url)
+    time.sleep(random.Random(5).uniform(2.0, 4.0))  # the delete is loading its tokenizer or deleting
+    node.kill()
+    process.wait(timeout=600)
+    delete_exit = process.returncode
+    node.start()
+    rerun = spawn_delete(gone, data_dir, name, node.url)
+    out, _ = rerun.communicate(timeout=600)
+    final = {d["_id"]: d for d in first}
+    final.update({d["_id"]: d for d in shrunk + new})
+    for doc in gone:
+        final.pop(doc, None)
+    audit = audit_lifecycle(node.url, name, list(final.values()))
+    return Outcome(
+        "update_delete_opensearch_killed",
+        audit["passages_expected"],
+        audit["passages_stored"],
+        audit["duplicated"],
+        audit["lost"],
+        dead_letters(data_dir / "state" / name),
+        0,
+        time.time() - started,
+        {
+            "stale": audit["stale"],
+            "statistics_exact": audit["statistics_exact"],
+            "update_killed_after_ordinal": at["next_ordinal"],
+            "update_exit_code_while_down": update_exit,
+            "delete_exit_code_while_down": delete_exit,
+            "delete_rerun_exit_code": rerun.returncode,
+            "delete_rerun": out.decode().strip().splitlines()[-1] if out else "",
+        },
+    )
+
+
 def bulk_429(dataset: Path, node: LocalOpenSearch, writers: int = 6, n: int = 240) -> Outcome:
     """Parallel writers against a node whose write pool has one thread and a one-slot queue."""
     from lsrkit.core import IndexSpec
@@ -299,7 +400,7 @@ def bulk_429(dataset: Path, node: LocalOpenSearch, writers: int = 6, n: int = 24
 
 
 def run(*, dataset: Path = DEFAULT_DATASET, port: int = 9280, scenarios: list[str] | None = None) -> dict[str, Any]:
-    wanted = scenarios or ["malformed", "ingest_killed_edge", "ingest_killed_opensearch", "opensearch_killed", "bulk_429"]
+    wanted = scenarios or ["malformed", "ingest_killed_edge", "ingest_killed_opensearch", "opensearch_killed", "update_delete_opensearch_killed", "bulk_429"]
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="lsrkit-faults-") as tmp:
         work = Path(tmp)
@@ -307,7 +408,7 @@ def run(*, dataset: Path = DEFAULT_DATASET, port: int = 9280, scenarios: list[st
             outcomes.append(malformed(dataset, work))
         if "ingest_killed_edge" in wanted:
             outcomes.append(ingest_killed(dataset, work, "edge", None))
-        needs_node = {"ingest_killed_opensearch", "opensearch_killed"} & set(wanted)
+        needs_node = {"ingest_killed_opensearch", "opensearch_killed", "update_delete_opensearch_killed"} & set(wanted)
         if needs_node:
             node = LocalOpenSearch(port)
             node.wipe()
@@ -317,6 +418,8 @@ def run(*, dataset: Path = DEFAULT_DATASET, port: int = 9280, scenarios: list[st
                     outcomes.append(ingest_killed(dataset, work, "opensearch", node.url))
                 if "opensearch_killed" in wanted:
                     outcomes.append(opensearch_killed(dataset, work, node))
+                if "update_delete_opensearch_killed" in wanted:
+                    outcomes.append(update_delete_killed(dataset, work, node))
             finally:
                 node.stop()
                 node.wipe()

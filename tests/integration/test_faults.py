@@ -52,6 +52,14 @@ def test_opensearch_killed_mid_ingest_restarted_and_resumed(scifact_dir, tmp_pat
     assert outcome.notes["job_exit_code_while_down"] != 0
 
 
+def test_update_and_delete_with_the_node_killed_leave_nothing_stale_lost_or_counted_twice(scifact_dir, tmp_path, fault_node):
+    outcome = faults.update_delete_killed(scifact_dir, tmp_path, fault_node, n=120)
+    assert (outcome.duplicates, outcome.lost, outcome.notes["stale"]) == (0, 0, 0), outcome
+    assert outcome.records_indexed == outcome.records_valid
+    assert outcome.notes["statistics_exact"], outcome
+    assert outcome.notes["update_exit_code_while_down"] != 0 and outcome.notes["delete_rerun_exit_code"] == 0
+
+
 def test_real_429s_are_retried_item_by_item(scifact_dir, opensearch_url):
     node = faults.LocalOpenSearch(9290, "-Ethread_pool.write.size=1 -Ethread_pool.write.queue_size=1")
     node.wipe()
