@@ -11,19 +11,20 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from lsrkit.core.config import BatchPolicy, IndexSpec
-from lsrkit.core.errors import BackendError, EncoderError, IndexMissingError, IngestError, InputError, RecordError, UnavailableError
-from lsrkit.core.types import Document, MultiVector, SparseVector
+from lsrkit.core.errors import BackendError, IndexMissingError, IngestError, RecordError, UnavailableError
+from lsrkit.core.types import Document, MultiVector
 from lsrkit.encoders.idf import DocFreqCounter, IdfTable
 from lsrkit.encoders.text import TextTokenizer
 from lsrkit.ingest.checkpoint import Checkpoint
-from lsrkit.ingest.chunking import Chunker, Passage
+from lsrkit.ingest.chunking import Chunker
 from lsrkit.ingest.deadletter import DeadLetter
+from lsrkit.ingest.encoding import BatchEncoder, MultiVectorDocumentEncoder, SparseDocumentEncoder
 from lsrkit.ingest.manifest import encoders_manifest, record_manifest
 from lsrkit.ingest.progress import Progress
 from lsrkit.ingest.sources import FieldMapping, Source, SourceFormat, SourceRecord, read_records
@@ -34,29 +35,6 @@ from lsrkit.plugin.codec import MultiVectorCodec
 from lsrkit.plugin.pipeline import CODEC_META
 
 T = TypeVar("T")
-
-
-class SparseDocumentEncoder(Protocol):
-    @property
-    def vocab(self) -> list[str]: ...
-
-    @property
-    def fingerprint(self) -> str: ...
-
-    @property
-    def manifest(self) -> Mapping[str, object]: ...
-
-    def encode_documents(self, texts: Sequence[object]) -> list[SparseVector]: ...
-
-
-class MultiVectorDocumentEncoder(Protocol):
-    @property
-    def fingerprint(self) -> str: ...
-
-    @property
-    def manifest(self) -> Mapping[str, object]: ...
-
-    def encode_documents(self, texts: Sequence[object]) -> list[MultiVector]: ...
 
 
 @dataclass(frozen=True)
@@ -144,6 +122,7 @@ class IngestPipeline:
         self.state_dir = Path(state_dir)
         self.policy = policy
         self.chunker = Chunker(tokenizer.tokenizer, chunk_window, chunk_overlap)
+        self.batch_encoder = BatchEncoder(sparse_encoder, multivector_encoder, self.chunker)
         self.retry = retry
         self.progress = progress
         self.job_name = job_name
@@ -268,20 +247,9 @@ class IngestPipeline:
             unit.rejects.append((exc, record.raw))
 
     def _encode(self, unit: _Unit) -> None:
-        passages: list[Passage] = [p for doc in unit.documents for p in self.chunker.split(doc)]
-        metadata = {d.id: d.metadata for d in unit.documents}
-        texts = [passage_text(p.title, p.text) for p in passages]
-        sparse, multi = self._encode_texts(texts, passages, unit)
-        codec = self._codec_for(multi)
-        for passage, sv, mv in zip(passages, sparse, multi, strict=True):  # one entry per passage in each
-            if sv is None:
-                continue
-            try:
-                compact = codec.encode(mv.vectors) if codec is not None and mv is not None else None
-            except InputError as exc:  # this passage alone is refused
-                unit.rejects.append((RecordError(f"token vectors refused: {exc}", position="passage", record_id=passage.id), None))
-                continue
-            unit.records.append(EncodedRecord(passage.id, passage.doc_id, passage.text, sv, passage.title, metadata[passage.doc_id], compact))
+        records, rejects = self.batch_encoder.encode(unit.documents, self._codec_for)
+        unit.records.extend(records)
+        unit.rejects.extend(rejects)
 
     def _stored_codec(self) -> MultiVectorCodec | None:
         """The codec an earlier job stored with the index: its token vectors stay decodable by one codec."""
@@ -301,25 +269,6 @@ class IngestPipeline:
             self.backend.put_meta(self.spec.name, CODEC_META, codec.to_meta())
             self._codec = codec
         return self._codec
-
-    def _encode_texts(self, texts: list[str], passages: list[Passage], unit: _Unit) -> tuple[list[SparseVector | None], list[MultiVector | None]]:
-        try:
-            sparse: list[SparseVector | None] = list(self.sparse_encoder.encode_documents(texts))
-            multi: list[MultiVector | None] = list(self.multivector_encoder.encode_documents(texts)) if self.multivector_encoder else [None] * len(texts)
-            return sparse, multi
-        except EncoderError:  # find the text(s) at fault, keep the rest
-            sparse, multi = [], []
-            for text, passage in zip(texts, passages, strict=True):
-                # both encodings first, then both appends: the two lists must stay aligned with texts
-                try:
-                    sv = self.sparse_encoder.encode_documents([text])[0]
-                    mv = self.multivector_encoder.encode_documents([text])[0] if self.multivector_encoder else None
-                except EncoderError as exc:
-                    sv = mv = None
-                    unit.rejects.append((RecordError(f"encoding failed: {exc}", position="passage", record_id=passage.id), None))
-                sparse.append(sv)
-                multi.append(mv)
-            return sparse, multi
 
     def _stream(self, source: Source, fmt: SourceFormat, validator: Validator, checkpoint: Checkpoint) -> Iterator[BatchResult]:
         work: queue.Queue[_Unit | None] = queue.Queue(maxsize=self.policy.queue_depth)
