@@ -68,5 +68,33 @@ def run(*, documents: int = 200, dataset: Path = DEFAULT_DATASET) -> dict[str, A
     }
 
 
+def run_ray(*, documents: int = 300, dataset: Path = DEFAULT_DATASET, workers: list[int] = [1, 2], url: str | None = None) -> dict[str, Any]:  # noqa: B006
+    """docs/s of the local pipeline and of Ray with each worker count, into the same OpenSearch,
+    on the same documents, in one run (each into a fresh index, dropped after)."""
+    import os
+
+    from lsrkit.index import Index
+
+    url = url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
+    result: dict[str, Any] = {"documents": documents, "backend": "opensearch", "ray_dps": {}, "ray_seconds": {}}
+    with tempfile.TemporaryDirectory(prefix="lsrkit-bench-ray-") as tmp:
+        source = _corpus(dataset, documents, Path(tmp) / "corpus.jsonl")
+        for engine, count in [("local", 1), *(("ray", n) for n in workers)]:
+            with Index(f"bench-ingest-{engine}-{count}", backend="opensearch", url=url, data_dir=Path(tmp) / f"{engine}-{count}") as target:
+                target.drop()
+                # the Ray figure includes starting the cluster and loading the models in every actor: what a job pays
+                summary = target.ingest(source, progress=False, engine=engine, workers=count)
+                if engine == "local":
+                    result["local_dps"] = round(summary.docs_per_second, 2)
+                    result["local_seconds"] = round(summary.seconds, 1)
+                else:
+                    result["ray_dps"][str(count)] = round(summary.docs_per_second, 2)
+                    result["ray_seconds"][str(count)] = round(summary.seconds, 1)
+                target.drop()
+    result["ratio_ray_vs_local"] = {n: round(v / result["local_dps"], 3) for n, v in result["ray_dps"].items()}
+    result["machine"] = machine()
+    return result
+
+
 if __name__ == "__main__":
     print(json.dumps(run(documents=int(sys.argv[1]) if len(sys.argv) > 1 else 200)))

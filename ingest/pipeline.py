@@ -166,11 +166,7 @@ class IngestPipeline:
             DeadLetter.truncate(self.dead_letter_path, checkpoint.dead_letter_bytes)
             DeadLetter.truncate(self.ids_path, checkpoint.ids_bytes)
         self._resumed_from = checkpoint.next_ordinal
-        self.spec = self._with_text_statistics(source, fmt, mapping)
-        self.backend.ensure_index(self.spec)
-        manifest = encoders_manifest(self.sparse_encoder.manifest, self.multivector_encoder.manifest if self.multivector_encoder else None, self.spec)
-        record_manifest(self.backend, self.spec.name, manifest)
-        self._codec = self._stored_codec()
+        self.prepare(source, fmt, mapping)
         seen = set(self.ids_path.read_text(encoding="utf-8").split("\n")) - {""} if self.ids_path.exists() else set()
         validator = Validator(mapping, seen=seen)
         self.backend.flush(self.spec.name)  # what a stopped run wrote is read back as searchable
@@ -178,6 +174,18 @@ class IngestPipeline:
         if not checkpoint.done:
             yield from self._stream(source, fmt, validator, checkpoint)
         self._finish()
+
+    def prepare(self, source: Source, fmt: SourceFormat = "auto", mapping: FieldMapping = FieldMapping()) -> None:
+        """Before the first write: the index (with what the engine must know of the corpus), its
+        manifest of encoders (checked against an existing one), its codec when it has one."""
+        self.spec = self._with_text_statistics(source, fmt, mapping)
+        self.backend.ensure_index(self.spec)
+        manifest = encoders_manifest(self.sparse_encoder.manifest, self.multivector_encoder.manifest if self.multivector_encoder else None, self.spec)
+        record_manifest(self.backend, self.spec.name, manifest)
+        self._codec = self._stored_codec()
+
+    def codec_for(self, multi: list[MultiVector | None]) -> MultiVectorCodec | None:
+        return self._codec_for(multi)
 
     # -- internals -----------------------------------------------------------------------------
     def _recover(self, job: str, *, resumed: bool, next_ordinal: int) -> Change | None:
@@ -402,17 +410,7 @@ class IngestPipeline:
         return result
 
     def _with_retry(self, call: Callable[[], T], stop: threading.Event) -> T:
-        """`call`, tried again with backoff while the engine is overloaded or restarting."""
-        delay = self.retry.first_delay
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                return call()
-            except (UnavailableError, BackendError) as exc:
-                if attempt == self.retry.attempts or stop.is_set() or not isinstance(exc, UnavailableError):
-                    raise
-                stop.wait(delay)
-                delay = min(delay * 2, self.retry.max_delay)
-        raise AssertionError("unreachable")
+        return retrying(call, self.retry, stop)
 
     def _commit(self, unit: _Unit, checkpoint: Checkpoint, dead: DeadLetter, written: int) -> None:
         for error, raw in unit.rejects:
@@ -440,6 +438,21 @@ class IngestPipeline:
     def _finish(self) -> None:
         self.backend.flush(self.spec.name)
         self.statistics.table().save(self.idf_path)  # the whole index's, in OpenSearch's idf.json form
+
+
+def retrying(call: Callable[[], T], retry: RetryPolicy, stop: threading.Event | None = None) -> T:
+    """`call`, tried again with backoff while the engine is overloaded or restarting."""
+    stop = stop or threading.Event()
+    delay = retry.first_delay
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            return call()
+        except (UnavailableError, BackendError) as exc:
+            if attempt == retry.attempts or stop.is_set() or not isinstance(exc, UnavailableError):
+                raise
+            stop.wait(delay)
+            delay = min(delay * 2, retry.max_delay)
+    raise AssertionError("unreachable")
 
 
 def job_key(source: Source, backend: str, index: str, sparse: SparseDocumentEncoder, multivector: MultiVectorDocumentEncoder | None) -> str:

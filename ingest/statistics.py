@@ -51,57 +51,108 @@ class Change:
     found: list[str] = field(default_factory=list)  # the documents the engine held
 
 
+class FileJournal:
+    """The journal of a job on one machine: its one pending change, in the job's state folder."""
+
+    applied_kept = 1  # changes are applied in order: the last one's id says all
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / "statistics-journal.json"
+
+    def pending(self) -> Change | None:
+        if not self.path.is_file():
+            return None
+        try:
+            return Change(**json.loads(self.path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"statistics journal {self.path} is unreadable: {exc}") from exc
+
+    def get(self, change_id: str) -> Change | None:
+        change = self.pending()
+        return change if change is not None and change.id == change_id else None
+
+    def put(self, change: Change) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(asdict(change), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+
+    def clear(self, change_id: str) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class EngineJournal:
+    """The journal of a job spread over machines: each change in the engine's meta store, where
+    every worker and the driver find it (Ray ingest)."""
+
+    applied_kept = 100_000  # blocks finish out of order: every id of the job (the driver clears them at its end)
+
+    def __init__(self, backend: Backend, index: str) -> None:
+        self.backend, self.index = backend, index
+
+    def pending(self) -> Change | None:
+        return None  # changes are found by id, by the block that journaled them
+
+    def get(self, change_id: str) -> Change | None:
+        stored = self.backend.get_meta(self.index, f"journal-{change_id}")
+        return Change(**stored) if stored else None
+
+    def put(self, change: Change) -> None:
+        self.backend.put_meta(self.index, f"journal-{change.id}", asdict(change))
+
+    def clear(self, change_id: str) -> None:
+        self.backend.put_meta(self.index, f"journal-{change_id}", {})
+
+
 class CorpusStatistics:
     """The document frequencies of one index and the journal of their changes."""
 
-    def __init__(self, backend: Backend, index: str, tokenizer: TextTokenizer, state_dir: Path) -> None:
+    def __init__(
+        self, backend: Backend, index: str, tokenizer: TextTokenizer, state_dir: Path | None = None, *, journal: FileJournal | EngineJournal | None = None
+    ) -> None:
         self.backend = backend
         self.index = index
         self.tokenizer = tokenizer
-        self.journal_path = Path(state_dir) / "statistics-journal.json"
+        if journal is None and state_dir is None:
+            raise ValueError("CorpusStatistics needs a state_dir or a journal")
+        self.journal = journal or FileJournal(state_dir)  # type: ignore[arg-type]
 
     # -- the journal -----------------------------------------------------------------------------
     def pending(self) -> Change | None:
-        if not self.journal_path.is_file():
-            return None
-        try:
-            return Change(**json.loads(self.journal_path.read_text(encoding="utf-8")))
-        except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"statistics journal {self.journal_path} is unreadable: {exc}") from exc
+        return self.journal.pending()
 
-    def begin(self, job: str, batch: int, documents: Sequence[str], keep: Iterable[str] = ()) -> Change:
+    def begin(self, job: str, batch: int, documents: Sequence[str], keep: Iterable[str] = (), *, change_id: str | None = None) -> Change:
         """Journal the change of a batch over these documents: their stored passages, and those of
         them not in `keep` (the batch's new passages) to delete."""
         stored = self.backend.read_documents(self.index, list(documents)) if documents else []
         kept = set(keep)
         change = Change(
-            id=uuid.uuid4().hex,
+            id=change_id or uuid.uuid4().hex,
             job=job,
             batch=batch,
             before=dict(zip([h.id for h in stored], self.token_sets(_texts(stored)), strict=True)),
             deletes=sorted(h.id for h in stored if h.id not in kept),
             found=sorted({str(h.metadata.get("doc_id", h.id)) for h in stored}),
         )
-        self.journal_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.journal_path.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(asdict(change), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.journal_path)
+        self.journal.put(change)
         return change
 
     def apply(self, change: Change, written: Mapping[str, Sequence[int]]) -> None:
         """Step 3 and 4: the engine holds the batch; `written` maps the passages it wrote to their
         token sets. A change already stamped on the statistics is not applied again."""
         stored = self.backend.get_meta(self.index, STATISTICS_META) or {}
-        if stored.get("applied") != change.id:
+        applied = list(stored.get("applied") or [])
+        if change.id not in applied:
             counter = self.counter(stored)
             gone = set(change.deletes) | set(written)
             counter.remove(ids for passage, ids in change.before.items() if passage in gone)
             counter.add(written.values())
-            self.backend.put_meta(self.index, STATISTICS_META, {**counter.state(), "applied": change.id, "version": int(stored.get("version", 0)) + 1})
-        self.journal_path.unlink(missing_ok=True)
+            applied = [*applied, change.id][-self.journal.applied_kept :]
+            self.backend.put_meta(self.index, STATISTICS_META, {**counter.state(), "applied": applied, "version": int(stored.get("version", 0)) + 1})
+        self.journal.clear(change.id)
 
     # -- the statistics --------------------------------------------------------------------------
     def token_sets(self, texts: Sequence[str]) -> list[list[int]]:

@@ -139,6 +139,9 @@ def ingest(
     text_field: str = "text",
     write_batch: int = 64,
     multivector: Annotated[bool, typer.Option(help="also encode and store token vectors for the rerank stage")] = True,
+    engine: Annotated[str, typer.Option(help="local (in-process) or ray (OpenSearch or a Qdrant server)")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster: auto or ray://host:port (default: a local one)")] = None,
+    workers: Annotated[int, typer.Option(help="Ray actors encoding and writing")] = 2,
     json_out: JsonOpt = False,
 ) -> None:
     """Encode a corpus (sparse + multivector) and write it to the engine, resumably."""
@@ -155,6 +158,9 @@ def ingest(
                 fmt=fmt,  # type: ignore[arg-type]
                 mapping=FieldMapping(id=id_field, title=title_field, text=text_field),
                 policy=BatchPolicy(write_batch=write_batch),
+                engine=engine,
+                workers=workers,
+                address=address,
             )
     except LsrError as exc:
         _fail(exc)
@@ -333,11 +339,21 @@ def bench_encode(
 
 
 @bench_app.command("ingest")
-def bench_ingest(documents: int = 200, dataset: Path = Path("../shared/datasets/scifact"), json_out: JsonOpt = False) -> None:
-    """Encode-only docs/s vs full ingest docs/s into Qdrant Edge (the overlap of encode and write)."""
-    from lsrkit.bench.ingest import run
+def bench_ingest(
+    documents: int = 200,
+    dataset: Path = Path("../shared/datasets/scifact"),
+    engine: Annotated[str, typer.Option(help="local: encode-only vs ingest into Qdrant Edge; ray: local vs Ray into OpenSearch")] = "local",
+    workers: Annotated[str, typer.Option(help="Ray worker counts (--engine ray)")] = "1,2",
+    url: UrlOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Encode-only docs/s vs full ingest docs/s into Qdrant Edge; or, with --engine ray, the local pipeline vs Ray workers into OpenSearch."""
+    from lsrkit.bench.ingest import run, run_ray
 
-    result = run(documents=documents, dataset=dataset)
+    if engine == "ray":
+        result = run_ray(documents=documents, dataset=dataset, workers=[int(w) for w in workers.split(",")], url=url)
+    else:
+        result = run(documents=documents, dataset=dataset)
     print(json.dumps(result) if json_out else json.dumps(result, indent=2))
 
 

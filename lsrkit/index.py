@@ -73,6 +73,8 @@ class Index:
         self.representation = representation
         self.text_language = text_language
         self._owns_backend = isinstance(backend, str)
+        # how another process (a Ray worker) reaches the same engine
+        self.options = BackendOptions(kind=backend, data_dir=self.data_dir, url=url, ca_certs=ca_certs) if isinstance(backend, str) else None  # type: ignore[arg-type]
         self.backend: Backend = (
             open_backend(
                 BackendOptions(
@@ -157,9 +159,23 @@ class Index:
         policy: BatchPolicy = BatchPolicy(),
         progress: bool | None = None,
         state_dir: Path | None = None,
+        engine: str = "local",
+        workers: int = 2,
+        address: str | None = None,
     ) -> IngestSummary:
         """Encode and write `source` (a JSONL/BEIR/CSV/Parquet path, or records such as
-        {"_id", "title", "text", …} dicts); bad records go to the dead-letter file."""
+        {"_id", "title", "text", …} dicts); bad records go to the dead-letter file.
+        `engine="ray"`: on a Ray cluster (`address`, else a local one of `workers` CPUs)."""
+        if engine == "ray":
+            from lsrkit.ray_ingest import ingest_on_ray
+
+            summary = ingest_on_ray(
+                self, source, address=address, workers=workers, resume=resume, fmt=fmt, mapping=mapping, progress=progress, options=self.options
+            )
+            self._forget_queries()
+            return summary
+        if engine != "local":
+            raise ConfigError(f"unknown ingest engine {engine!r}: use local or ray")
         sparse, multivector = self.document_encoders()
         job = IngestPipeline(
             self.backend,

@@ -1,0 +1,125 @@
+"""Ingest on a local Ray cluster (2 CPUs) into the CI OpenSearch: the same index as the local job,
+and nothing lost or counted twice when a worker or the driver is killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from lsrkit.bench import faults
+from lsrkit.ingest import read_dead_letters
+
+pytestmark = pytest.mark.models
+
+
+def _corpus(mini_docs: list[dict], path: Path, n: int = 150) -> tuple[Path, list[dict]]:
+    docs = mini_docs[:n]
+    lines = [json.dumps(d) for d in docs]
+    lines.insert(5, "{broken json")
+    lines.insert(70, json.dumps({"_id": "nonstring", "text": 42}))
+    lines.insert(90, json.dumps(docs[0]))  # a duplicate id
+    path.write_text("\n".join(lines) + "\n")
+    return path, docs
+
+
+def _ingest(source: Path, data_dir: Path, index: str, url: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "lsrkit.cli",
+        "ingest",
+        str(source),
+        "--backend",
+        "opensearch",
+        "--url",
+        url,
+        "--index",
+        index,
+        "--data-dir",
+        str(data_dir),
+        "--json",
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}, start_new_session=True
+    )
+
+
+def _done(process: subprocess.Popen[str]) -> dict:
+    out, err = process.communicate(timeout=900)
+    assert process.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _state(url: str, index: str, sparse_encoder) -> dict:
+    from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
+
+    backend = OpenSearchBackend(client_from_env(url), vocab=sparse_encoder.vocab)
+    try:
+        backend.flush(index)
+        ids = sorted(h["_id"] for h in backend.client.search(index=index, body={"query": {"match_all": {}}, "size": 1000, "_source": False})["hits"]["hits"])
+        stats = backend.get_meta(index, "idf") or {}
+        return {
+            "ids": ids,
+            "vectors": backend.fetch_multivectors(index, ids),
+            "codec": backend.get_meta(index, "multivector"),
+            "statistics": {k: stats.get(k) for k in ("n_docs", "ids", "counts")},
+        }
+    finally:
+        backend.drop_index(index)
+        backend.close()
+
+
+def test_ray_ingest_equals_the_local_ingest(tmp_path, opensearch_url, mini_docs, sparse_encoder):
+    source, _ = _corpus(mini_docs, tmp_path / "corpus.jsonl")
+    local, ray = f"local-{uuid.uuid4().hex[:8]}", f"ray-{uuid.uuid4().hex[:8]}"
+    local_summary = _done(_ingest(source, tmp_path / "local", local, opensearch_url))
+    ray_summary = _done(_ingest(source, tmp_path / "ray", ray, opensearch_url, "--engine", "ray", "--workers", "2"))
+    assert {k: ray_summary[k] for k in ("documents", "passages_written", "rejected")} == {
+        k: local_summary[k] for k in ("documents", "passages_written", "rejected")
+    }
+    dead = {(d["position"], d["reason"]) for d in read_dead_letters(tmp_path / "ray" / "state" / ray / "dead-letter.jsonl")}
+    assert dead == {(d["position"], d["reason"]) for d in read_dead_letters(tmp_path / "local" / "state" / local / "dead-letter.jsonl")}
+    assert len(dead) == 3
+    assert _state(opensearch_url, ray, sparse_encoder) == _state(opensearch_url, local, sparse_encoder)
+
+
+def test_a_worker_killed_and_the_driver_killed_lose_and_duplicate_nothing(tmp_path, opensearch_url, mini_docs):
+    """An actor's process dies on a block after the first (Ray restarts it and retries the block); then
+    the driver is SIGKILLed (with its cluster) after some blocks and run again with --resume."""
+    source, docs = _corpus(mini_docs, tmp_path / "corpus.jsonl", n=300)
+    index = f"ray-faults-{uuid.uuid4().hex[:8]}"
+    state = tmp_path / "data" / "state" / index
+    died = tmp_path / "died"
+    first = _ingest(source, tmp_path / "data", index, opensearch_url, "--engine", "ray", "--workers", "2", env={"LSRKIT_RAY_FAIL_BLOCK_ONCE": f"1:{died}"})
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        checkpoint = json.loads((state / "ray-checkpoint.json").read_text()) if (state / "ray-checkpoint.json").is_file() else {}
+        if len(checkpoint.get("done", [])) >= 2 or first.poll() is not None:
+            break
+        time.sleep(0.2)
+    assert first.poll() is None, first.communicate()[1][-3000:]
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    _done(_ingest(source, tmp_path / "data", index, opensearch_url, "--engine", "ray", "--workers", "2", "--resume"))
+    assert died.exists()  # the worker did die once
+    final = {d["_id"]: d for d in docs}
+    audit = faults.audit_lifecycle(opensearch_url, index, list(final.values()))
+    assert (audit["stale"], audit["lost"], audit["duplicated"]) == (0, 0, 0), audit
+    assert audit["statistics_exact"], audit
+    assert len(read_dead_letters(state / "dead-letter.jsonl")) == 3  # each bad record once, across the kill
+
+
+def test_qdrant_edge_stays_on_the_local_path(tmp_path, mini_docs):
+    source, _ = _corpus(mini_docs, tmp_path / "corpus.jsonl", n=5)
+    cmd = [sys.executable, "-m", "lsrkit.cli", "ingest", str(source), "--backend", "edge", "--data-dir", str(tmp_path), "--engine", "ray"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "local engine" in result.stderr
