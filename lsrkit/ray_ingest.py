@@ -185,7 +185,8 @@ def ingest_on_ray(
     blocks = list(_blocks(source, fmt, mapping, block_size))
     codec = _codec(local, blocks)
     statistics = CorpusStatistics(index.backend, index.name, sparse.model.tokenizer, journal=EngineJournal(index.backend, index.name))
-    todo = [b for b in blocks if b.ordinal not in set(checkpoint.done)]
+    finished = set(checkpoint.done)
+    todo = [b for b in blocks if b.ordinal not in finished]
     by_ordinal = {b.ordinal: b for b in todo}
     if todo and not checkpoint.finished:
         if not ray.is_initialized():
