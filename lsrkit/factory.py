@@ -124,12 +124,12 @@ class QualitySettings:
     pipeline, the smallest κ within 0.001 nDCG@10 of the best), never on test; α/β chosen by
     `lsrkit bench rerank` on train (the fastest setting within 0.002 on every fold of train)."""
 
-    sparse_kappa: int = 50
-    sparse_interpolation: float = 0.3
+    sparse_kappa: int = 100
+    sparse_interpolation: float = 0.2
     hybrid: HybridSettings = HybridSettings(method="minmax", weights=(0.5, 0.5), depth=100)
-    hybrid_rerank: HybridSettings = HybridSettings(method="minmax", weights=(0.4, 0.6), depth=100)
-    hybrid_kappa: int = 50
-    hybrid_interpolation: float = 0.2
+    hybrid_rerank: HybridSettings = HybridSettings(method="minmax", weights=(0.5, 0.5), depth=100)
+    hybrid_kappa: int = 30
+    hybrid_interpolation: float = 0.4
     alpha: float | None = 0.2
     beta: int | None = 8
     prune_depth: int = 10  # the top the pruning protects (what nDCG@10 sees; what α/β were chosen for)
