@@ -138,7 +138,7 @@ def spec_for(model: str, kind: ModelKind | None = None) -> ModelSpec:
     if kind is None:
         raise ModelNotFoundError(f"model {model!r} is not in the registry; pass kind= to use a path or hub id ({', '.join(REGISTRY)})")
     if Path(model).expanduser().exists():
-        return ModelSpec(name=Path(model).name, kind=kind, path=str(Path(model).expanduser()))
+        return ModelSpec(name=Path(model).name, kind=kind, path=str(Path(model).expanduser().resolve()))
     return ModelSpec(name=model.replace("/", "--"), kind=kind, hub_id=model)
 
 

@@ -49,13 +49,6 @@ def manifest_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -
     return found
 
 
-def read_manifest(backend: Backend, index: str) -> dict[str, Any]:
-    manifest = backend.get_meta(index, MANIFEST_META)
-    if not manifest:
-        raise ConfigError(f"index {index!r} records no encoders (an index of another lsrkit release, or never ingested): ingest it again")
-    return manifest
-
-
 def record_manifest(backend: Backend, index: str, manifest: Mapping[str, Any]) -> None:
     """Store the manifest of a new index; an existing index must have been built by the same encoders."""
     stored = backend.get_meta(index, MANIFEST_META)

@@ -2,12 +2,14 @@
 
 `IngestPipeline.stream()` yields one BatchResult per acknowledged batch; `run()` sums them.
 Encoding (main thread) and engine writes (a writer thread) overlap through a bounded queue;
-a batch is checkpointed only after the engine acknowledged it, and dead letters, ids seen and
-document frequencies are committed with that same checkpoint.
+a batch is checkpointed only after the engine acknowledged it, with its dead letters and ids seen;
+its change to the corpus statistics is journaled and applied once (ingest/statistics.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import queue
 import threading
 import time
@@ -158,6 +160,8 @@ class IngestPipeline:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         job = self._job(source)
         checkpoint = Checkpoint.load(self.checkpoint_path, job) if resume else None
+        # a stopped job's unfinished batch is checked before any of its state is touched
+        self._pending = self._recover(job, next_ordinal=checkpoint.next_ordinal if checkpoint else 0 if resume else None)
         if checkpoint is None:
             checkpoint = Checkpoint(job=job)
             for path in (self.dead_letter_path, self.ids_path, self.checkpoint_path):
@@ -170,7 +174,7 @@ class IngestPipeline:
         seen = set(self.ids_path.read_text(encoding="utf-8").split("\n")) - {""} if self.ids_path.exists() else set()
         validator = Validator(mapping, seen=seen)
         self.backend.flush(self.spec.name)  # what a stopped run wrote is read back as searchable
-        self._job_key, self._pending = job, self._recover(job, resumed=resume, next_ordinal=checkpoint.next_ordinal)
+        self._job_key = job
         if not checkpoint.done:
             yield from self._stream(source, fmt, validator, checkpoint)
         self._finish()
@@ -188,16 +192,17 @@ class IngestPipeline:
         return self._codec_for(multi)
 
     # -- internals -----------------------------------------------------------------------------
-    def _recover(self, job: str, *, resumed: bool, next_ordinal: int) -> Change | None:
+    def _recover(self, job: str, *, next_ordinal: int | None) -> Change | None:
         """A change a stopped job journaled and did not finish: a delete is finished now; this
-        job's own batch is finished when the resumed job writes it again."""
+        job's own batch is finished when the resumed job (next_ordinal: its checkpoint's) writes
+        it again; any other job must wait for that one to be resumed."""
         change = self.statistics.pending()
         if change is None:
             return None
         if change.batch < 0:
             finish_delete(self.backend, self.statistics, change)
             return None
-        if change.job != job or not resumed or change.batch != next_ordinal:
+        if change.job != job or next_ordinal is None or change.batch != next_ordinal:
             raise IngestError(
                 f"a job stopped in the middle of a batch of index {self.spec.name!r} ({change.job}, batch at record {change.batch}): "
                 "run that job again with --resume first, so the corpus statistics stay exact"
@@ -414,7 +419,7 @@ class IngestPipeline:
 
     def _commit(self, unit: _Unit, checkpoint: Checkpoint, dead: DeadLetter, written: int) -> None:
         for error, raw in unit.rejects:
-            dead.add(position=error.position, reason=error.reason, record_id=error.record_id, raw=raw)
+            dead.add(position=error.position, reason=error.reason, record_id=error.record_id, raw=raw, stage=stage_of(error))
         with self.ids_path.open("a", encoding="utf-8") as handle:
             handle.write("".join(f"{d.id}\n" for d in unit.documents))
         checkpoint.next_ordinal = unit.next_ordinal
@@ -440,6 +445,11 @@ class IngestPipeline:
         self.statistics.table().save(self.idf_path)  # the whole index's, in OpenSearch's idf.json form
 
 
+def stage_of(error: RecordError) -> str:
+    """Where a record was refused: reading and validation, encoding, or the engine's write."""
+    return {"passage": "encode", "write": "write"}.get(error.position, "validate")
+
+
 def retrying(call: Callable[[], T], retry: RetryPolicy, stop: threading.Event | None = None) -> T:
     """`call`, tried again with backoff while the engine is overloaded or restarting."""
     stop = stop or threading.Event()
@@ -458,7 +468,10 @@ def retrying(call: Callable[[], T], retry: RetryPolicy, stop: threading.Event | 
 def job_key(source: Source, backend: str, index: str, sparse: SparseDocumentEncoder, multivector: MultiVectorDocumentEncoder | None) -> str:
     """What a checkpoint belongs to: the source, the engine, the index and the encoders."""
     encoders = f"{sparse.fingerprint}|{multivector.fingerprint if multivector else 'no-multivector'}"
-    origin = Path(source).expanduser().resolve() if isinstance(source, (str, Path)) else "records in memory"
+    if isinstance(source, (str, Path)):
+        origin = str(Path(source).expanduser().resolve())
+    else:  # records in memory: their content names the job (a resume of other records is refused)
+        origin = "records:" + hashlib.sha256(json.dumps(list(source), sort_keys=True, default=str).encode()).hexdigest()[:16]
     return f"{origin}|{backend}|{index}|{encoders}"
 
 

@@ -150,6 +150,8 @@ class CorpusStatistics:
             gone = set(change.deletes) | set(written)
             counter.remove(ids for passage, ids in change.before.items() if passage in gone)
             counter.add(written.values())
+            if counter.n_docs < 0 or (counter.doc_freq < 0).any():
+                raise CheckpointError(f"the corpus statistics of index {self.index!r} do not match its passages (built by another release?): ingest it afresh")
             applied = [*applied, change.id][-self.journal.applied_kept :]
             self.backend.put_meta(self.index, STATISTICS_META, {**counter.state(), "applied": applied, "version": int(stored.get("version", 0)) + 1})
         self.journal.clear(change.id)

@@ -365,7 +365,7 @@ def bench_query(
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Query latency of sparse-idf and sparse-idf+rerank (κ=50) divided by BM25's, same engine, warm."""
+    """Query latency of every pipeline (the tuned κ) divided by BM25's, same engine, warm."""
     from lsrkit.bench.query import run
 
     result = run(dataset=dataset, backend_kind=backend, data_dir=data_dir, url=url)

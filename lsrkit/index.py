@@ -169,6 +169,8 @@ class Index:
         if engine == "ray":
             from lsrkit.ray_ingest import ingest_on_ray
 
+            if not isinstance(source, (str, Path, list, tuple)):
+                source = list(source)  # read twice (a first pass measures the corpus)
             summary = ingest_on_ray(
                 self, source, address=address, workers=workers, resume=resume, fmt=fmt, mapping=mapping, progress=progress, options=self.options
             )
@@ -193,10 +195,14 @@ class Index:
 
     def delete(self, doc_ids: Iterable[str], *, state_dir: Path | None = None) -> DeleteSummary:
         """Remove documents: their passages, token vectors and share of the corpus statistics."""
-        sparse, _ = self.document_encoders()
-        statistics = CorpusStatistics(self.backend, self.name, sparse.model.tokenizer, state_dir or self.data_dir / "state" / self.name)
+        from lsrkit.encoders.registry import resolve
+        from lsrkit.encoders.text import TextTokenizer
+
+        resolved = resolve(self.models.sparse, "sparse")  # the tokenizer is all a delete needs of the model
+        tokenizer = TextTokenizer(resolved.directory, resolved.spec.max_length)
+        statistics = CorpusStatistics(self.backend, self.name, tokenizer, state_dir or self.data_dir / "state" / self.name)
         summary = delete_documents(self.backend, self.name, doc_ids, statistics)
-        self._idf_version = None  # re-read at the next search
+        self._idf_version, self._idf_checked = None, 0.0  # re-read at the next search
         return summary
 
     # -- search --------------------------------------------------------------------------------

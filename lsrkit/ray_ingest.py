@@ -31,7 +31,7 @@ from lsrkit.index import Index
 from lsrkit.ingest import Chunker, FieldMapping, IngestPipeline, IngestSummary, Validator, read_records
 from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.encoding import BatchEncoder
-from lsrkit.ingest.pipeline import RetryPolicy, job_key, retrying
+from lsrkit.ingest.pipeline import RetryPolicy, job_key, retrying, stage_of
 from lsrkit.ingest.progress import Progress
 from lsrkit.ingest.sources import Source, SourceFormat
 from lsrkit.ingest.statistics import STATISTICS_META, Change, CorpusStatistics, EngineJournal
@@ -88,7 +88,6 @@ class BlockWriter:
         return {"block": [int(b) for b in batch["block"]], "result": results}
 
     def _block(self, block: int, payload: str) -> str:
-        _maybe_die(block)
         documents = [Document(d["id"], d["text"], d["title"], d["metadata"]) for d in json.loads(payload)]
         records, rejects = self.encoder.encode(documents, lambda _: self.codec)
         key = change_id(self.job, block)
@@ -100,14 +99,15 @@ class BlockWriter:
             result = retrying(lambda part=records[start : start + 64]: self.backend.write(self.index, part), RetryPolicy())
             written.extend(result.written)
             failed.update(result.failed)
+            _maybe_die(block)  # after a partial write: the retry must finish it from the journal
         retrying(lambda: self.backend.delete(self.index, change.deletes), RetryPolicy())
         texts = {r.id: r.full_text for r in records}
         return json.dumps(
             {
                 "change": asdict(change),
                 "written": dict(zip(written, self.statistics.token_sets([texts[i] for i in written]), strict=True)),
-                "rejects": [{"position": e.position, "reason": e.reason, "record_id": e.record_id} for e, _ in rejects]
-                + [{"position": "write", "reason": f"engine refused: {why}", "record_id": rid} for rid, why in failed.items()],
+                "rejects": [{"position": e.position, "reason": e.reason, "record_id": e.record_id, "stage": stage_of(e)} for e, _ in rejects]
+                + [{"position": "write", "reason": f"engine refused: {why}", "record_id": rid, "stage": "write"} for rid, why in failed.items()],
                 "documents": len(documents),
             }
         )
@@ -163,9 +163,12 @@ def ingest_on_ray(
     `address`: a running cluster ("auto", "ray://…"), else a local one with `workers` CPUs."""
     import ray
 
-    options = options or BackendOptions(kind=index.backend.name, data_dir=index.data_dir)  # type: ignore[arg-type]
-    if options.kind == "edge":
-        raise ConfigError("Qdrant Edge is one process's folder: ingest into it with the local engine (--engine local), or use OpenSearch or a Qdrant server")
+    if options is None:
+        raise ConfigError("a Ray ingest needs to know how its workers reach the engine: open the Index by backend name and url, not with a Backend object")
+    if options.kind == "edge" or (options.kind == "qdrant" and not options.url):
+        raise ConfigError(
+            "Qdrant Edge and Qdrant's local mode are one process's folder: ingest into them with the local engine (--engine local), or use OpenSearch or a Qdrant server"
+        )
     started = time.perf_counter()
     sparse, multivector = index.document_encoders()
     state_dir = index.data_dir / "state" / index.name
@@ -181,6 +184,8 @@ def ingest_on_ray(
         checkpoint = RayCheckpoint(job)
         dead_path.unlink(missing_ok=True)
     DeadLetter.truncate(dead_path, checkpoint.dead_letter_bytes)
+    if local.statistics.pending() is not None:
+        raise ConfigError(f"a local job on index {index.name!r} stopped in the middle of a batch: run it again (with --resume) first")
     local.prepare(source, fmt, mapping)
     blocks = list(_blocks(source, fmt, mapping, block_size))
     codec = _codec(local, blocks)
@@ -189,7 +194,8 @@ def ingest_on_ray(
     todo = [b for b in blocks if b.ordinal not in finished]
     by_ordinal = {b.ordinal: b for b in todo}
     if todo and not checkpoint.finished:
-        if not ray.is_initialized():
+        started_ray = not ray.is_initialized()
+        if started_ray:
             ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         ray.data.DataContext.get_current().enable_progress_bars = False  # lsrkit's own bar says docs/s
         logging.getLogger("ray.data").setLevel(logging.WARNING)
@@ -218,9 +224,9 @@ def ingest_on_ray(
                 result = json.loads(row["result"])
                 statistics.apply(Change(**result["change"]), {k: v for k, v in result["written"].items()})
                 for error, raw in block.rejects:
-                    dead.add(position=error.position, reason=error.reason, record_id=error.record_id, raw=raw)
+                    dead.add(position=error.position, reason=error.reason, record_id=error.record_id, raw=raw, stage=stage_of(error))
                 for reject in result["rejects"]:
-                    dead.add(position=reject["position"], reason=reject["reason"], record_id=reject["record_id"], stage="encode")
+                    dead.add(position=reject["position"], reason=reject["reason"], record_id=reject["record_id"], stage=reject["stage"])
                 checkpoint.done.append(block.ordinal)
                 checkpoint.documents += result["documents"]
                 checkpoint.passages += len(result["written"])
@@ -231,6 +237,8 @@ def ingest_on_ray(
         finally:
             dead.close()
             bar.close()
+            if started_ray:
+                ray.shutdown()  # a cluster this job started ends with it
     _finish(index, statistics, local)
     checkpoint.finished = True
     checkpoint.save(checkpoint_path)

@@ -108,6 +108,7 @@ class Engine:
 
     def encode_queries(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Token → weight maps of queries, inference-free (tokenizer and IDF table, no model)."""
+        self.target.refresh()  # the corpus statistics another job changed
         return [v.to_tokens(self._query_vocab) for v in self.models.idf_query.encode_queries(texts)]
 
     def close(self) -> None:
