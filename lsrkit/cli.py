@@ -434,6 +434,15 @@ def bench_multivector(
     print(json.dumps(result) if json_out else json.dumps(result, indent=2))
 
 
+@bench_app.command("update")
+def bench_update(dataset: Path = Path("../shared/datasets/scifact"), data_dir: DataDirOpt = Path(".lsrkit"), json_out: JsonOpt = False) -> None:
+    """An update of 1 % of the dataset (every 100th document ingested again) into its built Edge index: seconds and docs/s."""
+    from lsrkit.bench.update import run
+
+    result = run(dataset=dataset, data_dir=data_dir)
+    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+
+
 @bench_app.command("faults")
 def bench_faults(
     dataset: Path = Path("../shared/datasets/scifact"),
