@@ -76,18 +76,20 @@ class ModelChoice:
     multivector_quantize: Quantization = "int8-attention"
 
 
-def document_encoders(models: ModelChoice) -> tuple[SparseDocEncoder, MultiVectorEncoder | None]:
-    return sparse_doc_encoder(models), multivector_encoder(models) if models.multivector else None
+def document_encoders(models: ModelChoice, *, threads: int = 0) -> tuple[SparseDocEncoder, MultiVectorEncoder | None]:
+    """threads: onnxruntime's intra-op threads per session (0: all cores; a Ray actor sharing a
+    machine with others takes its share)."""
+    return sparse_doc_encoder(models, threads=threads), multivector_encoder(models, threads=threads) if models.multivector else None
 
 
-def sparse_doc_encoder(models: ModelChoice) -> SparseDocEncoder:
-    return SparseDocEncoder(models.sparse, options=OnnxOptions(quantize=models.quantize))
+def sparse_doc_encoder(models: ModelChoice, *, threads: int = 0) -> SparseDocEncoder:
+    return SparseDocEncoder(models.sparse, options=OnnxOptions(quantize=models.quantize, intra_op_threads=threads))
 
 
-def multivector_encoder(models: ModelChoice) -> MultiVectorEncoder:
+def multivector_encoder(models: ModelChoice, *, threads: int = 0) -> MultiVectorEncoder:
     if models.multivector is None:
         raise ConfigError("no multivector model chosen: a rerank needs one")
-    return MultiVectorEncoder(models.multivector, options=OnnxOptions(quantize=models.multivector_quantize))
+    return MultiVectorEncoder(models.multivector, options=OnnxOptions(quantize=models.multivector_quantize, intra_op_threads=threads))
 
 
 def idf_query_encoder(backend: Backend, index: str, model: str) -> IdfQueryEncoder:

@@ -34,7 +34,7 @@ from lsrkit.ingest.encoding import BatchEncoder
 from lsrkit.ingest.pipeline import RetryPolicy, job_key, retrying, stage_of
 from lsrkit.ingest.progress import Progress
 from lsrkit.ingest.sources import Source, SourceFormat
-from lsrkit.ingest.statistics import STATISTICS_META, Change, CorpusStatistics, EngineJournal
+from lsrkit.ingest.statistics import STATISTICS_META, Change, CorpusStatistics, EngineJournal, passage_text
 from lsrkit.plugin.codec import MultiVectorCodec
 
 FAIL_ONCE_ENV = "LSRKIT_RAY_FAIL_BLOCK_ONCE"  # "<ordinal>:<marker file>": an actor dies once, on a block from that ordinal on (fault tests)
@@ -75,9 +75,12 @@ def change_id(job: str, block: int) -> str:
 class BlockWriter:
     """A Ray actor: the encoders loaded once; each block chunked, encoded and written."""
 
-    def __init__(self, options: dict[str, Any], index: str, models: dict[str, Any], job: str, codec: dict[str, Any] | None, vocab_model: str) -> None:
+    def __init__(
+        self, options: dict[str, Any], index: str, models: dict[str, Any], job: str, codec: dict[str, Any] | None, vocab_model: str, threads: int
+    ) -> None:
         self.backend = open_backend(BackendOptions(**{**options, "data_dir": Path(options["data_dir"])}), sparse_model=vocab_model)
-        sparse, multivector = document_encoders(ModelChoice(**models))
+        # onnxruntime's threads: the actor's share of the machine, not a thread per core in every actor
+        sparse, multivector = document_encoders(ModelChoice(**models), threads=threads)
         self.encoder = BatchEncoder(sparse, multivector, Chunker(sparse.model.tokenizer.tokenizer))
         self.statistics = CorpusStatistics(self.backend, index, sparse.model.tokenizer, journal=EngineJournal(self.backend, index))
         self.codec = MultiVectorCodec.from_meta(codec) if codec else None
@@ -209,6 +212,7 @@ def ingest_on_ray(
                 "job": job,
                 "codec": codec.to_meta() if codec else None,
                 "vocab_model": index.models.sparse,
+                "threads": max(1, (os.cpu_count() or 1) // workers) if address is None else 0,
             },
             batch_size=1,
             concurrency=workers,
@@ -260,9 +264,9 @@ def _codec(local: IngestPipeline, blocks: list[_Block]) -> MultiVectorCodec | No
     stored = local.codec_for([])
     if stored is not None:
         return stored
-    records, _ = BatchEncoder(local.sparse_encoder, local.multivector_encoder, local.chunker).encode(blocks[0].documents, local.codec_for)
-    del records
-    return local.codec_for([])
+    assert local.multivector_encoder is not None
+    texts = [passage_text(p.title, p.text) for d in blocks[0].documents for p in local.chunker.split(d)]
+    return local.codec_for(list(local.multivector_encoder.encode_documents(texts)))  # the token vectors alone: no sparse encoding wasted
 
 
 def _finish(index: Index, statistics: CorpusStatistics, local: IngestPipeline) -> None:
