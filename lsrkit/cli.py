@@ -443,6 +443,15 @@ def bench_update(dataset: Path = Path("../shared/datasets/scifact"), data_dir: D
     print(json.dumps(result) if json_out else json.dumps(result, indent=2))
 
 
+@bench_app.command("bm25-drift")
+def bench_bm25_drift(dataset: Path = Path("../shared/datasets/scifact"), split: str = "test", json_out: JsonOpt = False) -> None:
+    """nDCG@10 of Qdrant's BM25 when the mean length it keeps is off from the corpus's (a corpus grown or shrunk since its build)."""
+    from lsrkit.bench.bm25_drift import run
+
+    result = run(dataset=dataset, split=split)
+    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+
+
 @bench_app.command("faults")
 def bench_faults(
     dataset: Path = Path("../shared/datasets/scifact"),
