@@ -19,10 +19,10 @@ import qdrant_edge as qe
 
 from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError
-from lsrkit.core.types import Hit, SparseVector
+from lsrkit.core.types import SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
 from lsrkit.plugin.qdrant_bm25 import bm25_for
-from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, hit_from_payload, payload, point_id
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, payload, point_id
 
 _SPEC_FILE = "lsrkit-index.json"
 _NO_MV = qe.PayloadSelector.Exclude([MV_PAYLOAD])
@@ -163,17 +163,10 @@ class QdrantEdgeBackend(QdrantReads):
         ids: list[Any] = list(point_ids)
         return {str(r.id): r.payload for r in self._shard(index).retrieve(ids, with_payload=_selector(fields), with_vector=False)}
 
-    def read_documents(self, index: str, doc_ids: Sequence[str]) -> list[Hit]:
-        shard = self._shard(index)
-        matching = qe.Filter(must=[qe.FieldCondition(key="doc_id", match=qe.MatchAny(list(doc_ids)))])
-        hits: list[Hit] = []
-        offset: Any = None
-        while doc_ids:
-            points, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=256, filter=matching, with_payload=_NO_MV, with_vector=False))
-            hits.extend(hit_from_payload(p.payload, 0.0) for p in points)
-            if offset is None:
-                break
-        return hits
+    def _scroll(self, index: str, doc_ids: list[str], offset: Any) -> tuple[list[Mapping[str, Any] | None], Any]:
+        matching = qe.Filter(must=[qe.FieldCondition(key="doc_id", match=qe.MatchAny(doc_ids))])
+        points, offset = self._shard(index).scroll(qe.ScrollRequest(offset=offset, limit=256, filter=matching, with_payload=_NO_MV, with_vector=False))
+        return [p.payload for p in points], offset
 
     def delete(self, index: str, passage_ids: Sequence[str]) -> None:
         if passage_ids:

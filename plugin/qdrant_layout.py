@@ -108,8 +108,9 @@ Point = tuple[float, Mapping[str, Any] | None]  # a scored point's score and pay
 
 
 class QdrantReads:
-    """The reads both Qdrant adapters serve the same way, over three engine calls each provides:
-    a nearest query on a named sparse vector, a retrieve by point ids, and its index's spec."""
+    """The reads both Qdrant adapters serve the same way, over four engine calls each provides:
+    a nearest query on a named sparse vector, a retrieve by point ids, a scroll by doc_id, and
+    its index's spec."""
 
     def _nearest(self, index: str, indices: list[int], values: list[float], using: str, limit: int, filters: Filters | None, fields: Fields) -> list[Point]:
         raise NotImplementedError
@@ -119,6 +120,20 @@ class QdrantReads:
 
     def spec(self, index: str) -> IndexSpec:
         raise NotImplementedError
+
+    def _scroll(self, index: str, doc_ids: list[str], offset: Any) -> tuple[list[Mapping[str, Any] | None], Any]:
+        """One page of the payloads (without token vectors) of these documents' points, and where the next starts (None: done)."""
+        raise NotImplementedError
+
+    def read_documents(self, index: str, doc_ids: Sequence[str]) -> list[Hit]:
+        hits: list[Hit] = []
+        offset: Any = None
+        while doc_ids:
+            payloads, offset = self._scroll(index, list(doc_ids), offset)
+            hits.extend(hit_from_payload(data, 0.0) for data in payloads)
+            if offset is None:
+                break
+        return hits
 
     def retrieve(self, index: str, request: Retrieval) -> Retrieved:
         """Hits without text read ids only; `documents` reads passages deeper (best_passages):

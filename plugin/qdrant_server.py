@@ -15,10 +15,10 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
-from lsrkit.core.types import Hit, SparseVector
+from lsrkit.core.types import SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
 from lsrkit.plugin.qdrant_bm25 import bm25_for
-from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, hit_from_payload, payload, point_id
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, payload, point_id
 
 
 def _selector(fields: Fields) -> Any:
@@ -162,18 +162,12 @@ class QdrantBackend(QdrantReads):
         records = self._call("retrieve", index, self.client.retrieve, index, ids=point_ids, with_payload=_selector(fields), with_vectors=False)
         return {str(r.id): r.payload for r in records}
 
-    def read_documents(self, index: str, doc_ids: Sequence[str]) -> list[Hit]:
-        matching = models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))])
-        hits: list[Hit] = []
-        offset: Any = None
-        while doc_ids:
-            points, offset = self._call(
-                "scroll", index, self.client.scroll, index, scroll_filter=matching, limit=256, offset=offset, with_payload=_selector(None), with_vectors=False
-            )
-            hits.extend(hit_from_payload(p.payload, 0.0) for p in points)
-            if offset is None:
-                break
-        return hits
+    def _scroll(self, index: str, doc_ids: list[str], offset: Any) -> tuple[list[Mapping[str, Any] | None], Any]:
+        matching = models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=doc_ids))])
+        points, offset = self._call(
+            "scroll", index, self.client.scroll, index, scroll_filter=matching, limit=256, offset=offset, with_payload=_selector(None), with_vectors=False
+        )
+        return [p.payload for p in points], offset
 
     def delete(self, index: str, passage_ids: Sequence[str]) -> None:
         if passage_ids:

@@ -175,3 +175,24 @@ def test_a_rerank_whose_candidates_cover_too_few_documents_reads_on_by_document(
         assert all(h.text for h in hits)
     finally:
         backend.drop_index(spec.name)
+
+
+def test_documents_are_read_back_whole_and_deleted(backend, scenario):
+    """What updates and deletes rest on: every passage of the asked documents read back, and gone
+    once deleted (an id never stored is no error)."""
+    spec = unique_index(f"docs-{backend.name}")
+    backend.ensure_index(spec)
+    try:
+        records = scenario["records"]
+        backend.write(spec.name, records)
+        backend.flush(spec.name)
+        wanted = sorted({r.doc_id for r in records})[:3]
+        hits = backend.read_documents(spec.name, wanted)
+        expected = {(r.id, r.doc_id, r.title, r.text) for r in records if r.doc_id in wanted}
+        assert {(h.id, h.metadata["doc_id"], h.title, h.text) for h in hits} == expected
+        assert len(backend.read_documents(spec.name, [r.doc_id for r in records])) == len(records)
+        backend.delete(spec.name, [h.id for h in hits] + ["never-stored"])
+        backend.flush(spec.name)
+        assert backend.read_documents(spec.name, wanted) == [] and backend.count(spec.name) == len(records) - len(expected)
+    finally:
+        backend.drop_index(spec.name)
