@@ -11,12 +11,43 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from lsrkit.core.errors import CheckpointError
 
 
+class JobState:
+    """Saving and loading of a job's checkpoint (a dataclass whose first field is `job`)."""
+
+    job: str
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(asdict(self), handle)  # type: ignore[call-overload]
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # atomic: a reader sees the old or the new checkpoint, never half
+
+    @classmethod
+    def load(cls: type[S], path: Path, job: str) -> S | None:
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            checkpoint = cls(**data)  # type: ignore[call-arg]
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint {path} is unreadable: {exc}") from exc
+        if checkpoint.job != job:
+            raise CheckpointError(f"checkpoint {path} belongs to another job ({checkpoint.job!r}); use another --state-dir or drop --resume")
+        return checkpoint
+
+
+S = TypeVar("S", bound=JobState)
+
+
 @dataclass
-class Checkpoint:
+class Checkpoint(JobState):
     job: str  # source path + index + model names: a checkpoint of another job is refused
     next_ordinal: int = 0
     written: int = 0
@@ -25,24 +56,3 @@ class Checkpoint:
     ids_bytes: int = 0
     dead_letter_bytes: int = 0
     done: bool = False
-
-    def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(asdict(self), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)  # atomic: a reader sees the old or the new checkpoint, never half
-
-    @classmethod
-    def load(cls, path: Path, job: str) -> Checkpoint | None:
-        if not path.is_file():
-            return None
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            checkpoint = cls(**data)
-        except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"checkpoint {path} is unreadable: {exc}") from exc
-        if checkpoint.job != job:
-            raise CheckpointError(f"checkpoint {path} belongs to another job ({checkpoint.job!r}); use another --state-dir or drop --resume")
-        return checkpoint

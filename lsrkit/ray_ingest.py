@@ -29,6 +29,7 @@ from lsrkit.core.types import Document
 from lsrkit.factory import BackendOptions, ModelChoice, document_encoders, open_backend
 from lsrkit.index import Index
 from lsrkit.ingest import Chunker, FieldMapping, IngestPipeline, IngestSummary, Validator, read_records
+from lsrkit.ingest.checkpoint import JobState
 from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.encoding import BatchEncoder
 from lsrkit.ingest.pipeline import RetryPolicy, job_key, retrying, stage_of
@@ -41,7 +42,7 @@ FAIL_ONCE_ENV = "LSRKIT_RAY_FAIL_BLOCK_ONCE"  # "<ordinal>:<marker file>": an ac
 
 
 @dataclass
-class RayCheckpoint:
+class RayCheckpoint(JobState):
     """The blocks the engine acknowledged and the statistics took, and the dead-letter file's size then."""
 
     job: str
@@ -51,20 +52,6 @@ class RayCheckpoint:
     passages: int = 0
     rejected: int = 0
     finished: bool = False
-
-    def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: Path, job: str) -> RayCheckpoint | None:
-        if not path.is_file():
-            return None
-        checkpoint = cls(**json.loads(path.read_text()))
-        if checkpoint.job != job:
-            raise ConfigError(f"checkpoint {path} belongs to another job ({checkpoint.job!r}): drop --resume")
-        return checkpoint
 
 
 def change_id(job: str, block: int) -> str:
