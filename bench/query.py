@@ -1,9 +1,12 @@
 """`lsrkit bench query`: query latency of the sparse pipelines relative to BM25 on the same engine.
 
 Same index, same queries, warm (every pipeline runs the query set once before it is timed);
-the latency of a query is end to end: query encoding, engine round trips, rerank (the
-candidates' compact token vectors read from the engine every time). On OpenSearch the rerank
-is also set against k-NN's lateInteractionScore (bench/late_interaction.py).
+the latency of a query is end to end: query encoding, engine round trips, rerank. On OpenSearch
+the candidates' codes come from the adapter's CodeCache once it holds them (checked against the
+engine's digests); the rerank is also timed reading every candidate's codes from the engine (no
+cache: what the cache saves), the cache's hit rate is measured on the test queries after the
+*train* queries alone filled it (traffic it has not seen), and the rerank is set against k-NN's
+lateInteractionScore (bench/late_interaction.py).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ def run(
         ensure_ingested(target, data.corpus, progress=False)
         # the fused pipelines too (not in the targets): what the best-quality setups cost
         pipelines = {name: target.pipeline(name, k=10) for name in ("bm25", "sparse-idf", "sparse-idf+rerank", "hybrid", "hybrid+rerank")}
+        uncached = _without_cache(target, url) if backend_kind == "opensearch" else None
+        if uncached is not None:
+            pipelines[UNCACHED] = uncached.pipeline("sparse-idf+rerank", k=10)
         queries = list(data.queries.values())
         samples: dict[str, list[float]] = {name: [] for name in pipelines}
         stages: dict[str, dict[str, list[float]]] = {name: {} for name in pipelines}
@@ -49,6 +55,15 @@ def run(
                         stages[name].setdefault(stage, []).append(ms)
         p50 = {name: float(np.percentile(v, 50)) for name, v in samples.items()}
         peer: dict[str, Any] = {}
+        cache: dict[str, Any] = {}
+        if uncached is not None:
+            uncached.close()
+            cache = {
+                "bytes_held": backend.code_cache.bytes_held,  # type: ignore[attr-defined]
+                "hit_rate_timed": round(backend.code_cache.found / max(1, backend.code_cache.looked_up), 4),  # type: ignore[attr-defined]
+                "saves": round(1 - p50["sparse-idf+rerank"] / p50[UNCACHED], 3),
+                "unseen_queries": _unseen_queries(dataset, index, url),
+            }
         if backend_kind == "opensearch":
             from lsrkit.bench.late_interaction import compare
 
@@ -68,9 +83,51 @@ def run(
             "ratio_rerank_vs_bm25": round(p50["sparse-idf+rerank"] / p50["bm25"], 3),
             "ratio_hybrid_vs_bm25": round(p50["hybrid"] / p50["bm25"], 3),
             "ratio_hybrid_rerank_vs_bm25": round(p50["hybrid+rerank"] / p50["bm25"], 3),
+            **({"ratio_rerank_without_cache_vs_bm25": round(p50[UNCACHED] / p50["bm25"], 3), "code_cache": cache} if cache else {}),
             # OpenSearch k-NN's lateInteractionScore on the same candidates and query vectors
             **({"late_interaction": peer} if peer else {}),
             "machine": machine(),
         }
     finally:
         target.close()
+
+
+UNCACHED = "sparse-idf+rerank (every code read from the engine)"
+
+
+def _without_cache(target: Any, url: str | None) -> Any:
+    """The same index through an adapter that keeps no codes."""
+    from lsrkit.index import Index
+    from lsrkit.plugin.code_cache import CodeCache
+    from lsrkit.plugin.opensearch import OpenSearchBackend
+
+    backend = OpenSearchBackend(target.backend.client, vocab=target.backend.vocab, code_cache=CodeCache(0))
+    return Index(target.name, backend=backend)
+
+
+def _unseen_queries(dataset: Path, index: str, url: str | None) -> dict[str, Any]:
+    """A fresh adapter whose cache only the train queries filled: its hit rate and latency on the
+    test queries (one pass each)."""
+    from lsrkit.evaluation import load_beir
+    from lsrkit.index import Index
+
+    train = list(load_beir(dataset, split="train").queries.values())
+    test = list(load_beir(dataset).queries.values())
+    with Index(index, backend="opensearch", url=url) as fresh:
+        pipeline = fresh.pipeline("sparse-idf+rerank", k=10)
+        for text in train:
+            pipeline.search(text, k=10)
+        cache = fresh.backend.code_cache  # type: ignore[attr-defined]
+        before = (cache.found, cache.looked_up)
+        latencies = []
+        for text in test:
+            start = time.perf_counter()
+            pipeline.search(text, k=10)
+            latencies.append((time.perf_counter() - start) * 1000)
+        return {
+            "warmed_by_train_queries": len(train),
+            "test_queries": len(test),
+            "hit_rate": round((cache.found - before[0]) / max(1, cache.looked_up - before[1]), 4),
+            "bytes_held": cache.bytes_held,
+            "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+        }

@@ -22,10 +22,12 @@ from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
 from lsrkit.core.types import Hit, SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult, passage_of
+from lsrkit.plugin.code_cache import CodeCache, code_digest
 from lsrkit.plugin.feature_names import to_feature
 
 META_INDEX = "lsrkit-meta"
 MV_FIELD = "mv"
+MV_DIGEST_FIELD = "mv_digest"  # the codes' content digest: what a CodeCache checks its copy against
 BODY_FIELD = "body"  # title and text in one analyzed field: BM25 over the passage as a whole
 
 
@@ -84,8 +86,11 @@ class OpenSearchBackend:
         max_retries_429: int = 8,
         initial_backoff: float = 0.25,
         max_backoff: float = 8.0,
+        code_cache: CodeCache | None = None,
     ) -> None:
         self.client = client
+        # candidates' codes read once are kept here and checked by digest (CodeCache(0): none kept)
+        self.code_cache = code_cache if code_cache is not None else CodeCache()
         self.vocab = list(vocab) if vocab is not None else None
         self.max_retries_429 = max_retries_429
         self.initial_backoff = initial_backoff
@@ -136,6 +141,7 @@ class OpenSearchBackend:
             # doc values, not _source: a rerank reads κ candidates' vectors without decompressing
             # their stored documents, and a search returning text never reads the vectors
             properties[MV_FIELD] = {"type": "binary", "doc_values": True}
+            properties[MV_DIGEST_FIELD] = {"type": "keyword", "index": False, "doc_values": True}
         return {
             "_meta": {"lsrkit_spec": spec.__dict__},
             # neither vector is kept in _source: a hit's _source is read whole even when one field
@@ -177,6 +183,7 @@ class OpenSearchBackend:
     def drop_index(self, index: str) -> None:
         validate_index_name(index)
         self._call("delete", index, self.client.indices.delete, index=index, ignore_unavailable=True)
+        self.code_cache.forget(index)
         if self._call("exists", META_INDEX, self.client.indices.exists, index=META_INDEX):
             self._call("delete meta", index, self.client.delete_by_query, index=META_INDEX, body={"query": {"term": {"index": index}}}, refresh=True)
 
@@ -201,6 +208,7 @@ class OpenSearchBackend:
         }
         if record.multivector:
             source[MV_FIELD] = base64.b64encode(record.multivector).decode("ascii")
+            source[MV_DIGEST_FIELD] = code_digest(record.multivector)
         return source
 
     def _actions(self, index: str, records: Sequence[EncodedRecord]) -> Iterator[dict[str, Any]]:
@@ -247,7 +255,9 @@ class OpenSearchBackend:
         """One search, or both runs in one msearch (the cluster runs them side by side). Hits
         without text are read from doc values only: reading a hit's stored fields decompresses
         its whole stored document. `documents` collapses on doc_id (each document's best passage
-        in the same round trip)."""
+        in the same round trip). Candidates (hits without text) come with their codes' digests:
+        the codes held in the CodeCache under the same digest are returned with them, and the
+        codes themselves are read inline only while most candidates miss the cache."""
         runs: list[tuple[str, dict[str, Any]]] = []
         if request.sparse is not None and len(request.sparse):
             runs.append(("sparse", rank_feature_query(request.sparse, self._vocab())))
@@ -256,7 +266,9 @@ class OpenSearchBackend:
         found = Retrieved()
         if not runs:
             return found
-        bodies = [self._body(query, request) for _, query in runs]
+        inline = request.multivectors and self.code_cache.reads_inline(index)
+        digests = not request.texts and self.code_cache.enabled
+        bodies = [self._body(query, request, inline=inline, digests=digests) for _, query in runs]
         if len(runs) == 1:
             responses = [self._call("search", index, self.client.search, index=index, body=bodies[0])]
         else:
@@ -266,22 +278,26 @@ class OpenSearchBackend:
             if "error" in response:
                 _raise_item_error("msearch", index, response)
             setattr(found, name, _hits(response, request.texts))
-            if request.multivectors:
-                found.multivectors.update(_multivectors(response))
+            if digests:
+                found.multivectors.update(self.code_cache.lookup(index, _digests(response)))
+            if inline:
+                codes = _multivectors(response)
+                self.code_cache.store(index, codes)
+                found.multivectors.update(codes)
         return found
 
     @staticmethod
-    def _body(query: dict[str, Any], request: Retrieval) -> dict[str, Any]:
+    def _body(query: dict[str, Any], request: Retrieval, *, inline: bool, digests: bool) -> dict[str, Any]:
         clauses = _filter_clauses(request.filters)
         if clauses:
             query = {"bool": {"must": [query], "filter": clauses}}
         body: dict[str, Any] = {"query": query, "size": request.limit, "track_total_hits": False}
         if request.documents:
             body["collapse"] = {"field": "doc_id"}
-        fields = ["id", "doc_id", *([MV_FIELD] if request.multivectors else [])]
+        fields = ["id", "doc_id", *([MV_DIGEST_FIELD] if digests else []), *([MV_FIELD] if inline else [])]
         if not request.texts:
             body.update({"stored_fields": "_none_", "docvalue_fields": fields})
-        elif request.multivectors:
+        elif inline:
             body["docvalue_fields"] = fields
         return body
 
@@ -315,7 +331,9 @@ class OpenSearchBackend:
             "docvalue_fields": ["id", MV_FIELD],
             "track_total_hits": False,
         }
-        return _multivectors(self._call("fetch vectors", index, self.client.search, index=index, body=body))
+        codes = _multivectors(self._call("fetch vectors", index, self.client.search, index=index, body=body))
+        self.code_cache.store(index, codes)
+        return codes
 
     def read_documents(self, index: str, doc_ids: Sequence[str]) -> list[Hit]:
         """A scroll over the passages with these doc_ids (searchable ones: the job refreshes the
@@ -389,6 +407,16 @@ def _hits(response: dict[str, Any], texts: bool) -> list[Hit]:
             passage = fields["id"][0] if "id" in fields else item["_id"]
             hits.append(Hit(id=passage, score=float(item["_score"]), metadata={"doc_id": fields.get("doc_id", [passage])[0]}))
     return hits
+
+
+def _digests(response: dict[str, Any]) -> dict[str, str]:
+    """The codes' digests read from doc values, by passage id (none for an index without codes)."""
+    found = {}
+    for item in response["hits"]["hits"]:
+        fields = item.get("fields", {})
+        if MV_DIGEST_FIELD in fields:
+            found[fields["id"][0] if "id" in fields else item["_id"]] = fields[MV_DIGEST_FIELD][0]
+    return found
 
 
 def _multivectors(response: dict[str, Any]) -> dict[str, bytes]:

@@ -201,8 +201,12 @@ def test_partial_candidates_rank_and_read_as_complete_ones(ingested, sparse_enco
     from lsrkit.encoders import IdfQueryEncoder
     from lsrkit.ingest import load_index_idf
 
+    from lsrkit.plugin.code_cache import CodeCache
+
     encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
     complete_only = _CompleteReads(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+    # the reads counted are those of an adapter keeping no codes (a CodeCache saves the fetch)
+    backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab, code_cache=CodeCache(0))
     settings = RerankSettings(kappa=20, k=10, interpolation=0.3)
     # reads expected: (searches, msearches, mgets)
     pipelines = {
@@ -223,3 +227,49 @@ def test_partial_candidates_rank_and_read_as_complete_ones(ingested, sparse_enco
             assert [h.score for h in partial.hits] == pytest.approx([h.score for h in complete.hits], abs=1e-5), name
             assert reads == expected_reads and ("hydrate" in partial.timings_ms) == (expected_reads[2] == 1), name
     complete_only.close()
+    backend.close()
+
+
+def test_codes_read_once_are_served_from_the_cache_while_their_digest_holds(opensearch_url, sparse_encoder, scenario):
+    """Once most candidates hit the CodeCache the first stage reads digests, not codes; what it
+    returns is byte for byte what the engine holds, and a passage written again with other codes
+    is never served from its stale copy."""
+    from dataclasses import replace
+
+    from lsrkit.plugin.code_cache import CodeCache
+    from lsrkit.plugin.opensearch import MV_FIELD
+
+    cached = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+    uncached = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab, code_cache=CodeCache(0))
+    spec = IndexSpec(f"cache-{uuid.uuid4().hex[:8]}", multivector_dim=scenario["dim"])
+    records = scenario["records"]
+    try:
+        cached.ensure_index(spec)
+        assert not cached.write(spec.name, records).failed
+        cached.flush(spec.name)
+        request = Retrieval(sparse=scenario["query_encoder"].encode_queries([scenario["queries"][0]])[0], limit=20, multivectors=True)
+        bodies = []
+        real_search = cached.client.search
+        cached.client.search = lambda *a, **kw: bodies.append(kw["body"]) or real_search(*a, **kw)
+        truth = uncached.retrieve(spec.name, request)
+        assert len(truth.multivectors) == len(truth.sparse) == 20
+        for _ in range(20):
+            read = cached.retrieve(spec.name, request)
+            assert read.multivectors == truth.multivectors and [h.id for h in read.sparse] == [h.id for h in truth.sparse]
+        assert MV_FIELD in bodies[0]["docvalue_fields"] and MV_FIELD not in bodies[-1]["docvalue_fields"]
+        assert not cached.code_cache.reads_inline(spec.name)
+
+        victim = truth.sparse[0].id
+        other = next(r for r in records if r.id != victim and r.multivector != truth.multivectors[victim]).multivector
+        rewritten = replace(next(r for r in records if r.id == victim), multivector=other)
+        assert not uncached.write(spec.name, [rewritten]).failed
+        uncached.flush(spec.name)
+        stale = cached.retrieve(spec.name, request)
+        assert victim not in stale.multivectors  # the digest changed: the cached copy is not used
+        assert cached.fetch_multivectors(spec.name, [victim]) == {victim: other}
+        assert cached.retrieve(spec.name, request).multivectors[victim] == other
+        cached.client.search = real_search
+    finally:
+        uncached.drop_index(spec.name)
+        cached.close()
+        uncached.close()
