@@ -5,7 +5,8 @@ lsrkit reads the candidates' compact codes from doc values and scores them here;
 scores float token vectors kept in `_source` (as its documentation asks: an `object` field,
 `enabled: false`) inside a `script_score` over the candidates' ids. The peer is given two sets
 of document vectors: the very vectors lsrkit's codes stand for (the codes decoded to floats:
-equal scores, so equal nDCG@10, and the latency compared at equal quality), and the encoder's
+the same scores up to lsrkit's 7-bit rounding of the query for its integer GEMM, so near-equal
+nDCG@10, and the latency compared at equal quality), and the encoder's
 float vectors before pooling and quantization (what compression costs a pure MaxSim). Latency
 is the rerank step alone on each side (lsrkit: fetch + decode + MaxSim; peer: its search round
 trip); quality is nDCG@10 of the pure MaxSim rankings (no interpolation), max-passage per

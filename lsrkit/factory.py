@@ -27,6 +27,7 @@ class BackendOptions:
     ca_certs: str | None = None  # opensearch over https
 
 
+CODE_CACHE_ENV = "LSRKIT_CODE_CACHE_MB"  # the OpenSearch adapter's CodeCache budget (0: none)
 _EXTRA = {"edge": "qdrant", "qdrant": "qdrant", "opensearch": "opensearch"}
 
 
@@ -61,8 +62,15 @@ def _open(options: BackendOptions, sparse_model: str | None) -> Backend:
     if sparse_model is not None:
         resolved = resolve(sparse_model, "sparse")
         vocab = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
+    from lsrkit.plugin.code_cache import DEFAULT_CACHE_BYTES, CodeCache
+
     url = options.url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
-    return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs), vocab=vocab)
+    cache_mb = os.environ.get(CODE_CACHE_ENV)
+    try:
+        cache = CodeCache(int(float(cache_mb) * 2**20) if cache_mb else DEFAULT_CACHE_BYTES)
+    except ValueError as exc:
+        raise ConfigError(f"{CODE_CACHE_ENV} must be a number of megabytes, got {cache_mb!r}") from exc
+    return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs), vocab=vocab, code_cache=cache)
 
 
 @dataclass(frozen=True)

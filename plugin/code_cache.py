@@ -16,9 +16,11 @@ import threading
 from cachetools import LRUCache
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
-ENTRY_OVERHEAD = 120  # the key, the digest and the LRU's bookkeeping, roughly, per passage
-INLINE_BELOW = 0.5  # hit rate under which a first stage reads codes with the hits (one round trip)
-HIT_RATE_MEMORY = 0.05  # weight of the newest read in the running hit rate (~20 reads)
+ENTRY_OVERHEAD = 360  # Python's objects for the key, the digest and the entry, roughly, per passage
+# a rerank read in digests-only mode costs a second round trip as soon as one candidate misses:
+# codes are read with the hits until most such reads find every candidate held
+INLINE_BELOW = 0.5
+COVERAGE_MEMORY = 0.05  # weight of the newest read in the running share of fully held reads (~20 reads)
 
 
 def code_digest(codes: bytes) -> str:
@@ -34,7 +36,7 @@ class CodeCache:
         self._entries: LRUCache[tuple[str, str], tuple[str, bytes]] = LRUCache(
             maxsize=max(1, max_bytes), getsizeof=lambda entry: len(entry[1]) + ENTRY_OVERHEAD
         )
-        self._hit_rate: dict[str, float] = {}
+        self._coverage: dict[str, float] = {}
         self._lock = threading.Lock()
         self.looked_up = 0  # passages asked for since the start, and how many were held
         self.found = 0
@@ -47,9 +49,9 @@ class CodeCache:
     def bytes_held(self) -> int:
         return int(self._entries.currsize)
 
-    def lookup(self, index: str, digests: dict[str, str]) -> dict[str, bytes]:
-        """The codes held for these passages whose digest is the engine's; the share found updates
-        the index's running hit rate."""
+    def lookup(self, index: str, digests: dict[str, str], *, rerank_read: bool = False) -> dict[str, bytes]:
+        """The codes held for these passages under the engine's digest. `rerank_read`: every one of
+        these codes is wanted (a rerank's candidates); whether all were held steers reads_inline."""
         found = {}
         with self._lock:
             for passage, digest in digests.items():
@@ -58,27 +60,31 @@ class CodeCache:
                     found[passage] = entry[1]
             self.looked_up += len(digests)
             self.found += len(found)
-            if digests:
-                share = len(found) / len(digests)
-                before = self._hit_rate.get(index, 0.0)
-                self._hit_rate[index] = before + HIT_RATE_MEMORY * (share - before)
+            if rerank_read and digests:
+                before = self._coverage.get(index, 0.0)
+                self._coverage[index] = before + COVERAGE_MEMORY * (float(len(found) == len(digests)) - before)
         return found
 
-    def store(self, index: str, codes: dict[str, bytes]) -> None:
+    def store(self, index: str, codes: dict[str, bytes], digests: dict[str, str]) -> None:
+        """Keep the codes whose bytes match the digest the engine returned with them (none for an
+        index that stores no digests: such codes could never be served)."""
         if not self.enabled:
             return
+        kept = {
+            p: (digests[p], data)
+            for p, data in codes.items()
+            if p in digests and len(data) + ENTRY_OVERHEAD <= self.max_bytes and code_digest(data) == digests[p]
+        }
         with self._lock:
-            for passage, data in codes.items():
-                if len(data) + ENTRY_OVERHEAD <= self.max_bytes:
-                    self._entries[(index, passage)] = (code_digest(data), data)
+            for passage, entry in kept.items():
+                self._entries[(index, passage)] = entry
 
     def reads_inline(self, index: str) -> bool:
-        """Whether a first stage should read the codes with its hits: while most candidates miss,
-        one round trip carrying all codes beats a second one for the misses."""
-        return not self.enabled or self._hit_rate.get(index, 0.0) < INLINE_BELOW
+        """Whether a rerank's first stage should read the codes with its hits."""
+        return not self.enabled or self._coverage.get(index, 0.0) < INLINE_BELOW
 
     def forget(self, index: str) -> None:
         with self._lock:
             for key in [k for k in self._entries if k[0] == index]:
                 del self._entries[key]
-            self._hit_rate.pop(index, None)
+            self._coverage.pop(index, None)

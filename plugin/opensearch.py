@@ -146,7 +146,7 @@ class OpenSearchBackend:
             "_meta": {"lsrkit_spec": spec.__dict__},
             # neither vector is kept in _source: a hit's _source is read whole even when one field
             # is asked for, and the rank_features map is ~3x the text
-            "_source": {"excludes": [MV_FIELD, "sparse"]},
+            "_source": {"excludes": [MV_FIELD, MV_DIGEST_FIELD, "sparse"]},
             "dynamic_templates": [{"metadata_strings": {"path_match": "metadata.*", "match_mapping_type": "string", "mapping": {"type": "keyword"}}}],
             "properties": properties,
         }
@@ -159,6 +159,8 @@ class OpenSearchBackend:
             stored = self.spec(spec.name)
             if stored != spec:
                 raise IndexExistsError(f"opensearch: index {spec.name!r} exists with another layout ({stored}); pass recreate to replace it")
+            if spec.multivector_dim and MV_DIGEST_FIELD not in self._properties(spec.name):
+                raise IndexExistsError(f"opensearch: index {spec.name!r} was built before its codes had digests; pass recreate to rebuild it")
             return False
         settings = {"number_of_shards": spec.shards, "number_of_replicas": spec.replicas, "refresh_interval": "1s"}
         body = {"settings": {"index": settings}, "mappings": self.mapping(spec)}
@@ -170,9 +172,14 @@ class OpenSearchBackend:
             raise
         return True
 
+    def _mappings(self, index: str) -> dict[str, Any]:
+        return dict(self._call("mapping", index, self.client.indices.get_mapping, index=index)[index]["mappings"])
+
+    def _properties(self, index: str) -> dict[str, Any]:
+        return dict(self._mappings(index).get("properties", {}))
+
     def spec(self, index: str) -> IndexSpec:
-        mapping = self._call("mapping", index, self.client.indices.get_mapping, index=index)
-        stored = mapping[index]["mappings"].get("_meta", {}).get("lsrkit_spec")
+        stored = self._mappings(index).get("_meta", {}).get("lsrkit_spec")
         if not stored:
             raise BackendError(f"opensearch: index {index!r} was not created by lsrkit")
         return IndexSpec.from_stored(stored, f"opensearch index {index!r}")
@@ -279,11 +286,14 @@ class OpenSearchBackend:
                 _raise_item_error("msearch", index, response)
             setattr(found, name, _hits(response, request.texts))
             if digests:
-                found.multivectors.update(self.code_cache.lookup(index, _digests(response)))
-            if inline:
-                codes = _multivectors(response)
-                self.code_cache.store(index, codes)
-                found.multivectors.update(codes)
+                held = _digests(response)
+                found.multivectors.update(self.code_cache.lookup(index, held, rerank_read=request.multivectors))
+                if inline:
+                    codes = _multivectors(response)
+                    self.code_cache.store(index, codes, held)
+                    found.multivectors.update(codes)
+            elif inline:
+                found.multivectors.update(_multivectors(response))
         return found
 
     @staticmethod
@@ -328,11 +338,12 @@ class OpenSearchBackend:
             "query": {"ids": {"values": list(ids)}},
             "size": len(ids),
             "stored_fields": "_none_",
-            "docvalue_fields": ["id", MV_FIELD],
+            "docvalue_fields": ["id", MV_FIELD, MV_DIGEST_FIELD],
             "track_total_hits": False,
         }
-        codes = _multivectors(self._call("fetch vectors", index, self.client.search, index=index, body=body))
-        self.code_cache.store(index, codes)
+        response = self._call("fetch vectors", index, self.client.search, index=index, body=body)
+        codes = _multivectors(response)
+        self.code_cache.store(index, codes, _digests(response))
         return codes
 
     def read_documents(self, index: str, doc_ids: Sequence[str]) -> list[Hit]:
@@ -403,28 +414,27 @@ def _hits(response: dict[str, Any], texts: bool) -> list[Hit]:
             meta = {**(source.get("metadata") or {}), "doc_id": source.get("doc_id", item["_id"])}
             hits.append(Hit(id=item["_id"], score=float(item.get("_score") or 0.0), title=source.get("title", ""), text=source.get("text", ""), metadata=meta))
         else:
-            fields = item.get("fields", {})
-            passage = fields["id"][0] if "id" in fields else item["_id"]
-            hits.append(Hit(id=passage, score=float(item["_score"]), metadata={"doc_id": fields.get("doc_id", [passage])[0]}))
+            passage = _passage_id(item)
+            hits.append(Hit(id=passage, score=float(item["_score"]), metadata={"doc_id": item.get("fields", {}).get("doc_id", [passage])[0]}))
     return hits
+
+
+def _passage_id(item: Mapping[str, Any]) -> str:
+    """A hit's passage id: from doc values when the hit was read without its stored fields."""
+    fields = item.get("fields", {})
+    return str(fields["id"][0]) if "id" in fields else str(item["_id"])
 
 
 def _digests(response: dict[str, Any]) -> dict[str, str]:
     """The codes' digests read from doc values, by passage id (none for an index without codes)."""
-    found = {}
-    for item in response["hits"]["hits"]:
-        fields = item.get("fields", {})
-        if MV_DIGEST_FIELD in fields:
-            found[fields["id"][0] if "id" in fields else item["_id"]] = fields[MV_DIGEST_FIELD][0]
-    return found
+    return {_passage_id(item): item["fields"][MV_DIGEST_FIELD][0] for item in response["hits"]["hits"] if MV_DIGEST_FIELD in item.get("fields", {})}
 
 
 def _multivectors(response: dict[str, Any]) -> dict[str, bytes]:
     """Token vectors read from doc values (base64, without its '=' padding) by passage id."""
     found = {}
     for item in response["hits"]["hits"]:
-        fields = item.get("fields", {})
-        if MV_FIELD in fields:
-            encoded = fields[MV_FIELD][0]
-            found[fields["id"][0] if "id" in fields else item["_id"]] = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
+        if MV_FIELD in item.get("fields", {}):
+            encoded = item["fields"][MV_FIELD][0]
+            found[_passage_id(item)] = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
     return found

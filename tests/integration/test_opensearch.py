@@ -200,7 +200,6 @@ def test_partial_candidates_rank_and_read_as_complete_ones(ingested, sparse_enco
     from lsrkit.core import RerankSettings
     from lsrkit.encoders import IdfQueryEncoder
     from lsrkit.ingest import load_index_idf
-
     from lsrkit.plugin.code_cache import CodeCache
 
     encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
@@ -243,13 +242,13 @@ def test_codes_read_once_are_served_from_the_cache_while_their_digest_holds(open
     uncached = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab, code_cache=CodeCache(0))
     spec = IndexSpec(f"cache-{uuid.uuid4().hex[:8]}", multivector_dim=scenario["dim"])
     records = scenario["records"]
+    bodies = []
+    real_search = cached.client.search
     try:
         cached.ensure_index(spec)
         assert not cached.write(spec.name, records).failed
         cached.flush(spec.name)
         request = Retrieval(sparse=scenario["query_encoder"].encode_queries([scenario["queries"][0]])[0], limit=20, multivectors=True)
-        bodies = []
-        real_search = cached.client.search
         cached.client.search = lambda *a, **kw: bodies.append(kw["body"]) or real_search(*a, **kw)
         truth = uncached.retrieve(spec.name, request)
         assert len(truth.multivectors) == len(truth.sparse) == 20
@@ -268,8 +267,25 @@ def test_codes_read_once_are_served_from_the_cache_while_their_digest_holds(open
         assert victim not in stale.multivectors  # the digest changed: the cached copy is not used
         assert cached.fetch_multivectors(spec.name, [victim]) == {victim: other}
         assert cached.retrieve(spec.name, request).multivectors[victim] == other
-        cached.client.search = real_search
     finally:
+        cached.client.search = real_search
         uncached.drop_index(spec.name)
         cached.close()
         uncached.close()
+
+
+def test_an_index_built_before_its_codes_had_digests_is_refused_not_half_served(opensearch_url, sparse_encoder):
+    from lsrkit.plugin.opensearch import MV_DIGEST_FIELD
+
+    backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+    spec = IndexSpec(f"old-{uuid.uuid4().hex[:8]}", multivector_dim=384)
+    mapping = OpenSearchBackend.mapping(spec)
+    del mapping["properties"][MV_DIGEST_FIELD]
+    try:
+        backend.client.indices.create(index=spec.name, body={"mappings": mapping})
+        with pytest.raises(IndexExistsError, match="digests"):
+            backend.ensure_index(spec)
+        assert backend.ensure_index(spec, recreate=True)
+    finally:
+        backend.drop_index(spec.name)
+        backend.close()

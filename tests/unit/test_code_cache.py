@@ -5,34 +5,54 @@ from __future__ import annotations
 from lsrkit.plugin.code_cache import ENTRY_OVERHEAD, CodeCache, code_digest
 
 
+def _with_digests(codes: dict[str, bytes]) -> dict[str, str]:
+    return {p: code_digest(c) for p, c in codes.items()}
+
+
 def test_a_copy_is_served_only_under_the_engines_digest():
     cache = CodeCache(1 << 20)
-    cache.store("papers", {"p1": b"old codes"})
-    assert cache.lookup("papers", {"p1": code_digest(b"old codes")}) == {"p1": b"old codes"}
-    assert cache.lookup("papers", {"p1": code_digest(b"new codes")}) == {}  # written again since
-    assert cache.lookup("other", {"p1": code_digest(b"old codes")}) == {}  # another index
-    cache.store("papers", {"p1": b"new codes"})
-    assert cache.lookup("papers", {"p1": code_digest(b"new codes")}) == {"p1": b"new codes"}
+    old, new = {"p1": b"old codes"}, {"p1": b"new codes"}
+    cache.store("papers", old, _with_digests(old))
+    assert cache.lookup("papers", _with_digests(old)) == old
+    assert cache.lookup("papers", _with_digests(new)) == {}  # written again since
+    assert cache.lookup("other", _with_digests(old)) == {}  # another index
+    cache.store("papers", new, _with_digests(new))
+    assert cache.lookup("papers", _with_digests(new)) == new
     assert (cache.looked_up, cache.found) == (4, 2)
+
+
+def test_codes_without_the_engines_digest_are_not_kept():
+    cache = CodeCache(1 << 20)
+    cache.store("papers", {"p1": b"codes", "p2": b"codes"}, {"p2": code_digest(b"other bytes")})  # p1: no digest stored
+    assert cache.bytes_held == 0
 
 
 def test_least_recently_used_codes_leave_past_the_byte_budget():
     cache = CodeCache(3 * (100 + ENTRY_OVERHEAD))
     codes = {f"p{i}": bytes([i]) * 100 for i in range(4)}
-    cache.store("papers", {k: codes[k] for k in ("p0", "p1", "p2")})
+    first = {k: codes[k] for k in ("p0", "p1", "p2")}
+    cache.store("papers", first, _with_digests(first))
     cache.lookup("papers", {"p0": code_digest(codes["p0"])})  # p0 used: p1 is now the oldest
-    cache.store("papers", {"p3": codes["p3"]})
-    held = cache.lookup("papers", {k: code_digest(v) for k, v in codes.items()})
+    cache.store("papers", {"p3": codes["p3"]}, _with_digests(codes))
+    held = cache.lookup("papers", _with_digests(codes))
     assert set(held) == {"p0", "p2", "p3"} and cache.bytes_held <= cache.max_bytes
 
 
-def test_codes_are_read_inline_until_most_candidates_hit():
+def test_codes_are_read_inline_until_most_rerank_reads_find_every_candidate():
     cache = CodeCache(1 << 20)
-    digests = {"p1": code_digest(b"x"), "p2": code_digest(b"y")}
+    codes = {"p1": b"x", "p2": b"y"}
+    digests = _with_digests(codes)
     assert cache.reads_inline("papers")
-    cache.store("papers", {"p1": b"x", "p2": b"y"})
+    cache.store("papers", {"p1": b"x"}, digests)
     for _ in range(30):
-        cache.lookup("papers", digests)
+        cache.lookup("papers", digests, rerank_read=True)  # p2 always misses: never worth a second read
+    assert cache.reads_inline("papers")
+    cache.store("papers", codes, digests)
+    for _ in range(30):
+        cache.lookup("papers", digests)  # reads that do not rerank do not steer
+    assert cache.reads_inline("papers")
+    for _ in range(30):
+        cache.lookup("papers", digests, rerank_read=True)
     assert not cache.reads_inline("papers")
     cache.forget("papers")
     assert cache.reads_inline("papers") and cache.lookup("papers", digests) == {}
