@@ -6,7 +6,8 @@ the candidates' codes come from the adapter's CodeCache once it holds them (chec
 engine's digests); the rerank is also timed reading every candidate's codes from the engine (no
 cache: what the cache saves), the cache's hit rate is measured on the test queries after the
 *train* queries alone filled it (traffic it has not seen), and the rerank is set against k-NN's
-lateInteractionScore (bench/late_interaction.py).
+lateInteractionScore (bench/late_interaction.py). On Qdrant Edge it is set against the engine's
+own MaxSim (bench/qdrant_maxsim.py).
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def run(
                 "saves_on_repeated_queries": round(1 - p50["sparse-idf+rerank"] / p50[UNCACHED], 3),
                 "unseen_queries": _unseen_queries(dataset, index, url),
             }
+        if backend_kind == "edge":
+            from lsrkit.bench import qdrant_maxsim
+
+            peer = qdrant_maxsim.compare(
+                backend, index, data, target.idf_encoder(), target.query_multivector_encoder(), kappa=pipelines["sparse-idf+rerank"].settings.kappa
+            )
         if backend_kind == "opensearch":
             from lsrkit.bench.late_interaction import compare
 
@@ -84,8 +91,9 @@ def run(
             "ratio_hybrid_vs_bm25": round(p50["hybrid"] / p50["bm25"], 3),
             "ratio_hybrid_rerank_vs_bm25": round(p50["hybrid+rerank"] / p50["bm25"], 3),
             **({"ratio_rerank_without_cache_vs_bm25": round(p50[UNCACHED] / p50["bm25"], 3), "code_cache": cache} if cache else {}),
-            # OpenSearch k-NN's lateInteractionScore on the same candidates and query vectors
-            **({"late_interaction": peer} if peer else {}),
+            # on the same candidates and query vectors: OpenSearch k-NN's lateInteractionScore,
+            # or Qdrant's own MaxSim (Edge)
+            **({"late_interaction" if backend_kind == "opensearch" else "engine_maxsim": peer} if peer else {}),
             "machine": machine(),
         }
     finally:

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import InputError
 from lsrkit.core.types import Hit
-from lsrkit.plugin.codec import CenteredCodes, QuantizedRows, StoredMultiVector
+from lsrkit.plugin.codec import CenteredCodes, QuantizedRows, StoredMultiVector, unpack_levels
 from lsrkit.plugin.integer_gemm import QueryCodes, integer_products, quantize_query, row_scaled_products
 
 FloatArray = npt.NDArray[np.float32]
@@ -93,7 +93,8 @@ class _MaxSim:
             offset = self.query @ first.center - middle * token_scale * weighted.codes.sum(axis=0, dtype=np.int64)
             self._centered = (weighted, token_scale, offset.astype(np.float32))
         weighted, token_scale, offset = self._centered
-        levels = np.concatenate([d.levels() for d in documents])
+        # one unpack of every candidate's packed rows (they share a width), not one per candidate
+        levels = unpack_levels(np.concatenate([d.packed for d in documents]), first.bits, first.dim)
         products = integer_products(levels, weighted, 0)
         return np.maximum.reduceat(products, starts, axis=0) * token_scale[None, :] + offset[None, :]
 
