@@ -67,9 +67,12 @@ def _open(options: BackendOptions, sparse_model: str | None) -> Backend:
     url = options.url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
     cache_mb = os.environ.get(CODE_CACHE_ENV)
     try:
-        cache = CodeCache(int(float(cache_mb) * 2**20) if cache_mb else DEFAULT_CACHE_BYTES)
-    except ValueError as exc:
+        budget = int(float(cache_mb) * 2**20) if cache_mb else DEFAULT_CACHE_BYTES
+    except (ValueError, OverflowError) as exc:
         raise ConfigError(f"{CODE_CACHE_ENV} must be a number of megabytes, got {cache_mb!r}") from exc
+    if budget < 0:
+        raise ConfigError(f"{CODE_CACHE_ENV} must be 0 (no cache) or more megabytes, got {cache_mb!r}")
+    cache = CodeCache(budget)
     return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs), vocab=vocab, code_cache=cache)
 
 

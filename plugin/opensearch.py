@@ -273,8 +273,9 @@ class OpenSearchBackend:
         found = Retrieved()
         if not runs:
             return found
-        inline = request.multivectors and self.code_cache.reads_inline(index)
         digests = not request.texts and self.code_cache.enabled
+        # codes come with the hits unless the cache can serve them (which needs their digests)
+        inline = request.multivectors and (not digests or self.code_cache.reads_inline(index))
         bodies = [self._body(query, request, inline=inline, digests=digests) for _, query in runs]
         if len(runs) == 1:
             responses = [self._call("search", index, self.client.search, index=index, body=bodies[0])]

@@ -86,6 +86,8 @@ class _MaxSim:
         """q·(c + σ⊙step·(levels - m)) = step·(q⊙σ)·levels + q·c - step·m·Σ(q⊙σ): only the
         first term depends on the document token, so the max is taken over integer products."""
         first = documents[0]
+        if any(d.bits != first.bits or d.packed.shape[1] != first.packed.shape[1] or d.center is not first.center for d in documents):
+            raise InputError("candidates' codes come from different codecs: score one index's codes at a time")
         if self._centered is None:
             weighted = quantize_query(self.query * first.spread[None, :])
             middle = (2**first.bits - 1) / 2.0
