@@ -43,6 +43,10 @@ class IndexMissingError(BackendError):
     """The index named does not exist."""
 
 
+class IndexBusyError(LsrError):
+    """Another job holds the index's write lease (the message names the holder)."""
+
+
 class IngestError(LsrError):
     """An ingestion job cannot go on (bad source, unreadable file, mismatched checkpoint)."""
 

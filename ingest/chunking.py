@@ -18,9 +18,17 @@ class Passage:
     text: str
 
 
-def passage_id(doc_id: str, index: int, total: int) -> str:
-    """A document that fits in one window keeps its id; longer ones get `<doc_id>#<n>`."""
-    return doc_id if total == 1 else f"{doc_id}#{index}"
+PASSAGE_SEPARATOR = "#"
+
+
+def passage_id(doc_id: str, index: int) -> str:
+    """`<doc_id>#<n>` for every passage, a document of one passage too: what follows the last `#`
+    is a number, so no two (document, n) pairs give one id, whatever the document ids hold.
+
+    >>> passage_id("x#1", 0), passage_id("x", 1)
+    ('x#1#0', 'x#1')
+    """
+    return f"{doc_id}{PASSAGE_SEPARATOR}{index}"
 
 
 class Chunker:
@@ -39,11 +47,11 @@ class Chunker:
         encoding = self.tokenizer.encode(document.text, add_special_tokens=False)
         offsets = encoding.offsets
         if len(offsets) <= budget:
-            return [Passage(document.id, document.id, document.title, document.text)]
+            return [Passage(passage_id(document.id, 0), document.id, document.title, document.text)]
         starts = list(range(0, len(offsets) - self.overlap, budget - self.overlap))
         passages = []
         for n, start in enumerate(starts):
             end = min(start + budget, len(offsets))
             text = document.text[offsets[start][0] : offsets[end - 1][1]]
-            passages.append(Passage(passage_id(document.id, n, len(starts)), document.id, document.title, text))
+            passages.append(Passage(passage_id(document.id, n), document.id, document.title, text))
         return passages

@@ -20,7 +20,8 @@ class DeadLetter:
         entry: dict[str, Any] = {"position": position, "id": record_id, "stage": stage, "reason": reason}
         if raw:
             entry["raw"] = raw[:200]
-        self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        # a lone surrogate in the raw excerpt is written as its JSON escape, not refused by the file
+        self._handle.write(json.dumps(entry, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
         self._handle.flush()
         self.count += 1
 

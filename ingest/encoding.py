@@ -66,7 +66,8 @@ class BatchEncoder:
                 rejects.append((RecordError(f"token vectors refused: {exc}", position="passage", record_id=passage.id), None))
                 continue
             records.append(EncodedRecord(passage.id, passage.doc_id, passage.text, sv, passage.title, metadata[passage.doc_id], compact))
-        return records, rejects
+        owner = {p.id: p.doc_id for p in passages}
+        return _whole_documents(records, rejects, {owner[e.record_id] for e, _ in rejects if e.record_id in owner})
 
     def _encode_texts(self, texts: list[str], passages: list[Passage], rejects: list[Reject]) -> tuple[list[SparseVector | None], list[MultiVector | None]]:
         try:
@@ -86,3 +87,13 @@ class BatchEncoder:
                 sparse.append(sv)
                 multi.append(mv)
             return sparse, multi
+
+
+def _whole_documents(records: list[EncodedRecord], rejects: list[Reject], refused_documents: set[str]) -> tuple[list[EncodedRecord], list[Reject]]:
+    """A document is written whole or not at all: one refused passage holds back the others, so
+    an update never leaves a document part new, part missing (its old passages stay)."""
+    held = [r for r in records if r.doc_id in refused_documents]
+    reason = "held back: another passage of document {!r} was refused"
+    return [r for r in records if r.doc_id not in refused_documents], rejects + [
+        (RecordError(reason.format(r.doc_id), position="passage", record_id=r.id), None) for r in held
+    ]

@@ -13,13 +13,12 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
 
 from lsrkit.core.config import BatchPolicy, IndexSpec
-from lsrkit.core.errors import BackendError, IndexMissingError, IngestError, RecordError, UnavailableError
+from lsrkit.core.errors import IndexMissingError, IngestError, RecordError
 from lsrkit.core.types import Document, MultiVector
 from lsrkit.encoders.idf import DocFreqCounter, IdfTable
 from lsrkit.encoders.text import TextTokenizer
@@ -27,25 +26,17 @@ from lsrkit.ingest.checkpoint import Checkpoint
 from lsrkit.ingest.chunking import Chunker
 from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.encoding import BatchEncoder, MultiVectorDocumentEncoder, SparseDocumentEncoder
+from lsrkit.ingest.lease import DEFAULT_LEASE_SECONDS, Lease
 from lsrkit.ingest.manifest import encoders_manifest, record_manifest
 from lsrkit.ingest.progress import Progress
+from lsrkit.ingest.retry import RetryPolicy
 from lsrkit.ingest.sources import FieldMapping, Source, SourceFormat, SourceRecord, read_records
 from lsrkit.ingest.statistics import STATISTICS_META, Change, CorpusStatistics, finish_delete, passage_text
 from lsrkit.ingest.validate import Validator
-from lsrkit.plugin.base import Backend, EncodedRecord, WriteResult
+from lsrkit.ingest.writing import BatchWriter
+from lsrkit.plugin.base import Backend, EncodedRecord
 from lsrkit.plugin.codec import MultiVectorCodec
 from lsrkit.plugin.pipeline import CODEC_META
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retries of a whole bulk that failed because the engine was unavailable."""
-
-    attempts: int = 6
-    first_delay: float = 0.5
-    max_delay: float = 8.0
 
 
 @dataclass
@@ -90,11 +81,6 @@ class _Unit:
     rejects: list[tuple[RecordError, str | None]] = field(default_factory=list)
 
 
-def _record_bytes(record: EncodedRecord) -> int:
-    # base64 on the wire
-    return len(record.text) + len(record.title) + 8 * len(record.sparse) + 4 * len(record.multivector or b"") // 3
-
-
 class IngestPipeline:
     """Ingest a corpus into one index of one backend, resumably."""
 
@@ -113,6 +99,7 @@ class IngestPipeline:
         retry: RetryPolicy = RetryPolicy(),
         progress: bool | None = None,
         job_name: str = "",
+        lease_timeout: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         if spec.multivector_dim and multivector_encoder is None:
             raise IngestError(f"index {spec.name!r} stores multivectors: pass a multivector_encoder")
@@ -134,8 +121,11 @@ class IngestPipeline:
         self.idf_path = self.state_dir / "idf.json"
         self._codec: MultiVectorCodec | None = None
         self.statistics = CorpusStatistics(backend, spec.name, tokenizer, self.state_dir)
+        self.lease_timeout = lease_timeout
         self._job_key = ""
         self._pending: Change | None = None
+        self._lease: Lease | None = None
+        self._batch_writer = BatchWriter(backend, spec.name, self.statistics, policy=policy, retry=retry, check=self._check_lease)
 
     # -- public --------------------------------------------------------------------------------
     def run(self, source: Source, *, fmt: SourceFormat = "auto", mapping: FieldMapping = FieldMapping(), resume: bool = False) -> IngestSummary:
@@ -159,34 +149,51 @@ class IngestPipeline:
             source = list(source)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         job = self._job(source)
-        checkpoint = Checkpoint.load(self.checkpoint_path, job) if resume else None
-        # a stopped job's unfinished batch is checked before any of its state is touched
-        self._pending = self._recover(job, next_ordinal=checkpoint.next_ordinal if checkpoint else 0 if resume else None)
-        if checkpoint is None:
-            checkpoint = Checkpoint(job=job)
-            for path in (self.dead_letter_path, self.ids_path, self.checkpoint_path):
-                path.unlink(missing_ok=True)
-        else:
-            DeadLetter.truncate(self.dead_letter_path, checkpoint.dead_letter_bytes)
-            DeadLetter.truncate(self.ids_path, checkpoint.ids_bytes)
-        self._resumed_from = checkpoint.next_ordinal
-        self.prepare(source, fmt, mapping)
-        seen = set(self.ids_path.read_text(encoding="utf-8").split("\n")) - {""} if self.ids_path.exists() else set()
-        validator = Validator(mapping, seen=seen)
-        self.backend.flush(self.spec.name)  # what a stopped run wrote is read back as searchable
-        self._job_key = job
-        if not checkpoint.done:
-            yield from self._stream(source, fmt, validator, checkpoint)
-        self._finish()
+        self._ensure_index(source, fmt, mapping)
+        # one writer per index: taken before this job touches the index or its state folder
+        self._lease = Lease(self.backend, self.spec.name, job, timeout=self.lease_timeout).acquire()
+        try:
+            checkpoint = Checkpoint.load(self.checkpoint_path, job) if resume else None
+            # a stopped job's unfinished batch is checked before any of its state is touched
+            self._pending = self._recover(job, next_ordinal=checkpoint.next_ordinal if checkpoint else 0 if resume else None)
+            if checkpoint is None:
+                checkpoint = Checkpoint(job=job)
+                for path in (self.dead_letter_path, self.ids_path, self.checkpoint_path):
+                    path.unlink(missing_ok=True)
+            else:
+                DeadLetter.truncate(self.dead_letter_path, checkpoint.dead_letter_bytes)
+                DeadLetter.truncate(self.ids_path, checkpoint.ids_bytes)
+            self._resumed_from = checkpoint.next_ordinal
+            self._record_encoders()
+            seen = set(self.ids_path.read_text(encoding="utf-8").split("\n")) - {""} if self.ids_path.exists() else set()
+            validator = Validator(mapping, seen=seen)
+            self.backend.flush(self.spec.name)  # what a stopped run wrote is read back as searchable
+            self._job_key = job
+            if not checkpoint.done:
+                yield from self._stream(source, fmt, validator, checkpoint)
+            self._finish()
+        finally:
+            self._lease.release()
+            self._lease = None
 
     def prepare(self, source: Source, fmt: SourceFormat = "auto", mapping: FieldMapping = FieldMapping()) -> None:
         """Before the first write: the index (with what the engine must know of the corpus), its
         manifest of encoders (checked against an existing one), its codec when it has one."""
+        self._ensure_index(source, fmt, mapping)
+        self._record_encoders()
+
+    def _ensure_index(self, source: Source, fmt: SourceFormat, mapping: FieldMapping) -> None:
         self.spec = self._with_text_statistics(source, fmt, mapping)
         self.backend.ensure_index(self.spec)
+
+    def _record_encoders(self) -> None:
         manifest = encoders_manifest(self.sparse_encoder.manifest, self.multivector_encoder.manifest if self.multivector_encoder else None, self.spec)
         record_manifest(self.backend, self.spec.name, manifest)
         self._codec = self._stored_codec()
+
+    def _check_lease(self) -> None:
+        if self._lease is not None:
+            self._lease.check()
 
     def codec_for(self, multi: list[MultiVector | None]) -> MultiVectorCodec | None:
         return self._codec_for(multi)
@@ -279,8 +286,8 @@ class IngestPipeline:
         index before anything is written with it."""
         if self._codec is None and self.spec.multivector_dim and any(mv is not None for mv in multi):
             codec = MultiVectorCodec.calibrate(self.spec.multivector_representation, [mv.vectors for mv in multi if mv is not None])
-            self.backend.put_meta(self.spec.name, CODEC_META, codec.to_meta())
-            self._codec = codec
+            # stored only where none is: a codec another job stored first is the index's
+            self._codec = codec if self.backend.swap_meta(self.spec.name, CODEC_META, None, codec.to_meta()) else self._stored_codec()
         return self._codec
 
     def _stream(self, source: Source, fmt: SourceFormat, validator: Validator, checkpoint: Checkpoint) -> Iterator[BatchResult]:
@@ -369,53 +376,18 @@ class IngestPipeline:
             results.put(None)
 
     def _write_unit(self, unit: _Unit, dead: DeadLetter, stop: threading.Event) -> tuple[int, int]:
-        """Journal the batch's change to the statistics, write its passages, delete what its
-        documents no longer have, update the statistics (see ingest/statistics.py)."""
-        change, self._pending = self._pending, None
-        if change is None or change.batch != unit.first_ordinal:
-            documents = sorted({r.doc_id for r in unit.records})  # a document whose every passage was refused keeps its old ones
-            change = self.statistics.begin(self._job_key, unit.first_ordinal, documents, keep=[r.id for r in unit.records])
-        written: list[str] = []
-        retried = 0
-        for bulk in self._bulks(unit.records):
-            result = self._write_with_retry(bulk, stop)
-            written.extend(result.written)
-            retried += result.retried
-            for record_id, reason in result.failed.items():
-                unit.rejects.append((RecordError(f"engine refused: {reason}", position="write", record_id=record_id), None))
-        if stop.is_set():
-            return len(written), retried
-        self._with_retry(lambda: self.backend.delete(self.spec.name, change.deletes), stop)
-        texts = {r.id: r.full_text for r in unit.records}
-        self.statistics.apply(change, dict(zip(written, self.statistics.token_sets([texts[i] for i in written]), strict=True)))
-        return len(written), retried
-
-    def _bulks(self, records: list[EncodedRecord]) -> Iterator[list[EncodedRecord]]:
-        bulk: list[EncodedRecord] = []
-        size = 0
-        for record in records:
-            record_size = _record_bytes(record)
-            if bulk and (len(bulk) >= self.policy.write_batch or size + record_size > self.policy.write_bytes):
-                yield bulk
-                bulk, size = [], 0
-            bulk.append(record)
-            size += record_size
-        if bulk:
-            yield bulk
-
-    def _write_with_retry(self, bulk: list[EncodedRecord], stop: threading.Event) -> WriteResult:
-        attempts = [0]
-
-        def write() -> WriteResult:
-            attempts[0] += 1
-            return self.backend.write(self.spec.name, bulk)
-
-        result = self._with_retry(write, stop)
-        result.retried += attempts[0] - 1
-        return result
-
-    def _with_retry(self, call: Callable[[], T], stop: threading.Event) -> T:
-        return retrying(call, self.retry, stop)
+        """Write the batch (ingest/writing.py), then apply its change to the statistics."""
+        pending, self._pending = self._pending, None
+        done = self._batch_writer.write(
+            self._job_key, unit.first_ordinal, unit.records, pending=pending if pending is not None and pending.batch == unit.first_ordinal else None, stop=stop
+        )
+        for record_id, reason in done.refused.items():
+            unit.rejects.append((RecordError(f"engine refused: {reason}", position="write", record_id=record_id), None))
+        if not done.complete or stop.is_set():
+            return len(done.written), done.retried
+        self._check_lease()
+        self.statistics.apply(done.change, done.written)
+        return len(done.written), done.retried
 
     def _commit(self, unit: _Unit, checkpoint: Checkpoint, dead: DeadLetter, written: int) -> None:
         for error, raw in unit.rejects:
@@ -448,21 +420,6 @@ class IngestPipeline:
 def stage_of(error: RecordError) -> str:
     """Where a record was refused: reading and validation, encoding, or the engine's write."""
     return {"passage": "encode", "write": "write"}.get(error.position, "validate")
-
-
-def retrying(call: Callable[[], T], retry: RetryPolicy, stop: threading.Event | None = None) -> T:
-    """`call`, tried again with backoff while the engine is overloaded or restarting."""
-    stop = stop or threading.Event()
-    delay = retry.first_delay
-    for attempt in range(1, retry.attempts + 1):
-        try:
-            return call()
-        except (UnavailableError, BackendError) as exc:
-            if attempt == retry.attempts or stop.is_set() or not isinstance(exc, UnavailableError):
-                raise
-            stop.wait(delay)
-            delay = min(delay * 2, retry.max_delay)
-    raise AssertionError("unreachable")
 
 
 def job_key(source: Source, backend: str, index: str, sparse: SparseDocumentEncoder, multivector: MultiVectorDocumentEncoder | None) -> str:

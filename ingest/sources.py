@@ -112,14 +112,29 @@ def _jsonl(path: Path) -> Iterator[SourceRecord]:
 def _csv(path: Path) -> Iterator[SourceRecord]:
     csv.field_size_limit(sys.maxsize)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+    # undecodable bytes become lone surrogates (surrogateescape), found per row below: one bad
+    # row is dead-lettered, never silently replaced, and never stops the file
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter)
         for ordinal, row in enumerate(reader):
             position = f"{path.name}:row {ordinal + 2}"  # +1 header, +1 one-based
             if None in row:
-                yield SourceRecord(ordinal, position, error="more fields than the header names", raw=str(row)[:200])
+                yield SourceRecord(ordinal, position, error="more fields than the header names", raw=_printable(str(row)))
+                continue
+            undecodable = [k for k, v in row.items() if _has_surrogate(k) or _has_surrogate(v)]
+            if undecodable:
+                yield SourceRecord(ordinal, position, error=f"not UTF-8 (field {_printable(undecodable[0])!r})", raw=_printable(str(row)))
                 continue
             yield SourceRecord(ordinal, position, data=dict(row))
+
+
+def _has_surrogate(value: str | None) -> bool:
+    return value is not None and any("\ud800" <= c <= "\udfff" for c in value)
+
+
+def _printable(value: str) -> str:
+    """An excerpt for the dead-letter file: undecodable bytes shown as \\xNN."""
+    return value[:200].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _parquet(path: Path) -> Iterator[SourceRecord]:

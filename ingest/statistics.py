@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsrkit.core.errors import CheckpointError
+from lsrkit.core.errors import BackendError, CheckpointError
 from lsrkit.core.types import Hit
 from lsrkit.encoders.idf import DocFreqCounter, IdfTable
 from lsrkit.encoders.text import TextTokenizer
@@ -49,6 +49,7 @@ class Change:
     before: dict[str, list[int]]  # passage id → token ids of the passages stored before the batch
     deletes: list[str] = field(default_factory=list)  # passages the batch removes
     found: list[str] = field(default_factory=list)  # the documents the engine held
+    owners: dict[str, str] = field(default_factory=dict)  # passage to delete → its document
 
 
 class FileJournal:
@@ -136,16 +137,20 @@ class CorpusStatistics:
             before=dict(zip([h.id for h in stored], self.token_sets(_texts(stored)), strict=True)),
             deletes=sorted(h.id for h in stored if h.id not in kept),
             found=sorted({str(h.metadata.get("doc_id", h.id)) for h in stored}),
+            owners={h.id: str(h.metadata.get("doc_id", h.id)) for h in stored if h.id not in kept},
         )
         self.journal.put(change)
         return change
 
     def apply(self, change: Change, written: Mapping[str, Sequence[int]]) -> None:
         """Step 3 and 4: the engine holds the batch; `written` maps the passages it wrote to their
-        token sets. A change already stamped on the statistics is not applied again."""
-        stored = self.backend.get_meta(self.index, STATISTICS_META) or {}
-        applied = list(stored.get("applied") or [])
-        if change.id not in applied:
+        token sets. A change already stamped on the statistics is not applied again; the table is
+        replaced only over the version it was computed from (a concurrent change re-reads it)."""
+        for _ in range(100):
+            stored = self.backend.get_meta(self.index, STATISTICS_META) or {}
+            applied = list(stored.get("applied") or [])
+            if change.id in applied:
+                break
             counter = self.counter(stored)
             gone = set(change.deletes) | set(written)
             counter.remove(ids for passage, ids in change.before.items() if passage in gone)
@@ -153,7 +158,11 @@ class CorpusStatistics:
             if counter.n_docs < 0 or (counter.doc_freq < 0).any():
                 raise CheckpointError(f"the corpus statistics of index {self.index!r} do not match its passages (built by another release?): ingest it afresh")
             applied = [*applied, change.id][-self.journal.applied_kept :]
-            self.backend.put_meta(self.index, STATISTICS_META, {**counter.state(), "applied": applied, "version": int(stored.get("version", 0)) + 1})
+            fresh = {**counter.state(), "applied": applied, "version": int(stored.get("version", 0)) + 1}
+            if self.backend.swap_meta(self.index, STATISTICS_META, stored or None, fresh):
+                break
+        else:
+            raise BackendError(f"the corpus statistics of index {self.index!r} kept changing under this job: is another job writing without the lease?")
         self.journal.clear(change.id)
 
     # -- the statistics --------------------------------------------------------------------------

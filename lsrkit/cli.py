@@ -119,6 +119,10 @@ def export(
     print(json.dumps({"directory": str(exported.directory), **exported.manifest}, indent=2))
 
 
+# the write lease's timeout (ingest/lease.py DEFAULT_LEASE_SECONDS; a literal here keeps the CLI's import light)
+LeaseOpt = Annotated[float, typer.Option(help="seconds after which the write lease of a job that died is taken over")]
+
+
 @app.command()
 def ingest(
     source: Annotated[Path, typer.Argument(help="JSONL file, BEIR folder, CSV/TSV or Parquet")],
@@ -142,12 +146,17 @@ def ingest(
     engine: Annotated[str, typer.Option(help="local (in-process) or ray (OpenSearch or a Qdrant server)")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster: auto or ray://host:port (default: a local one)")] = None,
     workers: Annotated[int, typer.Option(help="Ray actors encoding and writing")] = 2,
+    retry_for: Annotated[
+        float, typer.Option(help="seconds an unavailable, overloaded or write-blocked engine is retried before the job stops (exit 2, --resume finishes it)")
+    ] = 60.0,
+    lease_timeout: LeaseOpt = 60.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Encode a corpus (sparse + multivector) and write it to the engine, resumably."""
     from lsrkit.core.config import BatchPolicy
     from lsrkit.index import Index
     from lsrkit.ingest import FieldMapping
+    from lsrkit.ingest.retry import RetryPolicy
 
     try:
         models = _models(sparse_model, multivector_model, quantize, multivector_quantize, with_multivector=multivector)
@@ -161,6 +170,8 @@ def ingest(
                 engine=engine,
                 workers=workers,
                 address=address,
+                retry=RetryPolicy(seconds=retry_for),
+                lease_timeout=lease_timeout,
             )
     except LsrError as exc:
         _fail(exc)
@@ -182,6 +193,7 @@ def delete(
     url: UrlOpt = None,
     ids: Annotated[str | None, typer.Option("--ids", help="comma-separated document ids")] = None,
     from_file: Annotated[Path | None, typer.Option("--from", help="a file of document ids, one per line")] = None,
+    lease_timeout: LeaseOpt = 60.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Delete documents: their passages, token vectors and share of the corpus statistics."""
@@ -193,7 +205,7 @@ def delete(
             raise ConfigError("name the documents with --ids or with --from FILE (one of them)")
         wanted = [i.strip() for i in (ids.split(",") if ids is not None else Path(from_file).read_text().splitlines()) if i.strip()]  # type: ignore[arg-type]
         with Index(index, **_engine(backend, data_dir, url)) as target:
-            summary = target.delete(wanted)
+            summary = target.delete(wanted, lease_timeout=lease_timeout)
     except (LsrError, OSError) as exc:
         _fail(exc if isinstance(exc, LsrError) else ConfigError(str(exc)))
         return

@@ -34,7 +34,9 @@ from lsrkit.factory import (
     open_backend,
 )
 from lsrkit.ingest import FieldMapping, IngestPipeline, IngestSummary
+from lsrkit.ingest.lease import DEFAULT_LEASE_SECONDS, Lease
 from lsrkit.ingest.manifest import MANIFEST_META, encoders_manifest, manifest_differences
+from lsrkit.ingest.retry import RetryPolicy
 from lsrkit.ingest.sources import Source, SourceFormat
 from lsrkit.ingest.statistics import STATISTICS_META, CorpusStatistics, DeleteSummary, delete_documents
 from lsrkit.plugin import Backend, SearchPipeline
@@ -162,17 +164,33 @@ class Index:
         engine: str = "local",
         workers: int = 2,
         address: str | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        lease_timeout: float = DEFAULT_LEASE_SECONDS,
     ) -> IngestSummary:
         """Encode and write `source` (a JSONL/BEIR/CSV/Parquet path, or records such as
         {"_id", "title", "text", …} dicts); bad records go to the dead-letter file.
-        `engine="ray"`: on a Ray cluster (`address`, else a local one of `workers` CPUs)."""
+        `engine="ray"`: on a Ray cluster (`address`, else a local one of `workers` CPUs).
+        An engine unavailable for longer than `retry.seconds` stops the job (IngestError's
+        cause: UnavailableError), resumable with `resume=True`; another job writing the index
+        is refused (IndexBusyError), one that died is taken over after `lease_timeout` s."""
         if engine == "ray":
             from lsrkit.ray_ingest import ingest_on_ray
 
             if not isinstance(source, (str, Path, list, tuple)):
                 source = list(source)  # read twice (a first pass measures the corpus)
             summary = ingest_on_ray(
-                self, source, address=address, workers=workers, resume=resume, fmt=fmt, mapping=mapping, progress=progress, options=self.options
+                self,
+                source,
+                address=address,
+                workers=workers,
+                resume=resume,
+                fmt=fmt,
+                mapping=mapping,
+                policy=policy,
+                retry=retry,
+                lease_timeout=lease_timeout,
+                progress=progress,
+                options=self.options,
             )
             self._forget_queries()
             return summary
@@ -187,21 +205,25 @@ class Index:
             multivector_encoder=multivector,
             state_dir=state_dir or self.data_dir / "state" / self.name,
             policy=policy,
+            retry=retry,
             progress=progress,
+            lease_timeout=lease_timeout,
         )
         summary = job.run(source, fmt=fmt, mapping=mapping, resume=resume)
         self._forget_queries()  # the IDF table and the codec were (re)written
         return summary
 
-    def delete(self, doc_ids: Iterable[str], *, state_dir: Path | None = None) -> DeleteSummary:
-        """Remove documents: their passages, token vectors and share of the corpus statistics."""
+    def delete(self, doc_ids: Iterable[str], *, state_dir: Path | None = None, lease_timeout: float = DEFAULT_LEASE_SECONDS) -> DeleteSummary:
+        """Remove documents: their passages, token vectors and share of the corpus statistics
+        (refused with IndexBusyError while another job writes the index)."""
         from lsrkit.encoders.registry import resolve
         from lsrkit.encoders.text import TextTokenizer
 
         resolved = resolve(self.models.sparse, "sparse")  # the tokenizer is all a delete needs of the model
         tokenizer = TextTokenizer(resolved.directory, resolved.spec.max_length)
         statistics = CorpusStatistics(self.backend, self.name, tokenizer, state_dir or self.data_dir / "state" / self.name)
-        summary = delete_documents(self.backend, self.name, doc_ids, statistics)
+        with Lease(self.backend, self.name, "delete", timeout=lease_timeout):
+            summary = delete_documents(self.backend, self.name, doc_ids, statistics)
         self._idf_version, self._idf_checked = None, 0.0  # re-read at the next search
         return summary
 

@@ -1,21 +1,22 @@
-"""Ingest on Ray: the local job's steps, spread over a cluster.
+"""Ingest on Ray: the local job's pieces, spread over a cluster.
 
-The driver reads and validates the source in order (dead letters keep their source positions and
-duplicate ids are found across the whole source), cuts it into blocks of documents, and hands
-them to Ray Data's `map_batches` over a pool of actors. Each actor loads the encoders once and
-runs what the local job runs for a batch — chunk, encode (`BatchEncoder`), journal the change to
-the corpus statistics, write, delete what the documents no longer have — against OpenSearch or a
-Qdrant server. The driver applies each finished block's change to the statistics (each exactly
-once: changes have ids derived from the job and the block) and checkpoints the finished blocks,
-so a driver killed and run again with `resume` skips the blocks the engine acknowledged; a killed
-actor is restarted by Ray and its block retried (ids are deterministic: no duplicates).
-Qdrant Edge is one process's folder: it stays on the local path.
+The driver streams the source: it reads and validates it in order (dead letters keep their source
+positions, duplicate ids are found across the whole source), cuts it into blocks of documents and
+keeps at most two blocks per worker in flight (memory bounded in the corpus size), on a pool of
+actors (`ray.util.ActorPool`). Each actor loads the encoders once and runs the local job's
+encode step (`BatchEncoder`) and write step (`BatchWriter`: journal, bulks retried while the
+engine is unavailable, deletes) against OpenSearch or a Qdrant server. The driver holds the
+index's write lease, applies each finished block's change to the statistics (once: changes have
+ids derived from the job and the block) and checkpoints the finished blocks, so a driver killed
+and run again with `resume` skips the blocks the engine acknowledged. A killed actor is restarted
+by Ray and its block retried, at most `BLOCK_RETRIES` times (ids are deterministic: no
+duplicates); a block that still fails, or an engine that stays unavailable, stops the job
+non-zero. Qdrant Edge is one process's folder: it stays on the local path.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -24,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsrkit.core.errors import ConfigError, RecordError
+from lsrkit.core.config import BatchPolicy
+from lsrkit.core.errors import ConfigError, IngestError, LsrError, RecordError
 from lsrkit.core.types import Document
 from lsrkit.factory import BackendOptions, ModelChoice, document_encoders, open_backend
 from lsrkit.index import Index
@@ -32,13 +34,16 @@ from lsrkit.ingest import Chunker, FieldMapping, IngestPipeline, IngestSummary, 
 from lsrkit.ingest.checkpoint import JobState
 from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.encoding import BatchEncoder
-from lsrkit.ingest.pipeline import RetryPolicy, job_key, retrying, stage_of
+from lsrkit.ingest.lease import DEFAULT_LEASE_SECONDS, Lease
+from lsrkit.ingest.pipeline import job_key, stage_of
 from lsrkit.ingest.progress import Progress
+from lsrkit.ingest.retry import RetryPolicy
 from lsrkit.ingest.sources import Source, SourceFormat
 from lsrkit.ingest.statistics import STATISTICS_META, Change, CorpusStatistics, EngineJournal, passage_text
+from lsrkit.ingest.writing import BatchWriter
 from lsrkit.plugin.codec import MultiVectorCodec
 
-FAIL_ONCE_ENV = "LSRKIT_RAY_FAIL_BLOCK_ONCE"  # "<ordinal>:<marker file>": an actor dies once, on a block from that ordinal on (fault tests)
+BLOCK_RETRIES = 3  # a block whose worker died this many times stops the job (a poison block, not a flaky node)
 
 
 @dataclass
@@ -63,53 +68,28 @@ class BlockWriter:
     """A Ray actor: the encoders loaded once; each block chunked, encoded and written."""
 
     def __init__(
-        self, options: dict[str, Any], index: str, models: dict[str, Any], job: str, codec: dict[str, Any] | None, vocab_model: str, threads: int
+        self, options: dict[str, Any], index: str, models: dict[str, Any], job: str, codec: dict[str, Any] | None, threads: int, policy: dict[str, Any]
     ) -> None:
-        self.backend = open_backend(BackendOptions(**{**options, "data_dir": Path(options["data_dir"])}), sparse_model=vocab_model)
+        self.backend = open_backend(BackendOptions(**{**options, "data_dir": Path(options["data_dir"])}), sparse_model=models["sparse"])
         # onnxruntime's threads: the actor's share of the machine, not a thread per core in every actor
         sparse, multivector = document_encoders(ModelChoice(**models), threads=threads)
         self.encoder = BatchEncoder(sparse, multivector, Chunker(sparse.model.tokenizer.tokenizer))
-        self.statistics = CorpusStatistics(self.backend, index, sparse.model.tokenizer, journal=EngineJournal(self.backend, index))
+        statistics = CorpusStatistics(self.backend, index, sparse.model.tokenizer, journal=EngineJournal(self.backend, index))
+        self.writer = BatchWriter(self.backend, index, statistics, policy=BatchPolicy(**policy["batch"]), retry=RetryPolicy(**policy["retry"]))
         self.codec = MultiVectorCodec.from_meta(codec) if codec else None
-        self.index, self.job = index, job
+        self.job = job
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        results = [self._block(int(block), str(payload)) for block, payload in zip(batch["block"], batch["payload"], strict=True)]
-        return {"block": [int(b) for b in batch["block"]], "result": results}
-
-    def _block(self, block: int, payload: str) -> str:
-        documents = [Document(d["id"], d["text"], d["title"], d["metadata"]) for d in json.loads(payload)]
+    def block(self, block: int, documents: list[Document]) -> dict[str, Any]:
         records, rejects = self.encoder.encode(documents, lambda _: self.codec)
-        key = change_id(self.job, block)
-        change = self.statistics.journal.get(key) or self.statistics.begin(
-            self.job, block, sorted({r.doc_id for r in records}), keep=[r.id for r in records], change_id=key
-        )
-        written, failed = [], {}
-        for start in range(0, len(records), 64):
-            result = retrying(lambda part=records[start : start + 64]: self.backend.write(self.index, part), RetryPolicy())
-            written.extend(result.written)
-            failed.update(result.failed)
-            _maybe_die(block)  # after a partial write: the retry must finish it from the journal
-        retrying(lambda: self.backend.delete(self.index, change.deletes), RetryPolicy())
-        texts = {r.id: r.full_text for r in records}
-        return json.dumps(
-            {
-                "change": asdict(change),
-                "written": dict(zip(written, self.statistics.token_sets([texts[i] for i in written]), strict=True)),
-                "rejects": [{"position": e.position, "reason": e.reason, "record_id": e.record_id, "stage": stage_of(e)} for e, _ in rejects]
-                + [{"position": "write", "reason": f"engine refused: {why}", "record_id": rid, "stage": "write"} for rid, why in failed.items()],
-                "documents": len(documents),
-            }
-        )
-
-
-def _maybe_die(block: int) -> None:
-    wanted = os.environ.get(FAIL_ONCE_ENV)
-    if wanted:
-        ordinal, marker = wanted.split(":", 1)
-        if block >= int(ordinal) and not Path(marker).exists():
-            Path(marker).write_text("died")
-            os._exit(1)  # the actor's process dies as a killed worker does
+        done = self.writer.write(self.job, block, records, change_id=change_id(self.job, block))
+        return {
+            "block": block,
+            "change": asdict(done.change),
+            "written": done.written,
+            "rejects": [{"position": e.position, "reason": e.reason, "record_id": e.record_id, "stage": stage_of(e)} for e, _ in rejects]
+            + [{"position": "write", "reason": f"engine refused: {why}", "record_id": rid, "stage": "write"} for rid, why in done.refused.items()],
+            "documents": len(documents),
+        }
 
 
 @dataclass
@@ -145,14 +125,14 @@ def ingest_on_ray(
     resume: bool = False,
     fmt: SourceFormat = "auto",
     mapping: FieldMapping = FieldMapping(),
-    block_size: int = 64,
+    policy: BatchPolicy = BatchPolicy(),
+    retry: RetryPolicy = RetryPolicy(),
+    lease_timeout: float = DEFAULT_LEASE_SECONDS,
     progress: bool | None = None,
     options: BackendOptions | None = None,
 ) -> IngestSummary:
     """`index` opened on OpenSearch or a Qdrant server (`options` say how the workers reach it);
     `address`: a running cluster ("auto", "ray://…"), else a local one with `workers` CPUs."""
-    import ray
-
     if options is None:
         raise ConfigError("a Ray ingest needs to know how its workers reach the engine: open the Index by backend name and url, not with a Backend object")
     if options.kind == "edge" or (options.kind == "qdrant" and not options.url):
@@ -167,74 +147,37 @@ def ingest_on_ray(
         index.backend, index._spec(multivector), sparse, sparse.model.tokenizer, multivector_encoder=multivector, state_dir=state_dir, progress=False
     )
     job = "ray|" + job_key(source, index.backend.name, index.name, sparse, multivector)
-    checkpoint_path = state_dir / "ray-checkpoint.json"
-    dead_path = state_dir / "dead-letter.jsonl"
-    checkpoint = RayCheckpoint.load(checkpoint_path, job) if resume else None
-    if checkpoint is None:
-        checkpoint = RayCheckpoint(job)
-        dead_path.unlink(missing_ok=True)
-    DeadLetter.truncate(dead_path, checkpoint.dead_letter_bytes)
-    if local.statistics.pending() is not None:
-        raise ConfigError(f"a local job on index {index.name!r} stopped in the middle of a batch: run it again (with --resume) first")
     local.prepare(source, fmt, mapping)
-    blocks = list(_blocks(source, fmt, mapping, block_size))
-    codec = _codec(local, blocks)
-    statistics = CorpusStatistics(index.backend, index.name, sparse.model.tokenizer, journal=EngineJournal(index.backend, index.name))
-    finished = set(checkpoint.done)
-    todo = [b for b in blocks if b.ordinal not in finished]
-    by_ordinal = {b.ordinal: b for b in todo}
-    if todo and not checkpoint.finished:
-        started_ray = not ray.is_initialized()
-        if started_ray:
-            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-        ray.data.DataContext.get_current().enable_progress_bars = False  # lsrkit's own bar says docs/s
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-        items = [{"block": b.ordinal, "payload": json.dumps([asdict(d) | {"metadata": dict(d.metadata)} for d in b.documents])} for b in todo]
-        data = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            BlockWriter,
-            fn_constructor_kwargs={
+    with Lease(index.backend, index.name, job, timeout=lease_timeout):
+        checkpoint_path = state_dir / "ray-checkpoint.json"
+        dead_path = state_dir / "dead-letter.jsonl"
+        checkpoint = RayCheckpoint.load(checkpoint_path, job) if resume else None
+        if checkpoint is None:
+            checkpoint = RayCheckpoint(job)
+            dead_path.unlink(missing_ok=True)
+        DeadLetter.truncate(dead_path, checkpoint.dead_letter_bytes)
+        if local.statistics.pending() is not None:
+            raise ConfigError(f"a local job on index {index.name!r} stopped in the middle of a batch: run it again (with --resume) first")
+        statistics = CorpusStatistics(index.backend, index.name, sparse.model.tokenizer, journal=EngineJournal(index.backend, index.name))
+        read = 0
+        if not checkpoint.finished:
+            blocks = _blocks(source, fmt, mapping, policy.write_batch)
+            codec = _codec(local, source, fmt, mapping)
+            actor = {
                 "options": {**asdict(options), "data_dir": str(options.data_dir)},
                 "index": index.name,
                 "models": asdict(index.models),
                 "job": job,
                 "codec": codec.to_meta() if codec else None,
-                "vocab_model": index.models.sparse,
                 "threads": max(1, (os.cpu_count() or 1) // workers) if address is None else 0,
-            },
-            batch_size=1,
-            concurrency=workers,
-            num_cpus=1,
-            max_restarts=-1,
-            max_task_retries=-1,
-        )
-        dead = DeadLetter(dead_path)
-        bar = Progress(len(blocks), initial=len(checkpoint.done), enabled=progress)
-        try:
-            for row in data.iter_rows():
-                block = by_ordinal[int(row["block"])]
-                result = json.loads(row["result"])
-                statistics.apply(Change(**result["change"]), {k: v for k, v in result["written"].items()})
-                for error, raw in block.rejects:
-                    dead.add(position=error.position, reason=error.reason, record_id=error.record_id, raw=raw, stage=stage_of(error))
-                for reject in result["rejects"]:
-                    dead.add(position=reject["position"], reason=reject["reason"], record_id=reject["record_id"], stage=reject["stage"])
-                checkpoint.done.append(block.ordinal)
-                checkpoint.documents += result["documents"]
-                checkpoint.passages += len(result["written"])
-                checkpoint.rejected += len(block.rejects) + len(result["rejects"])
-                checkpoint.dead_letter_bytes = dead.size()
-                checkpoint.save(checkpoint_path)
-                bar.advance(1)
-        finally:
-            dead.close()
-            bar.close()
-            if started_ray:
-                ray.shutdown()  # a cluster this job started ends with it
-    _finish(index, statistics, local)
-    checkpoint.finished = True
-    checkpoint.save(checkpoint_path)
+                "policy": {"batch": asdict(policy), "retry": asdict(retry)},
+            }
+            read = _run_blocks(blocks, actor, workers, address, checkpoint, checkpoint_path, dead_path, statistics, progress)
+        _finish(index, statistics, local)
+        checkpoint.finished = True
+        checkpoint.save(checkpoint_path)
     return IngestSummary(
-        read=sum(len(b.documents) + len(b.rejects) for b in blocks),
+        read=read,
         documents=checkpoint.documents,
         passages_written=checkpoint.passages,
         rejected=checkpoint.rejected,
@@ -244,15 +187,88 @@ def ingest_on_ray(
     )
 
 
-def _codec(local: IngestPipeline, blocks: list[_Block]) -> MultiVectorCodec | None:
+def _run_blocks(
+    blocks: Iterator[_Block],
+    actor: dict[str, Any],
+    workers: int,
+    address: str | None,
+    checkpoint: RayCheckpoint,
+    checkpoint_path: Path,
+    dead_path: Path,
+    statistics: CorpusStatistics,
+    progress: bool | None,
+) -> int:
+    """Stream the blocks through a pool of actors; returns how many source records were read."""
+    import ray
+    from ray.util import ActorPool
+
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=BLOCK_RETRIES)(BlockWriter)
+    pool = ActorPool([remote.remote(**actor) for _ in range(workers)])  # type: ignore[attr-defined]
+    finished, in_flight, read = set(checkpoint.done), dict[int, _Block](), 0
+    dead = DeadLetter(dead_path)
+    bar = Progress(None, initial=0, enabled=progress)
+    try:
+        for block in blocks:
+            read += len(block.documents) + len(block.rejects)
+            if block.ordinal in finished:
+                continue
+            while len(in_flight) >= 2 * workers:
+                _take(pool, in_flight, checkpoint, checkpoint_path, dead, statistics, bar)
+            in_flight[block.ordinal] = block
+            pool.submit(lambda a, b: a.block.remote(b.ordinal, b.documents), block)
+        while in_flight:
+            _take(pool, in_flight, checkpoint, checkpoint_path, dead, statistics, bar)
+    finally:
+        dead.close()
+        bar.close()
+        if started_ray:
+            ray.shutdown()  # a cluster this job started ends with it
+    return read
+
+
+def _take(
+    pool: Any, in_flight: dict[int, _Block], checkpoint: RayCheckpoint, checkpoint_path: Path, dead: DeadLetter, statistics: CorpusStatistics, bar: Progress
+) -> None:
+    """One finished block: its change applied to the statistics, its dead letters, the checkpoint."""
+    import ray
+
+    try:
+        result = pool.get_next_unordered()
+    except ray.exceptions.RayActorError as exc:
+        raise IngestError(f"a Ray worker died {BLOCK_RETRIES + 1} times on one block: stopping (run again with --resume): {exc}") from exc
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause if isinstance(exc.cause, LsrError) else None
+        raise cause or IngestError(f"a Ray worker failed: {exc}") from exc
+    block = in_flight.pop(int(result["block"]))
+    statistics.apply(Change(**result["change"]), result["written"])
+    for error, raw in block.rejects:
+        dead.add(position=error.position, reason=error.reason, record_id=error.record_id, raw=raw, stage=stage_of(error))
+    for reject in result["rejects"]:
+        dead.add(position=reject["position"], reason=reject["reason"], record_id=reject["record_id"], stage=reject["stage"])
+    checkpoint.done.append(block.ordinal)
+    checkpoint.documents += result["documents"]
+    checkpoint.passages += len(result["written"])
+    checkpoint.rejected += len(block.rejects) + len(result["rejects"])
+    checkpoint.dead_letter_bytes = dead.size()
+    checkpoint.save(checkpoint_path)
+    bar.advance(1)
+
+
+def _codec(local: IngestPipeline, source: Source, fmt: SourceFormat, mapping: FieldMapping) -> MultiVectorCodec | None:
     """The index's codec; a new index's is calibrated on its first block, as the local job does."""
-    if not local.spec.multivector_dim or not blocks:
+    if not local.spec.multivector_dim:
         return None
     stored = local.codec_for([])
     if stored is not None:
         return stored
+    first = next(_blocks(source, fmt, mapping, local.policy.write_batch), None)
+    if first is None:
+        return None
     assert local.multivector_encoder is not None
-    texts = [passage_text(p.title, p.text) for d in blocks[0].documents for p in local.chunker.split(d)]
+    texts = [passage_text(p.title, p.text) for d in first.documents for p in local.chunker.split(d)]
     return local.codec_for(list(local.multivector_encoder.encode_documents(texts)))  # the token vectors alone: no sparse encoding wasted
 
 

@@ -135,6 +135,11 @@ class Backend(Protocol):
 
     def get_meta(self, index: str, key: str) -> dict[str, Any] | None: ...
 
+    def swap_meta(self, index: str, key: str, expected: Mapping[str, Any] | None, value: Mapping[str, Any]) -> bool:
+        """Replace the meta document `key` with `value` only while it still equals `expected`
+        (None or {}: absent); False when another writer changed it first (nothing written)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from opensearchpy import OpenSearch, helpers
+from opensearchpy.exceptions import ConflictError, ConnectionTimeout, NotFoundError, TransportError
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, RequestError, TransportError
 
 from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
@@ -115,13 +115,8 @@ class OpenSearchBackend:
             raise IndexMissingError(f"opensearch: index {target!r} does not exist ({what})") from exc
         except (OSConnectionError, ConnectionTimeout) as exc:
             raise UnavailableError(f"opensearch: {what} on {target!r}: cluster unreachable ({type(exc).__name__})") from exc
-        except RequestError as exc:
-            raise BackendError(f"opensearch: {what} on {target!r} refused: {exc.error}") from exc
         except TransportError as exc:
-            status = exc.status_code if isinstance(exc.status_code, int) else 0
-            if status in (429, 502, 503, 504):
-                raise UnavailableError(f"opensearch: {what} on {target!r}: HTTP {status}") from exc
-            raise BackendError(f"opensearch: {what} on {target!r} failed: HTTP {status} {exc.error}") from exc
+            raise status_error(what, target, exc.status_code if isinstance(exc.status_code, int) else 0, exc.error) from exc
 
     # -- lifecycle -----------------------------------------------------------------------------
     @staticmethod
@@ -225,9 +220,13 @@ class OpenSearchBackend:
     def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:
         """Bulk index with opensearch-py's streaming_bulk: chunked by count and bytes, and the items
         the cluster rejected as overloaded (429) retried by the helper alone, with capped
-        exponential backoff. A failed request (node down, timeout) raises UnavailableError: the
-        whole bulk is then the caller's to retry (the ingest job does)."""
+        exponential backoff. Items refused for what they are (400 mapping, 413 size) are the
+        result's `failed`; any item that failed for the engine's sake (429 past the helper's
+        retries, 5xx, a write block's 403, a missing index) fails the whole bulk as a request that
+        failed (node down, timeout) does: UnavailableError, the caller's to retry (the ingest job
+        does; what the bulk wrote is written again under the same ids)."""
         result = WriteResult()
+        engine_errors: list[tuple[int, str]] = []
         try:
             for ok, item in helpers.streaming_bulk(
                 self.client,
@@ -247,15 +246,17 @@ class OpenSearchBackend:
                 else:
                     error = info.get("error")
                     reason = error.get("reason", error) if isinstance(error, dict) else error
-                    result.failed[str(info.get("_id"))] = f"HTTP {info.get('status')}: {reason}"
+                    kind = error.get("type", "") if isinstance(error, dict) else ""
+                    status = int(info.get("status") or 0)
+                    if status in RECORD_STATUSES:
+                        result.failed[str(info.get("_id"))] = f"HTTP {status} {kind}: {reason}"
+                    else:
+                        engine_errors.append((status, f"{kind}: {reason}"))
         except (OSConnectionError, ConnectionTimeout) as exc:
             raise UnavailableError(f"opensearch: bulk to {index!r}: cluster unreachable ({type(exc).__name__})") from exc
         except TransportError as exc:
-            status = exc.status_code if isinstance(exc.status_code, int) else 0
-            if status in (429, 502, 503, 504):  # overloaded or restarting: worth another try
-                raise UnavailableError(f"opensearch: bulk to {index!r}: HTTP {status}") from exc
-            raise BackendError(f"opensearch: bulk to {index!r} refused: HTTP {status} {exc.error}") from exc
-        return result
+            raise status_error("bulk", index, exc.status_code if isinstance(exc.status_code, int) else 0, exc.error) from exc
+        return _refused_for_what_they_are(index, result, engine_errors)
 
     # -- reads ---------------------------------------------------------------------------------
     def retrieve(self, index: str, request: Retrieval) -> Retrieved:
@@ -372,7 +373,7 @@ class OpenSearchBackend:
         return int(stats["indices"][index]["total"]["store"]["size_in_bytes"])
 
     # -- index metadata ------------------------------------------------------------------------
-    def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None:
+    def _ensure_meta_index(self) -> None:
         if not self._call("exists", META_INDEX, self.client.indices.exists, index=META_INDEX):
             body = {
                 "settings": {"number_of_shards": 1},
@@ -383,8 +384,31 @@ class OpenSearchBackend:
             except BackendError as exc:
                 if "resource_already_exists" not in str(exc):
                     raise  # else: created meanwhile
+
+    def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None:
+        self._ensure_meta_index()
         doc = {"index": index, "key": key, "value": dict(value)}
         self._call("put meta", index, self.client.index, index=META_INDEX, id=f"{index}/{key}", body=doc, refresh=True)
+
+    def swap_meta(self, index: str, key: str, expected: Mapping[str, Any] | None, value: Mapping[str, Any]) -> bool:
+        """Compare-and-set on the meta document's sequence number: the engine refuses (409) a
+        write over a version other than the one compared."""
+        self._ensure_meta_index()
+        try:
+            current = self._call("get meta", index, self.client.get, index=META_INDEX, id=f"{index}/{key}")
+        except IndexMissingError:
+            current = None
+        if dict((current or {}).get("_source", {}).get("value") or {}) != dict(expected or {}):
+            return False
+        doc = {"index": index, "key": key, "value": dict(value)}
+        guard: dict[str, Any] = {"op_type": "create"} if current is None else {"if_seq_no": current["_seq_no"], "if_primary_term": current["_primary_term"]}
+        try:
+            self._call("swap meta", index, self.client.index, index=META_INDEX, id=f"{index}/{key}", body=doc, refresh=True, **guard)
+        except BackendError as exc:
+            if isinstance(exc.__cause__, ConflictError):
+                return False
+            raise
+        return True
 
     def get_meta(self, index: str, key: str) -> dict[str, Any] | None:
         try:
@@ -394,16 +418,31 @@ class OpenSearchBackend:
         return dict(doc["_source"]["value"])
 
 
+RECORD_STATUSES = (400, 413)  # a bulk item refused for what it is (mapping, size): the record's fault
+
+
+def status_error(what: str, target: str, status: int, reason: Any) -> BackendError:
+    """The one translation of an OpenSearch status: 404 a missing index; 400 and 413 a request the
+    engine refuses for what it is (BackendError, not worth another try); anything else — 429,
+    5xx, a write block's 403 — the engine's state, worth another try (UnavailableError)."""
+    if status == 404:
+        return IndexMissingError(f"opensearch: index {target!r} does not exist ({what})")
+    if status in RECORD_STATUSES or status == 401 or status == 409:
+        return BackendError(f"opensearch: {what} on {target!r} refused: HTTP {status} {reason}")
+    return UnavailableError(f"opensearch: {what} on {target!r}: HTTP {status} {reason}")
+
+
+def _refused_for_what_they_are(index: str, result: WriteResult, engine_errors: list[tuple[int, str]]) -> WriteResult:
+    if engine_errors:
+        status, reason = engine_errors[0]
+        raise status_error("bulk", index, status, f"{reason} ({len(engine_errors)} of the bulk's items)")
+    return result
+
+
 def _raise_item_error(what: str, target: str, item: Mapping[str, Any]) -> None:
     """One failed search inside an msearch, raised as _call raises a failed request."""
-    status = int(item.get("status") or 0)
     error = item.get("error")
-    reason = error.get("type", error) if isinstance(error, dict) else error
-    if status == 404:
-        raise IndexMissingError(f"opensearch: index {target!r} does not exist ({what})")
-    if status in (429, 502, 503, 504):
-        raise UnavailableError(f"opensearch: {what} on {target!r}: HTTP {status}")
-    raise BackendError(f"opensearch: {what} on {target!r} failed: HTTP {status} {reason}")
+    raise status_error(what, target, int(item.get("status") or 0), error.get("type", error) if isinstance(error, dict) else error)
 
 
 def _hits(response: dict[str, Any], texts: bool) -> list[Hit]:

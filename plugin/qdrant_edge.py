@@ -7,6 +7,7 @@ the payload, the passage's compact token vectors for the rerank.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -133,18 +134,15 @@ class QdrantEdgeBackend(QdrantReads):
         shard = self._shard(index)
         spec = self._specs[index]
         points, result = build_points(records, lambda record: self._point(record, spec))
+        # a point Edge could refuse for what it is was refused above (build_points); what fails
+        # here is the shard itself (disk, I/O): the whole batch fails, no record is to blame
         with self._lock:
             try:
                 shard.update(qe.UpdateOperation.upsert_points([p for _, p in points]))
-                result.written.extend(i for i, _ in points)
-            except Exception:  # isolate the bad point(s): retry one by one
-                for record_id, point in points:
-                    try:
-                        shard.update(qe.UpdateOperation.upsert_points([point]))
-                        result.written.append(record_id)
-                    except Exception as exc:
-                        result.failed[record_id] = f"edge refused the point: {exc}"
-            shard.flush()  # acknowledged means durable: the checkpoint follows this
+                shard.flush()  # acknowledged means durable: the checkpoint follows this
+            except Exception as exc:  # qdrant_edge raises plain exceptions
+                raise BackendError(f"edge: write to {index!r} failed: {exc}") from exc
+        result.written.extend(i for i, _ in points)
         return result
 
     # -- reads (retrieve, hydrate, fetch_multivectors: QdrantReads) ---------------------------
@@ -191,6 +189,18 @@ class QdrantEdgeBackend(QdrantReads):
     def get_meta(self, index: str, key: str) -> dict[str, Any] | None:
         path = self._path(index) / f"meta-{key}.json"
         return json.loads(path.read_text()) if path.is_file() else None
+
+    def swap_meta(self, index: str, key: str, expected: Mapping[str, Any] | None, value: Mapping[str, Any]) -> bool:
+        """Compare-and-set under an exclusive lock on a file of the index's folder: every process
+        on the machine that opens the folder compares and writes in turn."""
+        folder = self._path(index)
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "meta.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if dict(self.get_meta(index, key) or {}) != dict(expected or {}):
+                return False
+            self.put_meta(index, key, value)
+            return True
 
     def disk_bytes(self, index: str) -> int:
         # blocks allocated, not apparent sizes: the WAL and mmap'd segments are preallocated sparse files

@@ -38,6 +38,13 @@ def _sparse(vector: SparseVector) -> models.SparseVector:
     return models.SparseVector(indices=vector.ids.tolist(), values=vector.weights.tolist())
 
 
+RECORD_STATUSES = (400, 413, 422)  # a request refused for what it holds: worth no other try
+
+
+def _reason(exc: UnexpectedResponse) -> str:
+    return exc.content.decode("utf-8", "replace")[:300] if isinstance(exc.content, bytes) else ""
+
+
 def _filter(filters: Filters | None) -> models.Filter | None:
     if not filters:
         return None
@@ -60,7 +67,10 @@ class QdrantBackend(QdrantReads):
         except UnexpectedResponse as exc:
             if exc.status_code == 404:
                 raise IndexMissingError(f"qdrant: collection {target!r} does not exist") from exc
-            raise BackendError(f"qdrant: {what} on {target!r} failed with HTTP {exc.status_code}") from exc
+            if exc.status_code in RECORD_STATUSES:
+                raise BackendError(f"qdrant: {what} on {target!r} refused with HTTP {exc.status_code}: {_reason(exc)}") from exc
+            # overloaded (429), failing or restarting (5xx), forbidden for now: the server's state
+            raise UnavailableError(f"qdrant: {what} on {target!r} failed with HTTP {exc.status_code}") from exc
         except ResponseHandlingException as exc:
             raise UnavailableError(f"qdrant: {what} on {target!r}: server unreachable ({type(exc.source).__name__})") from exc
         except ValueError as exc:  # local mode raises ValueError for a missing collection
@@ -186,3 +196,11 @@ class QdrantBackend(QdrantReads):
     def get_meta(self, index: str, key: str) -> dict[str, Any] | None:
         info = self._call("info", index, self.client.get_collection, index)
         return (getattr(info.config, "metadata", None) or {}).get(key)
+
+    def swap_meta(self, index: str, key: str, expected: Mapping[str, Any] | None, value: Mapping[str, Any]) -> bool:
+        """Compare, then set: Qdrant's collection metadata has no conditional update, so this
+        narrows the window between two writers without closing it (the write lease closes it)."""
+        if dict(self.get_meta(index, key) or {}) != dict(expected or {}):
+            return False
+        self.put_meta(index, key, value)
+        return True

@@ -174,8 +174,8 @@ def test_a_passage_the_multivector_encoder_refuses_leaves_the_others_aligned(tmp
     pipeline.backend.ensure_index(pipeline.spec)
     unit = _Unit(0, len(docs), documents=docs)
     pipeline._encode(unit)
-    assert [r.id for r in unit.records] == [d.id for d in docs if d.id != "bad"]
-    assert [e.record_id for e, _ in unit.rejects] == ["bad"]
+    assert [r.id for r in unit.records] == [f"{d.id}#0" for d in docs if d.id != "bad"]
+    assert [e.record_id for e, _ in unit.rejects] == ["bad#0"]
     for record, doc in zip(unit.records, [d for d in docs if d.id != "bad"]):
         assert record.sparse == sparse_encoder.encode_documents([doc.full_text])[0]
         alone = pipeline._codec.encode(mv_encoder.encode_documents([doc.full_text])[0].vectors)
