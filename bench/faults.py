@@ -11,12 +11,22 @@ Scenarios (each on real engines, each audited against the records it should have
   job, the node SIGKILLed during each, restarted, the jobs run again: stale, lost and duplicated
   passages and whether the corpus statistics equal a fresh count;
 - bulk_429: a node with a one-slot write queue and parallel writers, so OpenSearch itself
-  answers 429; rejected items are retried alone.
+  answers 429; rejected items are retried alone;
+- bad_inputs: ids that collided before every passage had a `#<n>` suffix, a lone surrogate, a
+  CSV row that is not UTF-8, into Qdrant Edge;
+- write_block_lifted / write_block_never_lifted: OpenSearch's write block set on the index
+  mid-job, lifted after 12 s (ridden out) or never (the job stops non-zero, resumed once lifted);
+- second_ingest_refused / second_delete_refused: a second job or a delete on an index a job is
+  writing; lease_holder_killed: the lease's holder SIGKILLed, taken over from another machine
+  (its own UTS namespace) only after the lease timeout.
+Every scenario reports lost, duplicated and stale passages and wrongly dead-lettered records.
 Needs the repository checkout (docker/opensearch-local.sh) for the OpenSearch scenarios.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import random
@@ -46,6 +56,8 @@ class Outcome:
     retried_429: int = 0
     seconds: float = 0.0
     notes: dict[str, Any] = field(default_factory=dict)
+    wrongly_dead_lettered: int = 0  # dead letters beyond the bad records the scenario put in
+    stale: int = 0  # passages stored that the final corpus does not have (or not with that text)
 
 
 # -- corpora ---------------------------------------------------------------------------------------
@@ -82,7 +94,17 @@ def expected_passages(docs: list[dict[str, Any]]) -> set[str]:
 
 
 # -- audits -----------------------------------------------------------------------------------------
-def audit_edge(data_dir: Path, index: str, expected: set[str]) -> tuple[int, int, int]:
+@dataclass
+class Audit:
+    count: int  # passages stored
+    duplicates: int  # stored twice under one passage id
+    lost: int  # expected, not stored
+    stale: int  # stored, not expected
+
+
+def audit_edge(data_dir: Path, index: str, expected: set[str]) -> Audit:
+    """A point id is derived from its passage id: Edge cannot hold a passage twice, so a point
+    beyond the expected ones is stale."""
     from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
     backend = QdrantEdgeBackend(data_dir)
@@ -91,17 +113,27 @@ def audit_edge(data_dir: Path, index: str, expected: set[str]) -> tuple[int, int
         present = backend.existing_ids(index, sorted(expected))
     finally:
         backend.close()
-    return count, count - len(present), len(expected - present)
+    return Audit(count, 0, len(expected - present), count - len(present))
 
 
-def audit_opensearch(url: str, index: str, expected: set[str]) -> tuple[int, int, int]:
+def wrongly_dead_lettered(state_dir: Path, bad_records: int) -> int:
+    """Dead letters beyond the bad records put in, and any of the engine's write stage (no
+    scenario has a record the engine should refuse)."""
+    from lsrkit.ingest import read_dead_letters
+
+    path = state_dir / "dead-letter.jsonl"
+    entries = read_dead_letters(path) if path.exists() else []
+    return max(0, len(entries) - bad_records) + sum(1 for e in entries if e.get("stage") == "write")
+
+
+def audit_opensearch(url: str, index: str, expected: set[str]) -> Audit:
     from opensearchpy import OpenSearch, helpers
 
     client = OpenSearch(hosts=[url], timeout=60)
     client.indices.refresh(index=index)
     ids = [hit["_source"]["id"] for hit in helpers.scan(client, index=index, query={"query": {"match_all": {}}}, _source=["id"])]
     client.close()
-    return len(ids), len(ids) - len(set(ids)), len(expected - set(ids))
+    return Audit(len(ids), len(ids) - len(set(ids)), len(expected - set(ids)), len(set(ids) - expected))
 
 
 def dead_letters(state_dir: Path) -> int:
@@ -142,7 +174,11 @@ class LocalOpenSearch:
         return pid
 
 
-def spawn_ingest(source: Path, data_dir: Path, index: str, backend: str, url: str | None, *, resume: bool = False) -> subprocess.Popen[bytes]:
+def spawn_ingest(
+    source: Path, data_dir: Path, index: str, backend: str, url: str | None, *extra: str, resume: bool = False, host: str | None = None
+) -> subprocess.Popen[bytes]:
+    """The CLI's ingest in its own process; `host`: as if run on another machine (its own UTS
+    namespace with that host name: the write lease tells machines apart by name and boot id)."""
     cmd = [
         sys.executable,
         "-m",
@@ -162,8 +198,11 @@ def spawn_ingest(source: Path, data_dir: Path, index: str, backend: str, url: st
     ]
     if url:
         cmd += ["--url", url]
+    cmd += list(extra)
     if resume:
         cmd.append("--resume")
+    if host:
+        cmd = ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "sh", *cmd]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
@@ -199,17 +238,20 @@ def malformed(dataset: Path, work: Path, n: int = 600) -> Outcome:
     docs, n_bad = make_corpus(dataset, n, work / "malformed.jsonl", malformed_rate=0.01)
     finish(spawn_ingest(work / "malformed.jsonl", work / "malformed", "m", "edge", None))
     expected = expected_passages(docs)
-    count, dupes, lost = audit_edge(work / "malformed" / "edge", "m", expected)
+    audit = audit_edge(work / "malformed" / "edge", "m", expected)
+    state = work / "malformed" / "state" / "m"
     return Outcome(
         "malformed",
         len(expected),
-        count,
-        dupes,
-        lost,
-        dead_letters(work / "malformed" / "state" / "m"),
+        audit.count,
+        audit.duplicates,
+        audit.lost,
+        dead_letters(state),
         0,
         time.time() - started,
         {"documents_valid": len(docs), "bad_records": n_bad},
+        wrongly_dead_lettered(state, n_bad),
+        audit.stale,
     )
 
 
@@ -224,17 +266,19 @@ def ingest_killed(dataset: Path, work: Path, backend: str, url: str | None, n: i
     process.wait()
     summary = finish(spawn_ingest(work / f"{name}.jsonl", data_dir, name, backend, url, resume=True))
     expected = expected_passages(docs)
-    count, dupes, lost = audit_edge(data_dir / "edge", name, expected) if backend == "edge" else audit_opensearch(url or "", name, expected)
+    audit = audit_edge(data_dir / "edge", name, expected) if backend == "edge" else audit_opensearch(url or "", name, expected)
     return Outcome(
         f"ingest_killed_{backend}",
         len(expected),
-        count,
-        dupes,
-        lost,
+        audit.count,
+        audit.duplicates,
+        audit.lost,
         dead_letters(data_dir / "state" / name),
         0,
         time.time() - started,
         {"killed_after_ordinal": at["next_ordinal"], "resumed_from": summary["resumed_from"], "bad_records": n_bad},
+        wrongly_dead_lettered(data_dir / "state" / name, n_bad),
+        audit.stale,
     )
 
 
@@ -251,17 +295,19 @@ def opensearch_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: int =
     node.start()
     summary = finish(spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url, resume=True))
     expected = expected_passages(docs)
-    count, dupes, lost = audit_opensearch(node.url, name, expected)
+    audit = audit_opensearch(node.url, name, expected)
     return Outcome(
         "opensearch_killed",
         len(expected),
-        count,
-        dupes,
-        lost,
+        audit.count,
+        audit.duplicates,
+        audit.lost,
         dead_letters(data_dir / "state" / name),
         0,
         time.time() - started,
         {"killed_pid": pid, "killed_after_ordinal": at["next_ordinal"], "job_exit_code_while_down": first_exit, "resumed_from": summary["resumed_from"]},
+        wrongly_dead_lettered(data_dir / "state" / name, 0),
+        audit.stale,
     )
 
 
@@ -350,7 +396,6 @@ def update_delete_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: in
         0,
         time.time() - started,
         {
-            "stale": audit["stale"],
             "statistics_exact": audit["statistics_exact"],
             "update_killed_after_ordinal": at["next_ordinal"],
             "update_exit_code_while_down": update_exit,
@@ -358,6 +403,8 @@ def update_delete_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: in
             "delete_rerun_exit_code": rerun.returncode,
             "delete_rerun": out.decode().strip().splitlines()[-1] if out else "",
         },
+        wrongly_dead_lettered(data_dir / "state" / name, 0),
+        audit["stale"],
     )
 
 
@@ -395,20 +442,179 @@ def bulk_429(dataset: Path, node: LocalOpenSearch, writers: int = 6, n: int = 24
     stats = backend.client.nodes.stats(metric="thread_pool")
     retried = sum(n["thread_pool"]["write"]["rejected"] for n in stats["nodes"].values())
     backend.close()
-    count, dupes, lost = audit_opensearch(node.url, spec.name, {r.id for r in records})
-    return Outcome("bulk_429", len(records), count, dupes, lost, failed, retried, time.time() - started, {"writers": writers})
+    audit = audit_opensearch(node.url, spec.name, {r.id for r in records})
+    return Outcome(
+        "bulk_429", len(records), audit.count, audit.duplicates, audit.lost, failed, retried, time.time() - started, {"writers": writers}, failed, audit.stale
+    )
+
+
+def _write_block(url: str, index: str, on: bool) -> None:
+    """Set or lift OpenSearch's write block on the index, as an operator (or a full disk) does."""
+    from opensearchpy import OpenSearch
+
+    client = OpenSearch(hosts=[url], timeout=30)
+    client.indices.put_settings(index=index, body={"index.blocks.write": on})
+    client.close()
+
+
+def _last_line(process: subprocess.Popen[bytes]) -> str:
+    out = process.stdout.read().decode() if process.stdout else ""
+    return " ".join(out.split())[-400:]
+
+
+def _lifecycle_outcome(scenario: str, url: str, name: str, docs: list[dict[str, Any]], state: Path, started: float, notes: dict[str, Any]) -> Outcome:
+    audit = audit_lifecycle(url, name, docs)
+    notes = {**notes, "statistics_exact": audit["statistics_exact"]}
+    return Outcome(
+        scenario,
+        audit["passages_expected"],
+        audit["passages_stored"],
+        audit["duplicated"],
+        audit["lost"],
+        dead_letters(state),
+        0,
+        time.time() - started,
+        notes,
+        wrongly_dead_lettered(state, 0),
+        audit["stale"],
+    )
+
+
+def write_block(dataset: Path, work: Path, node: LocalOpenSearch, *, lifted_after: float | None = 12.0, n: int = 240) -> Outcome:
+    """A write block set on the index mid-job. Lifted after `lifted_after` s: the job rides it out
+    (nothing dead-lettered, nothing lost). Never lifted (None): the job stops non-zero once its
+    retries run out (--retry-for 6); lifted, then --resume finishes exactly."""
+    started = time.time()
+    name = "blocked-lifted" if lifted_after else "blocked-forever"
+    docs, _ = make_corpus(dataset, n, work / f"{name}.jsonl", seed=17)
+    data_dir, state = work / name, work / name / "state" / name
+    extra = () if lifted_after else ("--retry-for", "6")
+    process = spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url, *extra)
+    at = wait_for_checkpoint(state, n // 4, process)
+    _write_block(node.url, name, True)
+    notes: dict[str, Any] = {"blocked_after_ordinal": at["next_ordinal"]}
+    if lifted_after:
+        time.sleep(lifted_after)
+        _write_block(node.url, name, False)
+        summary = finish(process)
+        notes["retried_bulks"] = summary["retried"]
+    else:
+        process.wait(timeout=600)
+        notes["exit_code_while_blocked"] = process.returncode
+        notes["error"] = _last_line(process)
+        _write_block(node.url, name, False)
+        notes["resumed_from"] = finish(spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url, resume=True))["resumed_from"]
+    return _lifecycle_outcome("write_block_lifted" if lifted_after else "write_block_never_lifted", node.url, name, docs, state, started, notes)
+
+
+def second_writer(dataset: Path, work: Path, node: LocalOpenSearch, *, kind: str, n: int = 200) -> Outcome:
+    """While a job writes the index, a second job (`kind` "ingest": another source, same state
+    folder) or a delete starts on it: refused with the holder named, the first job unharmed."""
+    started = time.time()
+    name = f"second-{kind}"
+    docs, _ = make_corpus(dataset, n, work / f"{name}.jsonl", seed=19)
+    data_dir, state = work / name, work / name / "state" / name
+    (work / f"{name}-other.jsonl").write_text("".join(json.dumps({**d, "_id": f"other-{d['_id']}"}) + "\n" for d in docs[:20]))
+    process = spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url)
+    wait_for_checkpoint(state, n // 4, process)
+    if kind == "ingest":
+        second = spawn_ingest(work / f"{name}-other.jsonl", data_dir, name, "opensearch", node.url)
+    else:
+        second = spawn_delete([d["_id"] for d in docs[:10]], data_dir, name, node.url)
+    second.wait(timeout=600)
+    refused = {"second_exit_code": second.returncode, "second_error": _last_line(second), "first_running_then": process.poll() is None}
+    finish(process)
+    return _lifecycle_outcome(f"second_{kind}_refused", node.url, name, docs, state, started, refused)
+
+
+def lease_holder_killed(dataset: Path, work: Path, node: LocalOpenSearch, *, timeout: float = 30.0, n: int = 200) -> Outcome:
+    """The job holding the lease is SIGKILLed; the same job resumed from another machine (its own
+    host name) is refused while the lease is fresh, and takes it over once `timeout` s passed."""
+    started = time.time()
+    name = "lease-killed"
+    docs, _ = make_corpus(dataset, n, work / f"{name}.jsonl", seed=23)
+    data_dir, state = work / name, work / name / "state" / name
+    lease = ("--lease-timeout", str(timeout))
+    process = spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url, *lease)
+    at = wait_for_checkpoint(state, n // 4, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed = time.time()
+    early = spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url, *lease, resume=True, host="another-machine")
+    early.wait(timeout=600)
+    notes: dict[str, Any] = {"killed_after_ordinal": at["next_ordinal"], "early_exit_code": early.returncode, "early_after_s": round(time.time() - killed, 1)}
+    notes["early_error"] = _last_line(early)
+    time.sleep(max(0.0, killed + timeout + 1 - time.time()))
+    summary = finish(spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url, *lease, resume=True, host="another-machine"))
+    notes.update(taken_over_after_s=round(time.time() - killed, 1), resumed_from=summary["resumed_from"])
+    return _lifecycle_outcome("lease_holder_killed", node.url, name, docs, state, started, notes)
+
+
+def bad_inputs(dataset: Path, work: Path, n: int = 60) -> Outcome:
+    """On Qdrant Edge: a long document `x` and a short one `x#1` (ids that collided when a short
+    document kept its id), a text with a lone surrogate (JSON), a CSV row that is not UTF-8: the
+    two bad records dead-lettered, every valid passage indexed once."""
+    started = time.time()
+    lines = (Path(dataset) / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    docs = [json.loads(line) for line in lines[:n]]
+    x = {"_id": "x", "title": "", "text": " ".join(d["text"] for d in docs[:6])}
+    x1 = {"_id": "x#1", "title": "", "text": "a short document whose id is the second passage id of the long document x"}
+    jsonl = [json.dumps(d) for d in [*docs, x, x1]]
+    jsonl.insert(10, '{"_id": "surrogate", "text": "a lone \\ud800 surrogate"}')
+    (work / "inputs.jsonl").write_text("\n".join(jsonl) + "\n", encoding="utf-8")
+    rows = [json.loads(line) for line in lines[n : n + 20]]
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["_id", "title", "text"])
+    writer.writerows([d["_id"], d["title"], d["text"]] for d in rows)
+    good = table.getvalue().encode("utf-8").split(b"\n")
+    (work / "inputs.csv").write_bytes(b"\n".join([*good[:6], b"latin1,,caf\xe9 au lait", *good[6:]]))  # one row in Latin-1
+    data_dir, state = work / "inputs", work / "inputs" / "state" / "inputs"
+    finish(spawn_ingest(work / "inputs.jsonl", data_dir, "inputs", "edge", None))
+    dead_jsonl, wrong = dead_letters(state), wrongly_dead_lettered(state, 1)
+    finish(spawn_ingest(work / "inputs.csv", data_dir, "inputs", "edge", None))
+    dead_csv, wrong = dead_letters(state), wrong + wrongly_dead_lettered(state, 1)
+    expected = expected_passages([*docs, x, x1, *rows])
+    audit = audit_edge(data_dir / "edge", "inputs", expected)
+    notes = {
+        "dead_lettered_jsonl": dead_jsonl,
+        "dead_lettered_csv": dead_csv,
+        "bad_records": 2,
+        "passages_of_x": sum(1 for p in expected if p.startswith("x#") and p != "x#1#0"),
+    }
+    return Outcome(
+        "bad_inputs", len(expected), audit.count, audit.duplicates, audit.lost, dead_jsonl + dead_csv, 0, time.time() - started, notes, wrong, audit.stale
+    )
+
+
+SCENARIOS = (
+    "malformed",
+    "bad_inputs",
+    "ingest_killed_edge",
+    "ingest_killed_opensearch",
+    "opensearch_killed",
+    "update_delete_opensearch_killed",
+    "write_block_lifted",
+    "write_block_never_lifted",
+    "second_ingest_refused",
+    "second_delete_refused",
+    "lease_holder_killed",
+    "bulk_429",
+)
 
 
 def run(*, dataset: Path = DEFAULT_DATASET, port: int = 9280, scenarios: list[str] | None = None) -> dict[str, Any]:
-    wanted = scenarios or ["malformed", "ingest_killed_edge", "ingest_killed_opensearch", "opensearch_killed", "update_delete_opensearch_killed", "bulk_429"]
+    wanted = scenarios or list(SCENARIOS)
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="lsrkit-faults-") as tmp:
         work = Path(tmp)
         if "malformed" in wanted:
             outcomes.append(malformed(dataset, work))
+        if "bad_inputs" in wanted:
+            outcomes.append(bad_inputs(dataset, work))
         if "ingest_killed_edge" in wanted:
             outcomes.append(ingest_killed(dataset, work, "edge", None))
-        needs_node = {"ingest_killed_opensearch", "opensearch_killed", "update_delete_opensearch_killed"} & set(wanted)
+        needs_node = set(SCENARIOS[3:-1]) & set(wanted)
         if needs_node:
             node = LocalOpenSearch(port)
             node.wipe()
@@ -420,6 +626,15 @@ def run(*, dataset: Path = DEFAULT_DATASET, port: int = 9280, scenarios: list[st
                     outcomes.append(opensearch_killed(dataset, work, node))
                 if "update_delete_opensearch_killed" in wanted:
                     outcomes.append(update_delete_killed(dataset, work, node))
+                if "write_block_lifted" in wanted:
+                    outcomes.append(write_block(dataset, work, node))
+                if "write_block_never_lifted" in wanted:
+                    outcomes.append(write_block(dataset, work, node, lifted_after=None))
+                for kind in ("ingest", "delete"):
+                    if f"second_{kind}_refused" in wanted:
+                        outcomes.append(second_writer(dataset, work, node, kind=kind))
+                if "lease_holder_killed" in wanted:
+                    outcomes.append(lease_holder_killed(dataset, work, node))
             finally:
                 node.stop()
                 node.wipe()
