@@ -123,7 +123,9 @@ def _csv(path: Path) -> Iterator[SourceRecord]:
                 continue
             undecodable = [k for k, v in row.items() if _has_surrogate(k) or _has_surrogate(v)]
             if undecodable:
-                yield SourceRecord(ordinal, position, error=f"not UTF-8 (field {_printable(undecodable[0])!r})", raw=_printable(",".join(v or "" for v in row.values())))
+                yield SourceRecord(
+                    ordinal, position, error=f"not UTF-8 (field {_printable(undecodable[0])!r})", raw=_printable(",".join(v or "" for v in row.values()))
+                )
                 continue
             yield SourceRecord(ordinal, position, data=dict(row))
 
