@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -502,6 +503,9 @@ def tune(
 
 
 def main() -> None:  # pragma: no cover
+    # opensearch-py logs every 404 (a meta document not written yet) and every retried request as
+    # a warning; what matters reaches the user as lsrkit's own error
+    logging.getLogger("opensearch").setLevel(logging.ERROR)
     try:
         app()
     except LsrError as exc:
