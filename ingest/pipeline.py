@@ -26,6 +26,7 @@ from lsrkit.ingest.checkpoint import Checkpoint
 from lsrkit.ingest.chunking import Chunker
 from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.encoding import BatchEncoder, MultiVectorDocumentEncoder, SparseDocumentEncoder
+from lsrkit.ingest.index_codec import IndexCodec
 from lsrkit.ingest.lease import DEFAULT_LEASE_SECONDS, Lease
 from lsrkit.ingest.manifest import encoders_manifest, record_manifest
 from lsrkit.ingest.progress import Progress
@@ -36,7 +37,6 @@ from lsrkit.ingest.validate import Validator
 from lsrkit.ingest.writing import BatchWriter
 from lsrkit.plugin.base import Backend, EncodedRecord
 from lsrkit.plugin.codec import MultiVectorCodec
-from lsrkit.plugin.pipeline import CODEC_META
 
 
 @dataclass
@@ -119,7 +119,7 @@ class IngestPipeline:
         self.checkpoint_path = self.state_dir / "checkpoint.json"
         self.ids_path = self.state_dir / "ids.log"
         self.idf_path = self.state_dir / "idf.json"
-        self._codec: MultiVectorCodec | None = None
+        self.codec = IndexCodec(backend, spec.name, spec.multivector_representation, enabled=bool(spec.multivector_dim))
         self.statistics = CorpusStatistics(backend, spec.name, tokenizer, self.state_dir)
         self.lease_timeout = lease_timeout
         self._job_key = ""
@@ -189,14 +189,11 @@ class IngestPipeline:
     def _record_encoders(self) -> None:
         manifest = encoders_manifest(self.sparse_encoder.manifest, self.multivector_encoder.manifest if self.multivector_encoder else None, self.spec)
         record_manifest(self.backend, self.spec.name, manifest)
-        self._codec = self._stored_codec()
+        self.codec.stored()
 
     def _check_lease(self) -> None:
         if self._lease is not None:
             self._lease.check()
-
-    def codec_for(self, multi: list[MultiVector | None]) -> MultiVectorCodec | None:
-        return self._codec_for(multi)
 
     # -- internals -----------------------------------------------------------------------------
     def _recover(self, job: str, *, next_ordinal: int | None) -> Change | None:
@@ -271,24 +268,8 @@ class IngestPipeline:
         unit.records.extend(records)
         unit.rejects.extend(rejects)
 
-    def _stored_codec(self) -> MultiVectorCodec | None:
-        """The codec an earlier job stored with the index: its token vectors stay decodable by one codec."""
-        meta = self.backend.get_meta(self.spec.name, CODEC_META)
-        if not meta:
-            return None
-        codec = MultiVectorCodec.from_meta(meta)
-        if codec.name != self.spec.multivector_representation:
-            raise IngestError(f"index {self.spec.name!r} stores {codec.name} token vectors, not {self.spec.multivector_representation}: recreate it to change")
-        return codec
-
     def _codec_for(self, multi: list[MultiVector | None]) -> MultiVectorCodec | None:
-        """The index's codec; the first batch of a new index calibrates it and stores it with the
-        index before anything is written with it."""
-        if self._codec is None and self.spec.multivector_dim and any(mv is not None for mv in multi):
-            codec = MultiVectorCodec.calibrate(self.spec.multivector_representation, [mv.vectors for mv in multi if mv is not None])
-            # stored only where none is: a codec another job stored first is the index's
-            self._codec = codec if self.backend.swap_meta(self.spec.name, CODEC_META, None, codec.to_meta()) else self._stored_codec()
-        return self._codec
+        return self.codec.for_batch(multi)
 
     def _stream(self, source: Source, fmt: SourceFormat, validator: Validator, checkpoint: Checkpoint) -> Iterator[BatchResult]:
         work: queue.Queue[_Unit | None] = queue.Queue(maxsize=self.policy.queue_depth)

@@ -34,15 +34,16 @@ from lsrkit.ingest import Chunker, FieldMapping, IngestPipeline, IngestSummary, 
 from lsrkit.ingest.checkpoint import JobState
 from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.encoding import BatchEncoder
+from lsrkit.ingest.index_codec import IndexCodec
 from lsrkit.ingest.lease import DEFAULT_LEASE_SECONDS, Lease
 from lsrkit.ingest.pipeline import job_key, stage_of
 from lsrkit.ingest.progress import Progress
 from lsrkit.ingest.retry import RetryPolicy
 from lsrkit.ingest.sources import Source, SourceFormat
-from lsrkit.ingest.statistics import STATISTICS_META, Change, CorpusStatistics, EngineJournal, passage_text
+from lsrkit.ingest.statistics import STATISTICS_META, Change, CorpusStatistics, EngineJournal
 from lsrkit.ingest.writing import BatchWriter
-from lsrkit.plugin.codec import MultiVectorCodec
 
+CODEC_WAIT_SECONDS = 900.0  # how long a block of a new index waits for the first block's codec
 BLOCK_RETRIES = 3  # a block whose worker died this many times stops the job (a poison block, not a flaky node)
 
 
@@ -68,7 +69,7 @@ class BlockWriter:
     """A Ray actor: the encoders loaded once; each block chunked, encoded and written."""
 
     def __init__(
-        self, options: dict[str, Any], index: str, models: dict[str, Any], job: str, codec: dict[str, Any] | None, threads: int, policy: dict[str, Any]
+        self, options: dict[str, Any], index: str, models: dict[str, Any], job: str, codec: dict[str, Any], threads: int, policy: dict[str, Any]
     ) -> None:
         self.backend = open_backend(BackendOptions(**{**options, "data_dir": Path(options["data_dir"])}), sparse_model=models["sparse"])
         # onnxruntime's threads: the actor's share of the machine, not a thread per core in every actor
@@ -76,11 +77,14 @@ class BlockWriter:
         self.encoder = BatchEncoder(sparse, multivector, Chunker(sparse.model.tokenizer.tokenizer))
         statistics = CorpusStatistics(self.backend, index, sparse.model.tokenizer, journal=EngineJournal(self.backend, index))
         self.writer = BatchWriter(self.backend, index, statistics, policy=BatchPolicy(**policy["batch"]), retry=RetryPolicy(**policy["retry"]))
-        self.codec = MultiVectorCodec.from_meta(codec) if codec else None
+        self.codec = IndexCodec(self.backend, index, codec["representation"], enabled=multivector is not None)
+        self.first_block: int | None = codec["first_block"]  # a new index's codec is calibrated on it alone
         self.job = job
 
     def block(self, block: int, documents: list[Document]) -> dict[str, Any]:
-        records, rejects = self.encoder.encode(documents, lambda _: self.codec)
+        records, rejects = self.encoder.encode(
+            documents, lambda multi: self.codec.for_batch(multi, calibrate=block == self.first_block, wait_seconds=CODEC_WAIT_SECONDS)
+        )
         done = self.writer.write(self.job, block, records, change_id=change_id(self.job, block))
         return {
             "block": block,
@@ -162,13 +166,13 @@ def ingest_on_ray(
         read = 0
         if not checkpoint.finished:
             blocks = _blocks(source, fmt, mapping, policy.write_batch)
-            codec = _codec(local, source, fmt, mapping)
+            stored = local.codec.stored()
             actor = {
                 "options": {**asdict(options), "data_dir": str(options.data_dir)},
                 "index": index.name,
                 "models": asdict(index.models),
                 "job": job,
-                "codec": codec.to_meta() if codec else None,
+                "codec": {"representation": local.spec.multivector_representation, "first_block": None if stored else _first_block(source, fmt, mapping)},
                 "threads": max(1, (os.cpu_count() or 1) // workers) if address is None else 0,
                 "policy": {"batch": asdict(policy), "retry": asdict(retry)},
             }
@@ -257,19 +261,11 @@ def _take(
     bar.advance(1)
 
 
-def _codec(local: IngestPipeline, source: Source, fmt: SourceFormat, mapping: FieldMapping) -> MultiVectorCodec | None:
-    """The index's codec; a new index's is calibrated on its first block, as the local job does."""
-    if not local.spec.multivector_dim:
-        return None
-    stored = local.codec_for([])
-    if stored is not None:
-        return stored
-    first = next(_blocks(source, fmt, mapping, local.policy.write_batch), None)
-    if first is None:
-        return None
-    assert local.multivector_encoder is not None
-    texts = [passage_text(p.title, p.text) for d in first.documents for p in local.chunker.split(d)]
-    return local.codec_for(list(local.multivector_encoder.encode_documents(texts)))  # the token vectors alone: no sparse encoding wasted
+def _first_block(source: Source, fmt: SourceFormat, mapping: FieldMapping) -> int | None:
+    """The ordinal of the job's first block: a new index's codec is calibrated on it, as the local
+    job calibrates on its first batch."""
+    first = next(_blocks(source, fmt, mapping, 1), None)
+    return first.ordinal if first is not None else None
 
 
 def _finish(index: Index, statistics: CorpusStatistics, local: IngestPipeline) -> None:

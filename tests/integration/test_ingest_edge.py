@@ -178,7 +178,7 @@ def test_a_passage_the_multivector_encoder_refuses_leaves_the_others_aligned(tmp
     assert [e.record_id for e, _ in unit.rejects] == ["bad#0"]
     for record, doc in zip(unit.records, [d for d in docs if d.id != "bad"]):
         assert record.sparse == sparse_encoder.encode_documents([doc.full_text])[0]
-        alone = pipeline._codec.encode(mv_encoder.encode_documents([doc.full_text])[0].vectors)
+        alone = pipeline.codec.codec.encode(mv_encoder.encode_documents([doc.full_text])[0].vectors)
         assert record.multivector == alone
 
 
