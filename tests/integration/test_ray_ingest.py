@@ -59,7 +59,7 @@ def _done(process: subprocess.Popen[str]) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _state(url: str, index: str, sparse_encoder) -> dict:
+def _state(url: str, index: str, sparse_encoder, *, drop: bool = True) -> dict:
     from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
 
     backend = OpenSearchBackend(client_from_env(url), vocab=sparse_encoder.vocab)
@@ -74,7 +74,8 @@ def _state(url: str, index: str, sparse_encoder) -> dict:
             "statistics": {k: stats.get(k) for k in ("n_docs", "ids", "counts")},
         }
     finally:
-        backend.drop_index(index)
+        if drop:
+            backend.drop_index(index)
         backend.close()
 
 
@@ -116,15 +117,24 @@ def _wait(condition, process: subprocess.Popen[str], timeout: float = 600) -> No
     assert process.poll() is None, process.communicate()[1][-3000:]
 
 
-def test_a_worker_killed_and_the_driver_killed_lose_and_duplicate_nothing(tmp_path, opensearch_url, mini_docs):
+def _write_block(url: str, index: str, on: bool) -> None:
+    from opensearchpy import OpenSearch
+
+    OpenSearch(hosts=[url]).indices.put_settings(index=index, body={"index.blocks.write": on})
+
+
+def test_a_worker_killed_and_the_driver_killed_lose_and_duplicate_nothing(tmp_path, opensearch_url, mini_docs, sparse_encoder):
     """A worker's process is SIGKILLed from outside after the first block (Ray restarts the actor and
-    retries its block); then the driver is SIGKILLed (with its cluster) after more blocks and run
-    again with --resume."""
+    retries its block), a write block is set and lifted, then the driver is SIGKILLed (with its
+    cluster) after more blocks and run again with --resume: the index ends as the local job's."""
     source, docs = _corpus(mini_docs, tmp_path / "corpus.jsonl", n=300)
     index = f"ray-faults-{uuid.uuid4().hex[:8]}"
     state = tmp_path / "data" / "state" / index
     first = _ingest(source, tmp_path / "data", index, opensearch_url, "--engine", "ray", "--workers", "2", "--write-batch", "16")
     _wait(lambda: len(_checkpoint(state).get("done", [])) >= 1 and bool(_block_writers()), first)
+    _write_block(opensearch_url, index, True)  # the actors ride out a write block lifted within their retry policy
+    time.sleep(3)
+    _write_block(opensearch_url, index, False)
     victim = _block_writers()[0]
     os.kill(victim, signal.SIGKILL)
     killed_at = len(_checkpoint(state).get("done", []))
@@ -132,11 +142,16 @@ def test_a_worker_killed_and_the_driver_killed_lose_and_duplicate_nothing(tmp_pa
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     _done(_ingest(source, tmp_path / "data", index, opensearch_url, "--engine", "ray", "--workers", "2", "--write-batch", "16", "--resume"))
+    local = f"local-{uuid.uuid4().hex[:8]}"
+    _done(_ingest(source, tmp_path / "local", local, opensearch_url, "--write-batch", "16"))
+    faulted, clean = _state(opensearch_url, index, sparse_encoder, drop=False), _state(opensearch_url, local, sparse_encoder)
+    assert faulted == clean  # passages, token-vector bytes, codec and statistics: as the local job without faults
     final = {d["_id"]: d for d in docs}
     audit = faults.audit_lifecycle(opensearch_url, index, list(final.values()))
     assert (audit["stale"], audit["lost"], audit["duplicated"]) == (0, 0, 0), audit
     assert audit["statistics_exact"], audit
     assert len(read_dead_letters(state / "dead-letter.jsonl")) == 3  # each bad record once, across the kill
+    _state(opensearch_url, index, sparse_encoder)  # drops it
 
 
 def test_qdrant_edge_stays_on_the_local_path(tmp_path, mini_docs):
@@ -144,3 +159,21 @@ def test_qdrant_edge_stays_on_the_local_path(tmp_path, mini_docs):
     cmd = [sys.executable, "-m", "lsrkit.cli", "ingest", str(source), "--backend", "edge", "--data-dir", str(tmp_path), "--engine", "ray"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "local engine" in result.stderr
+
+
+def test_a_ray_job_on_an_index_another_job_writes_is_refused(tmp_path, opensearch_url, mini_docs, sparse_encoder):
+    from lsrkit.ingest.lease import Lease
+    from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
+
+    source, _ = _corpus(mini_docs, tmp_path / "corpus.jsonl", n=20)
+    index = f"ray-leased-{uuid.uuid4().hex[:8]}"
+    backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+    try:
+        with Lease(backend, index, "a local job"):
+            process = _ingest(source, tmp_path / "data", index, opensearch_url, "--engine", "ray")
+            _, err = process.communicate(timeout=600)
+        assert process.returncode == 2 and "being written by a local job" in " ".join(err.split())
+        assert not (tmp_path / "data" / "state" / index / "ray-checkpoint.json").exists()
+    finally:
+        backend.drop_index(index)
+        backend.close()
