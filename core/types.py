@@ -158,3 +158,17 @@ class Hit:
         copy.__dict__.update(self.__dict__)
         copy.__dict__.update(changes)
         return copy
+
+
+def unencodable_at(value: str) -> int | None:
+    """Where a string holds what UTF-8 cannot carry (a lone surrogate, or an undecodable byte read
+    as one): its character offset, else None. Tokenizers and engines refuse such strings.
+
+    >>> unencodable_at("ok"), unencodable_at("a\\ud800b")
+    (None, 1)
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 from lsrkit.core.errors import EncoderError
+from lsrkit.core.types import unencodable_at
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 CHARS_PER_TOKEN_BOUND = 32  # no BERT word piece is longer: cutting at max_length*32 chars is lossless
@@ -36,6 +37,8 @@ def clean_texts(texts: Sequence[object], *, max_tokens: int) -> list[str]:
             raise EncoderError(f"text at position {position} is None")
         if not isinstance(text, str):
             raise EncoderError(f"text at position {position} is a {type(text).__name__}, not a str")
+        if (offset := unencodable_at(text)) is not None:
+            raise EncoderError(f"text at position {position} has a character UTF-8 cannot carry at offset {offset} (a lone surrogate)")
         cleaned.append(_CONTROL.sub(" ", text[:limit]).strip())
     return cleaned
 

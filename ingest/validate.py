@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lsrkit.core.errors import RecordError
-from lsrkit.core.types import Document
+from lsrkit.core.types import Document, unencodable_at
 from lsrkit.ingest.sources import FieldMapping, SourceRecord
 
 MAX_TEXT_CHARS = 1_000_000
@@ -14,16 +14,6 @@ MAX_METADATA_BYTES = 32_768  # as JSON: kept with every passage
 # OpenSearch refuses an _id over 512 UTF-8 bytes; a passage id adds "#<n>" (n < 10**7 for the
 # longest text allowed): the document id gets what is left
 MAX_ID_BYTES = 512 - len("#9999999")
-
-
-def unencodable(value: str) -> int | None:
-    """Where a string holds what UTF-8 cannot carry (a lone surrogate, or an undecodable byte read
-    as one): its character offset, else None."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return exc.start
-    return None
 
 
 class Validator:
@@ -44,9 +34,9 @@ class Validator:
         if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
             raise RecordError(f"id must be a string or an integer, got {type(raw_id).__name__}", position=record.position)
         doc_id = str(raw_id).strip()
-        if unencodable(doc_id) is not None:
+        if unencodable_at(doc_id) is not None:
             raise RecordError(
-                f"id has a character UTF-8 cannot carry at offset {unencodable(doc_id)} (a lone surrogate or an undecodable byte)", position=record.position
+                f"id has a character UTF-8 cannot carry at offset {unencodable_at(doc_id)} (a lone surrogate or an undecodable byte)", position=record.position
             )
         if len(doc_id.encode("utf-8")) > MAX_ID_BYTES or any(ord(c) < 32 for c in doc_id):
             raise RecordError(
@@ -63,7 +53,7 @@ class Validator:
         if not isinstance(title, str):
             raise RecordError(f"title must be a string, got {type(title).__name__}", position=record.position, record_id=doc_id)
         for name, value in (("text", text), ("title", title)):
-            if (offset := unencodable(value)) is not None:
+            if (offset := unencodable_at(value)) is not None:
                 raise RecordError(
                     f"{name} has a character UTF-8 cannot carry at offset {offset} (a lone surrogate or an undecodable byte)",
                     position=record.position,
@@ -87,7 +77,7 @@ class Validator:
     @staticmethod
     def _check_metadata(metadata: dict[str, object], position: str, doc_id: str) -> None:
         for key, value in metadata.items():
-            if unencodable(key) is not None or (isinstance(value, str) and unencodable(value) is not None):
+            if unencodable_at(key) is not None or (isinstance(value, str) and unencodable_at(value) is not None):
                 raise RecordError(
                     f"metadata field {key!r} has a character UTF-8 cannot carry (a lone surrogate or an undecodable byte)", position=position, record_id=doc_id
                 )

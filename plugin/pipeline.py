@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import ConfigError, InputError
-from lsrkit.core.types import Hit, MultiVector, SparseVector
+from lsrkit.core.types import Hit, MultiVector, SparseVector, unencodable_at
 from lsrkit.plugin.base import Backend, Filters, Retrieval, Retrieved
 from lsrkit.plugin.codec import MultiVectorCodec, StoredMultiVector
 from lsrkit.plugin.fusion import FusionMethod, fuse
@@ -184,6 +184,8 @@ class SearchPipeline:
             raise InputError("query text must be a non-empty string")
         if len(text) > MAX_QUERY_CHARS:
             raise InputError(f"query is {len(text)} characters; the limit is {MAX_QUERY_CHARS}")
+        if (offset := unencodable_at(text)) is not None:
+            raise InputError(f"query has a character UTF-8 cannot carry at offset {offset} (a lone surrogate)")
         k = k or self.settings.k
         if k > self.settings.max_kappa:
             raise InputError(f"k={k} exceeds the candidate limit {self.settings.max_kappa}")

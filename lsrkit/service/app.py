@@ -85,6 +85,8 @@ def create_app(settings: ServiceSettings, open_engine: Callable[[ServiceSettings
         errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in exc.errors()]
         if any(e["type"] == "json_invalid" for e in errors):
             return error_response(400, "invalid_json", errors)
+        if any(e["type"] == "string_unicode" for e in errors):  # a lone surrogate: no tokenizer takes it
+            return error_response(400, "invalid_input", [{**e, "msg": "a string UTF-8 cannot carry (a lone surrogate)"} for e in errors])
         return error_response(422, "invalid_request", errors)
 
     @app.exception_handler(Overloaded)

@@ -244,6 +244,11 @@ def test_bad_input_is_answered_4xx_with_a_reason(edge_server):
         (edge_server.post("/rerank", {"query": QUERY, "candidates": []}), 422, "invalid_request"),
         (edge_server.post("/encode/sparse", ["x"] * 65), 422, "invalid_request"),
         (edge_server.post("/encode/sparse", []), 400, "invalid_input"),
+        # a lone surrogate: valid JSON, a string no tokenizer or engine takes
+        (edge_server.post("/search", content=b'{"text": "lone \\ud800 surrogate"}'), 400, "invalid_input"),
+        (edge_server.post("/rerank", content=b'{"query": "\\udfff", "candidates": [{"id": "x"}]}'), 400, "invalid_input"),
+        (edge_server.post("/encode/sparse", content=b'["fine", "\\ud800"]'), 400, "invalid_input"),
+        (edge_server.post("/encode/query", content=b'{"texts": ["\\ud800"]}'), 400, "invalid_input"),
         (edge_server.post("/encode/query", {"texts": "not a list"}), 422, "invalid_request"),
         (edge_server.post("/encode/sparse", content=json.dumps(["a" * 400_000]).encode()), 413, "body_too_large"),
         # a chunked body (no content-length) over the limit too
