@@ -265,12 +265,14 @@ def serve(
     max_k: Annotated[int, typer.Option(help="largest k a search may ask")] = 100,
     max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 1_000_000,
     access_log: Annotated[bool, typer.Option(help="uvicorn's access log")] = True,
+    insecure: Annotated[bool, typer.Option(help="serve a host other machines reach without an API key (on purpose)")] = False,
 ) -> None:
-    """Serve one index over HTTP: /search, /rerank, /encode/sparse, /encode/query, /healthz, /metrics
-    (API key from LSRKIT_API_KEY when set)."""
+    """Serve one index over HTTP: /search, /rerank, /encode/sparse, /encode/query, /healthz, /metrics.
+    Clients send the key of LSRKIT_API_KEY; on a host other than loopback the key is required
+    (--insecure to serve open on purpose)."""
     try:
         from lsrkit.service.run import serve as run_service
-        from lsrkit.service.settings import ServiceSettings
+        from lsrkit.service.settings import ServiceSettings, api_key_from_env, check_exposure
     except ImportError as exc:  # the serve extra is missing
         console.print(f"[red]error:[/red] {exc}: install lsrkit[serve]")
         raise typer.Exit(code=2) from exc
@@ -289,9 +291,14 @@ def serve(
             max_body_bytes=max_body_bytes,
             **limits,
         )
+        check_exposure(settings, api_key_from_env(), insecure=insecure)
     except LsrError as exc:
         _fail(exc)
         return
+    if insecure and not api_key_from_env():
+        console.print(
+            f"[bold red]WARNING: serving {settings.host}:{settings.port} with no API key (--insecure): anyone who reaches it can query the index[/bold red]"
+        )
     run_service(settings, access_log=access_log)
 
 

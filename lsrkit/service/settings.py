@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -65,5 +66,26 @@ class ServiceSettings:
 
 
 def api_key_from_env() -> str | None:
-    """The key clients must send (LSRKIT_API_KEY); None or empty: no key asked."""
+    """The key clients must send (LSRKIT_API_KEY); None or empty: no key set."""
     return os.environ.get(ENV_API_KEY) or None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host` (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_exposure(settings: ServiceSettings, api_key: str | None, *, insecure: bool = False) -> None:
+    """A service other machines can reach is closed: it asks for an API key, unless the operator
+    said `insecure` (logged loudly by the caller)."""
+    if not api_key and not insecure and not is_loopback(settings.host):
+        raise ConfigError(
+            f"refusing to serve on {settings.host} without an API key: anyone who reaches the port could query the index. "
+            f"Set {ENV_API_KEY} (clients send it as 'Authorization: Bearer <key>' or 'X-API-Key'), bind 127.0.0.1, "
+            "or pass --insecure to serve it open on purpose"
+        )

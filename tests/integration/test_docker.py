@@ -65,8 +65,10 @@ def test_qdrant_server_matches_edge(qdrant_server_url, scenario, tmp_path):
     server.drop_index(spec.name)
 
 
-def test_compose_services_come_up_healthy():
+def test_compose_services_come_up_healthy(monkeypatch):
     from testcontainers.compose import DockerCompose
+
+    monkeypatch.setenv("LSRKIT_API_KEY", "compose-test-key")  # compose refuses to start the service without one
 
     with DockerCompose(str(COMPOSE.parent), compose_file_name=COMPOSE.name, wait=True) as compose:
         _wait("http://127.0.0.1:9200/_cluster/health")

@@ -338,6 +338,20 @@ def test_serve_refuses_bad_settings(edge_data):
     assert done.returncode == 2 and "Qdrant Edge is opened by one process" in done.stderr
 
 
+def test_serve_refuses_to_start_open_where_other_machines_reach_it(edge_data, tmp_path):
+    base = [sys.executable, "-m", "lsrkit.cli", "serve", "--backend", "edge", "--index", "mini", "--data-dir", str(edge_data / "data")]
+    env = {k: v for k, v in os.environ.items() if k != "LSRKIT_API_KEY"}
+    for host in ("0.0.0.0", "::", "10.1.2.3", "search.internal"):
+        done = subprocess.run([*base, "--host", host], capture_output=True, text=True, timeout=60, env={**env, "LSRKIT_API_KEY": ""})
+        assert done.returncode == 2 and f"refusing to serve on {host} without an API key" in " ".join(done.stderr.split()), done.stderr
+    # --insecure serves open on purpose, and says so (bound here to loopback: tests reach no other
+    # address), on a copy of the index: the module's server holds the Edge folder
+    shutil.copytree(edge_data / "data", tmp_path / "data")
+    with serve(tmp_path, "--backend", "edge", "--index", "mini", "--data-dir", str(tmp_path / "data"), "--insecure", env={"LSRKIT_API_KEY": ""}) as server:
+        _check_search(server, "sparse-idf")
+    assert "WARNING: serving 127.0.0.1" in " ".join(server.log.read_text().split())
+
+
 @pytest.mark.opensearch
 def test_opensearch_service(opensearch_url, tmp_path):
     import uuid
