@@ -36,10 +36,10 @@ def run(
     try:
         ensure_ingested(target, data.corpus, progress=False)
         # the fused pipelines too (not in the targets): what the best-quality setups cost
-        pipelines = {name: target.pipeline(name, k=10) for name in ("bm25", "sparse-idf", "sparse-idf+rerank", "hybrid", "hybrid+rerank")}
+        pipelines = {name: target.pipeline(name) for name in ("bm25", "sparse-idf", "sparse-idf+rerank", "hybrid", "hybrid+rerank")}
         uncached = _without_cache(target) if backend_kind == "opensearch" else None
         if uncached is not None:
-            pipelines[UNCACHED] = uncached.pipeline("sparse-idf+rerank", k=10)
+            pipelines[UNCACHED] = uncached.pipeline("sparse-idf+rerank")
         queries = list(data.queries.values())
         samples: dict[str, list[float]] = {name: [] for name in pipelines}
         stages: dict[str, dict[str, list[float]]] = {name: {} for name in pipelines}
@@ -125,13 +125,13 @@ def _unseen_queries(dataset: Path, index: str, url: str | None) -> dict[str, Any
         return {"skipped": f"no train split to warm the cache with ({exc})"}
     test = list(load_beir(dataset).queries.values())
     with Index(index, backend="opensearch", url=url) as fresh:
-        pipeline = fresh.pipeline("sparse-idf+rerank", k=10)
+        pipeline = fresh.pipeline("sparse-idf+rerank")
         for text in train:
             pipeline.search(text, k=10)
         cache = fresh.backend.code_cache  # type: ignore[attr-defined]
         before = (cache.found, cache.looked_up)
         uncached = _without_cache(fresh)
-        plain = uncached.pipeline("sparse-idf+rerank", k=10)
+        plain = uncached.pipeline("sparse-idf+rerank")
         latencies: dict[str, list[float]] = {"cached": [], "uncached": []}
         for text in test:
             for name, each in (("cached", pipeline), ("uncached", plain)):

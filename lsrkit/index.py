@@ -93,7 +93,7 @@ class Index:
         self._requested = models
         self._documents = encoders
         self._queries: dict[str, Any] = {}
-        self._pipelines: dict[tuple[str, int], SearchPipeline] = {}
+        self._pipelines: dict[str, SearchPipeline] = {}
         self._models: ModelChoice | None = None
         self._idf_version: object = None
         self._idf_checked = 0.0
@@ -234,7 +234,7 @@ class Index:
 
     def query(self, text: str, *, pipeline: str = DEFAULT_PIPELINE, k: int = 10, filters: Filters | None = None) -> SearchResult:
         """As search, with the stage timings."""
-        chosen = self.pipeline(pipeline, k=k)
+        chosen = self.pipeline(pipeline)
         self.refresh()
         return chosen.search(text, k=k, filters=filters)
 
@@ -252,11 +252,11 @@ class Index:
             fresh = idf_query_encoder(self.backend, self.name, self.models.sparse)
             encoder.idf, self._idf_version = fresh.idf, stored.get("version")
 
-    def pipeline(self, name: str = DEFAULT_PIPELINE, *, k: int = 100) -> SearchPipeline:
-        """One of PIPELINES over this index, with the tuned settings (built once per name and k)."""
-        key = (name, k)
-        if key not in self._pipelines:
-            self._pipelines[key] = build_pipeline(
+    def pipeline(self, name: str = DEFAULT_PIPELINE) -> SearchPipeline:
+        """One of PIPELINES over this index, with the tuned settings, built once per name (k is an
+        argument of its search: a cache keyed by k would grow a rerank thread per k asked)."""
+        if name not in self._pipelines:
+            self._pipelines[name] = build_pipeline(
                 name,
                 self.backend,
                 self.name,
@@ -264,9 +264,8 @@ class Index:
                 multivector=self.query_multivector_encoder() if "+rerank" in name else None,
                 model_encoder=self.sparse_query_encoder() if name == "sparse-model" else None,
                 quality=self.quality,
-                k=k,
             )
-        return self._pipelines[key]
+        return self._pipelines[name]
 
     def idf_encoder(self) -> IdfQueryEncoder:
         """The inference-free query encoder: the model's IDF file, else the corpus's stored with the index."""

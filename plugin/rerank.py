@@ -7,6 +7,7 @@ Retrievers" (ECIR 2026).
 from __future__ import annotations
 
 import heapq
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -153,7 +154,13 @@ class MaxSimReranker:
 
     def __init__(self, settings: RerankSettings = RerankSettings()) -> None:
         self.settings = settings
-        self.last_stats = RerankStats()
+        self._local = threading.local()  # a service's threads share one reranker: stats are per thread
+
+    @property
+    def last_stats(self) -> RerankStats:
+        """The work of the last rerank this thread ran."""
+        stats: RerankStats = getattr(self._local, "stats", RerankStats())
+        return stats
 
     def rerank(
         self,
@@ -186,7 +193,7 @@ class MaxSimReranker:
             scores = self._early_exit(query, docs, k, self.settings.beta)
             pool = pool[: len(scores)]
         stats.scored = len(pool)
-        self.last_stats = stats
+        self._local.stats = stats
         # the first stage is normalized over every candidate, scored or not: pruning then drops
         # candidates without moving the scores of the ones it kept
         bounds = (min(first), max(first)) if first else None
@@ -197,7 +204,7 @@ class MaxSimReranker:
         Pruning does not apply here: every candidate was scored."""
         pool = list(candidates)
         scores = np.asarray([maxsim.get(c.id, 0.0) for c in pool], dtype=np.float32)
-        self.last_stats = RerankStats(candidates=len(pool), after_alpha=len(pool), scored=len(pool))
+        self._local.stats = RerankStats(candidates=len(pool), after_alpha=len(pool), scored=len(pool))
         return self._final(pool, scores, k or self.settings.k)
 
     @staticmethod
