@@ -4,6 +4,7 @@ opens the engine once and closes it after the last request."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -46,6 +47,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         503: "the engine failed or was unreachable",
     }.items()
 }
+
+
+log = logging.getLogger("lsrkit.service")
 
 
 def create_app(settings: ServiceSettings, open_engine: Callable[[ServiceSettings], Engine] = Engine.open) -> FastAPI:
@@ -97,14 +101,17 @@ def create_app(settings: ServiceSettings, open_engine: Callable[[ServiceSettings
         return response
 
     @app.exception_handler(LsrError)
-    async def lsr_error(_: Request, exc: LsrError) -> JSONResponse:
+    async def lsr_error(request: Request, exc: LsrError) -> JSONResponse:
         if isinstance(exc, (InputError, EncoderError)):
             return error_response(400, "invalid_input", str(exc))
         if isinstance(exc, ConfigError):
             return error_response(422, "invalid_request", str(exc))
+        # the engine's and the server's own failures are logged whole; the client learns what it can
+        # do about them (try again), not the server's paths or internals
+        log.warning("%s answered 503: %s: %s", request.url.path, type(exc).__name__, exc)
         if isinstance(exc, BackendError):
-            return error_response(503, "engine_unavailable", str(exc), retry_after=2)
-        return error_response(503, "unavailable", f"{type(exc).__name__}: {exc}", retry_after=2)
+            return error_response(503, "engine_unavailable", "the search engine did not answer; try again", retry_after=2)
+        return error_response(503, "unavailable", "the service cannot answer now; try again", retry_after=2)
 
     @app.get("/healthz", summary="liveness and what is served (no API key needed)")
     async def healthz() -> dict[str, Any]:

@@ -131,11 +131,12 @@ class Outcome:
 
         try:
             await self.app(scope, receive, watched)
-        except Exception as exc:
+        except Exception:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             if not status:
                 status = 503
-                await error_response(503, "internal", f"unexpected {type(exc).__name__}: {exc}", retry_after=1)(scope, receive, send)
+                # what went wrong is in the server's log; the body names no internals
+                await error_response(503, "internal", "unexpected server error (logged); try again", retry_after=1)(scope, receive, send)
         finally:
             route = getattr(scope.get("route"), "path", None) or (scope["path"] if scope["path"] in self.paths else "unmatched")
             self.metrics.observe_request(route, status or 499, time.perf_counter() - started)

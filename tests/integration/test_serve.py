@@ -257,6 +257,8 @@ def test_bad_input_is_answered_4xx_with_a_reason(edge_server):
     for response, status, error in cases:
         assert response.status_code == status, (response.request.url, response.text)
         assert response.json()["error"] == error and response.json()["detail"]
+        # what the client did wrong, never the server's paths or internals
+        assert str(edge_server.log.parent) not in response.text and "/tmp" not in response.text and "Traceback" not in response.text
     assert httpx.get(edge_server.url + "/nowhere").status_code == 404
     assert httpx.get(edge_server.url + "/search").status_code == 405
     # the service still answers
