@@ -80,7 +80,8 @@ class RequestGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await self._drain(receive, self.max_body_bytes * DRAIN_FACTOR - size)
+                if message.get("more_body", False):  # the rest is on its way: drop it (up to the budget) so the client, still sending, sees the 413
+                    await self._drain(receive, self.max_body_bytes * DRAIN_FACTOR - size)
                 await too_large(scope, receive, send)
                 return
             chunks.append(chunk)
@@ -100,6 +101,8 @@ class RequestGuard:
 
     @staticmethod
     async def _drain(receive: Receive, budget: int) -> None:
+        """Reads and drops the rest of a body. Only while more of it is to come: past the last part
+        receive() waits for the client's disconnect, and the client waits for the answer."""
         while budget > 0:
             message = await receive()
             if message["type"] != "http.request" or not message.get("more_body", False):
