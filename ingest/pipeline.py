@@ -32,7 +32,7 @@ from lsrkit.ingest.manifest import encoders_manifest, record_manifest
 from lsrkit.ingest.progress import Progress
 from lsrkit.ingest.retry import RetryPolicy
 from lsrkit.ingest.sources import FieldMapping, Source, SourceFormat, SourceRecord, read_records
-from lsrkit.ingest.statistics import STATISTICS_META, Change, CorpusStatistics, finish_delete, passage_text
+from lsrkit.ingest.statistics import STATISTICS_META, CorpusStatistics, passage_text
 from lsrkit.ingest.validate import Validator
 from lsrkit.ingest.writing import BatchWriter
 from lsrkit.plugin.base import Backend, EncodedRecord
@@ -120,10 +120,9 @@ class IngestPipeline:
         self.ids_path = self.state_dir / "ids.log"
         self.idf_path = self.state_dir / "idf.json"
         self.codec = IndexCodec(backend, spec.name, spec.multivector_representation, enabled=bool(spec.multivector_dim))
-        self.statistics = CorpusStatistics(backend, spec.name, tokenizer, self.state_dir)
+        self.statistics = CorpusStatistics(backend, spec.name, tokenizer)
         self.lease_timeout = lease_timeout
         self._job_key = ""
-        self._pending: Change | None = None
         self._lease: Lease | None = None
         self._batch_writer = BatchWriter(backend, spec.name, self.statistics, policy=policy, retry=retry, check=self._check_lease)
 
@@ -154,8 +153,10 @@ class IngestPipeline:
         self._lease = Lease(self.backend, self.spec.name, job, timeout=self.lease_timeout).acquire()
         try:
             checkpoint = Checkpoint.load(self.checkpoint_path, job) if resume else None
-            # a stopped job's unfinished batch is checked before any of its state is touched
-            self._pending = self._recover(job, next_ordinal=checkpoint.next_ordinal if checkpoint else 0 if resume else None)
+            # what a stopped job (this one, or any other, on any machine) left half done is
+            # finished from the engine's journal before this job writes
+            self.backend.flush(self.spec.name)
+            self.statistics.finish_open()
             if checkpoint is None:
                 checkpoint = Checkpoint(job=job)
                 for path in (self.dead_letter_path, self.ids_path, self.checkpoint_path):
@@ -196,23 +197,6 @@ class IngestPipeline:
             self._lease.check()
 
     # -- internals -----------------------------------------------------------------------------
-    def _recover(self, job: str, *, next_ordinal: int | None) -> Change | None:
-        """A change a stopped job journaled and did not finish: a delete is finished now; this
-        job's own batch is finished when the resumed job (next_ordinal: its checkpoint's) writes
-        it again; any other job must wait for that one to be resumed."""
-        change = self.statistics.pending()
-        if change is None:
-            return None
-        if change.batch < 0:
-            finish_delete(self.backend, self.statistics, change)
-            return None
-        if change.job != job or next_ordinal is None or change.batch != next_ordinal:
-            raise IngestError(
-                f"a job stopped in the middle of a batch of index {self.spec.name!r} ({change.job}, batch at record {change.batch}): "
-                "run that job again with --resume first, so the corpus statistics stay exact"
-            )
-        return change
-
     def _with_text_statistics(self, source: Source, fmt: SourceFormat, mapping: FieldMapping) -> IndexSpec:
         """The spec with what the engine must know before its first write. Qdrant bakes the
         corpus's mean passage length into the BM25 weights it stores: a new index measures it in
@@ -238,7 +222,7 @@ class IngestPipeline:
         return replace(spec, bm25_avg_len=round(total / passages, 2) if passages and total else None)
 
     def _job(self, source: Source) -> str:
-        return self.job_name or job_key(source, self.backend.name, self.spec.name, self.sparse_encoder, self.multivector_encoder)
+        return self.job_name or job_key(source, self.backend.name, self.spec.name, self.sparse_encoder, self.multivector_encoder, self.policy.write_batch)
 
     def _units(self, source: Source, fmt: SourceFormat, validator: Validator, start: int, bar: Progress) -> Iterator[_Unit]:
         unit: _Unit | None = None
@@ -308,6 +292,8 @@ class IngestPipeline:
                 except queue.Full:
                     pass
             writer.join(timeout=60)
+            if writer.is_alive() and self._lease is not None:
+                self._lease.abandon()  # a bulk may still land: the lease expires instead of being given back
             dead.close()
             bar.close()
         checkpoint.done = True
@@ -358,10 +344,7 @@ class IngestPipeline:
 
     def _write_unit(self, unit: _Unit, dead: DeadLetter, stop: threading.Event) -> tuple[int, int]:
         """Write the batch (ingest/writing.py), then apply its change to the statistics."""
-        pending, self._pending = self._pending, None
-        done = self._batch_writer.write(
-            self._job_key, unit.first_ordinal, unit.records, pending=pending if pending is not None and pending.batch == unit.first_ordinal else None, stop=stop
-        )
+        done = self._batch_writer.write(self._job_key, unit.first_ordinal, unit.records, stop=stop)
         for record_id, reason in done.refused.items():
             unit.rejects.append((RecordError(f"engine refused: {reason}", position="write", record_id=record_id), None))
         if not done.complete or stop.is_set():
@@ -403,14 +386,15 @@ def stage_of(error: RecordError) -> str:
     return {"passage": "encode", "write": "write"}.get(error.position, "validate")
 
 
-def job_key(source: Source, backend: str, index: str, sparse: SparseDocumentEncoder, multivector: MultiVectorDocumentEncoder | None) -> str:
-    """What a checkpoint belongs to: the source, the engine, the index and the encoders."""
+def job_key(source: Source, backend: str, index: str, sparse: SparseDocumentEncoder, multivector: MultiVectorDocumentEncoder | None, batch: int) -> str:
+    """What a checkpoint belongs to: the source, the engine, the index, the encoders and the batch
+    size (a Ray checkpoint lists finished blocks by ordinal: a resume must cut them alike)."""
     encoders = f"{sparse.fingerprint}|{multivector.fingerprint if multivector else 'no-multivector'}"
     if isinstance(source, (str, Path)):
         origin = str(Path(source).expanduser().resolve())
     else:  # records in memory: their content names the job (a resume of other records is refused)
         origin = "records:" + hashlib.sha256(json.dumps(list(source), sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return f"{origin}|{backend}|{index}|{encoders}"
+    return f"{origin}|{backend}|{index}|{encoders}|batch={batch}"
 
 
 def load_index_idf(backend: Backend, index: str, vocab: list[str]) -> IdfTable | None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 from tenacity.stop import stop_base
 
 from lsrkit.core.errors import UnavailableError
@@ -30,14 +30,26 @@ def retrying(call: Callable[[], T], policy: RetryPolicy, stop: threading.Event |
     """`call`, tried again while the engine is unavailable, until `policy.seconds` have passed or
     `stop` is set (a stopping job does not wait out its backoff)."""
     event = stop or threading.Event()
+    failed: list[UnavailableError] = []
+
+    def attempt() -> T:
+        if event.is_set() and failed:  # the backoff was cut short by a stop: no further call
+            raise failed[-1]
+        try:
+            return call()
+        except UnavailableError as exc:
+            failed.append(exc)
+            raise
+
     retryer = Retrying(
         retry=retry_if_exception_type(UnavailableError),
-        wait=wait_exponential(multiplier=policy.first_delay, min=policy.first_delay, max=policy.max_delay),
+        # jittered: the workers of one job do not retry in step against a recovering engine
+        wait=wait_exponential_jitter(initial=policy.first_delay, max=policy.max_delay, jitter=policy.first_delay),
         stop=stop_after_delay(policy.seconds) | _StopWhenSet(event),
-        sleep=lambda seconds: None if event.wait(seconds) else None,
+        sleep=lambda seconds: None if event.wait(seconds) else None,  # a stop cuts the backoff short
         reraise=True,
     )
-    return retryer(call)
+    return retryer(attempt)
 
 
 class _StopWhenSet(stop_base):

@@ -3,26 +3,30 @@
 The document frequencies stored with the index (meta "idf") are the one source: every batch that
 adds, replaces or deletes passages changes them by exactly what it took out of the engine and what
 it put in. A crash can fall between the engine write and the statistics update, so each change is
-journaled first (a write-ahead record in the job's state folder) with what the engine held before:
+journaled first, in the engine (meta "journal-<id>", listed in meta "journal-open"), with what the
+engine held before:
 
-1. journal: the batch's documents' stored passages (their token sets), the passages to delete;
+1. journal: the batch's documents, its new passages, the documents' stored passages (their token
+   sets) and the passages to delete;
 2. the engine writes and deletes (idempotent: point ids are derived from passage ids);
 3. the statistics: − what was overwritten or deleted, + what was written, stamped with the
    change's id in the same meta document (so a change is never applied twice);
 4. the journal entry is removed.
 
-A job that stops anywhere and runs again finds the entry and finishes that change from it; with no
-entry, the engine already holds the batch and reading it back gives a change of zero.
+Every job that starts on the index (on any machine: the journal is the engine's) first finishes the
+changes a stopped job left open (`finish_open`): a delete is finished (its deletes are idempotent);
+an ingest batch is rolled forward from what the engine holds now — its new passages that are
+stored count as written (a passage not rewritten still holds its old text: − old + old = 0), the
+old passages no longer stored count as deleted, and nothing more is deleted — so the statistics
+match the stored passages exactly; the stopped job, resumed, writes its batch again as a new
+change.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lsrkit.core.errors import BackendError, CheckpointError
@@ -50,80 +54,79 @@ class Change:
     deletes: list[str] = field(default_factory=list)  # passages the batch removes
     found: list[str] = field(default_factory=list)  # the documents the engine held
     owners: dict[str, str] = field(default_factory=dict)  # passage to delete → its document
+    documents: list[str] = field(default_factory=list)  # the batch's documents
+    keep: list[str] = field(default_factory=list)  # the batch's new passages
 
 
-class FileJournal:
-    """The journal of a job on one machine: its one pending change, in the job's state folder."""
-
-    applied_kept = 1  # changes are applied in order: the last one's id says all
-
-    def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / "statistics-journal.json"
-
-    def pending(self) -> Change | None:
-        if not self.path.is_file():
-            return None
-        try:
-            return Change(**json.loads(self.path.read_text(encoding="utf-8")))
-        except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"statistics journal {self.path} is unreadable: {exc}") from exc
-
-    def get(self, change_id: str) -> Change | None:
-        change = self.pending()
-        return change if change is not None and change.id == change_id else None
-
-    def put(self, change: Change) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(asdict(change), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-
-    def clear(self, change_id: str) -> None:
-        self.path.unlink(missing_ok=True)
+OPEN_META = "journal-open"  # the ids of the changes journaled and not yet applied
 
 
 class EngineJournal:
-    """The journal of a job spread over machines: each change in the engine's meta store, where
-    every worker and the driver find it (Ray ingest)."""
+    """The journal of an index's changes, in the engine's meta store, where every job on every
+    machine finds it. `register`: a put also lists the change as open (the lease holder does;
+    a Ray worker does not: its driver lists its blocks' changes before it hands them out)."""
 
-    applied_kept = 100_000  # blocks finish out of order: every id of the job (the driver clears them at its end)
-
-    def __init__(self, backend: Backend, index: str) -> None:
-        self.backend, self.index = backend, index
-
-    def pending(self) -> Change | None:
-        return None  # changes are found by id, by the block that journaled them
+    def __init__(self, backend: Backend, index: str, *, register: bool = True) -> None:
+        self.backend, self.index, self.register = backend, index, register
 
     def get(self, change_id: str) -> Change | None:
         stored = self.backend.get_meta(self.index, f"journal-{change_id}")
         return Change(**stored) if stored else None
 
     def put(self, change: Change) -> None:
+        if self.register:
+            self.open([change.id])
         self.backend.put_meta(self.index, f"journal-{change.id}", asdict(change))
+
+    def open(self, change_ids: Sequence[str]) -> None:
+        listed = self.listed()
+        if not set(change_ids) <= set(listed):
+            self.backend.put_meta(self.index, OPEN_META, {"ids": [*listed, *(i for i in change_ids if i not in listed)]})
 
     def clear(self, change_id: str) -> None:
         self.backend.put_meta(self.index, f"journal-{change_id}", {})
+        listed = self.listed()
+        if change_id in listed:
+            self.backend.put_meta(self.index, OPEN_META, {"ids": [i for i in listed if i != change_id]})
+
+    def open_changes(self) -> list[Change]:
+        """The changes journaled and not applied (an id listed whose entry was never put: none)."""
+        changes = [self.get(i) for i in self.listed()]
+        return [c for c in changes if c is not None]
+
+    def listed(self) -> list[str]:
+        return list((self.backend.get_meta(self.index, OPEN_META) or {}).get("ids") or [])
 
 
 class CorpusStatistics:
     """The document frequencies of one index and the journal of their changes."""
 
-    def __init__(
-        self, backend: Backend, index: str, tokenizer: TextTokenizer, state_dir: Path | None = None, *, journal: FileJournal | EngineJournal | None = None
-    ) -> None:
+    def __init__(self, backend: Backend, index: str, tokenizer: TextTokenizer, *, journal: EngineJournal | None = None) -> None:
         self.backend = backend
         self.index = index
         self.tokenizer = tokenizer
-        if journal is None and state_dir is None:
-            raise ValueError("CorpusStatistics needs a state_dir or a journal")
-        self.journal = journal or FileJournal(state_dir)  # type: ignore[arg-type]
+        self.journal = journal or EngineJournal(backend, index)
 
     # -- the journal -----------------------------------------------------------------------------
-    def pending(self) -> Change | None:
-        return self.journal.pending()
+    def finish_open(self) -> int:
+        """Finish every change a stopped job left open (see the module's docstring); how many."""
+        changes = self.journal.open_changes()
+        for change in changes:
+            if change.batch < 0:
+                finish_delete(self.backend, self, change)
+            else:
+                self.roll_forward(change)
+        return len(changes)
+
+    def roll_forward(self, change: Change) -> None:
+        """An ingest batch stopped anywhere, finished from what the engine holds now."""
+        self.backend.flush(self.index)
+        held = self.backend.read_documents(self.index, change.documents) if change.documents else []
+        kept, held_ids = set(change.keep), {h.id for h in held}
+        stored = [h for h in held if h.id in kept]
+        # nothing more is deleted; what the stopped job already deleted is gone from the counts
+        change.deletes = [p for p in change.before if p not in held_ids]
+        self.apply(change, dict(zip([h.id for h in stored], self.token_sets(_texts(stored)), strict=True)))
 
     def begin(self, job: str, batch: int, documents: Sequence[str], keep: Iterable[str] = (), *, change_id: str | None = None) -> Change:
         """Journal the change of a batch over these documents: their stored passages, and those of
@@ -138,6 +141,8 @@ class CorpusStatistics:
             deletes=sorted(h.id for h in stored if h.id not in kept),
             found=sorted({str(h.metadata.get("doc_id", h.id)) for h in stored}),
             owners={h.id: str(h.metadata.get("doc_id", h.id)) for h in stored if h.id not in kept},
+            documents=list(documents),
+            keep=sorted(kept),
         )
         self.journal.put(change)
         return change
@@ -146,6 +151,7 @@ class CorpusStatistics:
         """Step 3 and 4: the engine holds the batch; `written` maps the passages it wrote to their
         token sets. A change already stamped on the statistics is not applied again; the table is
         replaced only over the version it was computed from (a concurrent change re-reads it)."""
+        still_open = set(self.journal.listed())
         for _ in range(100):
             stored = self.backend.get_meta(self.index, STATISTICS_META) or {}
             applied = list(stored.get("applied") or [])
@@ -157,7 +163,9 @@ class CorpusStatistics:
             counter.add(written.values())
             if counter.n_docs < 0 or (counter.doc_freq < 0).any():
                 raise CheckpointError(f"the corpus statistics of index {self.index!r} do not match its passages (built by another release?): ingest it afresh")
-            applied = [*applied, change.id][-self.journal.applied_kept :]
+            # an id matters only while its journal entry may still be found open (a crash between
+            # this write and the entry's removal): ids of cleared changes are dropped
+            applied = [*(i for i in applied if i in still_open), change.id]
             fresh = {**counter.state(), "applied": applied, "version": int(stored.get("version", 0)) + 1}
             if self.backend.swap_meta(self.index, STATISTICS_META, stored or None, fresh):
                 break
@@ -189,11 +197,7 @@ def delete_documents(backend: Backend, index: str, doc_ids: Iterable[str], stati
     """Remove documents, their passages and vectors, and their share of the statistics; a delete
     stopped anywhere and run again ends as one that was not (its journal entry is finished first)."""
     backend.flush(index)  # what was written last is searchable, so it is found
-    pending = statistics.pending()
-    if pending is not None:
-        if pending.batch >= 0:
-            raise CheckpointError(f"an ingest job stopped in the middle of a batch of index {index!r} ({pending.job}): run it again with --resume first")
-        finish_delete(backend, statistics, pending)
+    statistics.finish_open()
     wanted = list(dict.fromkeys(doc_ids))
     summary = DeleteSummary()
     for start in range(0, len(wanted), batch):

@@ -4,7 +4,9 @@
 2. bulk-write its passages, each bulk retried while the engine is unavailable (ingest/retry.py):
    an engine that stays down, overloaded or blocked past the policy stops the job, never a record;
 3. delete the old passages its documents no longer have — except a document any of whose new
-   passages the engine refused: it keeps its old passages, so it is never left truncated.
+   passages the engine refused: it keeps the old passages its written ones did not replace (the
+   refused ones are dead-lettered with the engine's reason), so an update the engine took only
+   in part never removes what it could not replace.
 
 Who applies the change to the statistics differs: the local job at once, a Ray driver when the
 worker's block comes back.
@@ -58,15 +60,14 @@ class BatchWriter:
         batch: int,
         records: Sequence[EncodedRecord],
         *,
-        pending: Change | None = None,
         change_id: str | None = None,
         stop: threading.Event | None = None,
     ) -> WrittenBatch:
-        """`pending`: the change a stopped run journaled for this batch (finished, not begun
-        again); `change_id`: a deterministic id (a Ray block's), whose journal entry is reused."""
+        """`change_id`: a deterministic id (a Ray block's in one run of its job), whose journal
+        entry a retry of the block reuses."""
         stop = stop or threading.Event()
         self.check()
-        change = pending or (self.statistics.journal.get(change_id) if change_id else None)
+        change = self.statistics.journal.get(change_id) if change_id else None
         if change is None:
             documents = sorted({r.doc_id for r in records})  # a document whose every passage was refused keeps its old ones
             change = self.statistics.begin(job, batch, documents, keep=[r.id for r in records], change_id=change_id)
@@ -98,6 +99,7 @@ class BatchWriter:
         attempts = [0]
 
         def write() -> WriteResult:
+            self.check()  # a job whose lease lapsed while it retried writes nothing more
             attempts[0] += 1
             return self.backend.write(self.index, bulk)
 

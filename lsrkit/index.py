@@ -213,7 +213,7 @@ class Index:
         self._forget_queries()  # the IDF table and the codec were (re)written
         return summary
 
-    def delete(self, doc_ids: Iterable[str], *, state_dir: Path | None = None, lease_timeout: float = DEFAULT_LEASE_SECONDS) -> DeleteSummary:
+    def delete(self, doc_ids: Iterable[str], *, lease_timeout: float = DEFAULT_LEASE_SECONDS) -> DeleteSummary:
         """Remove documents: their passages, token vectors and share of the corpus statistics
         (refused with IndexBusyError while another job writes the index)."""
         from lsrkit.encoders.registry import resolve
@@ -221,7 +221,7 @@ class Index:
 
         resolved = resolve(self.models.sparse, "sparse")  # the tokenizer is all a delete needs of the model
         tokenizer = TextTokenizer(resolved.directory, resolved.spec.max_length)
-        statistics = CorpusStatistics(self.backend, self.name, tokenizer, state_dir or self.data_dir / "state" / self.name)
+        statistics = CorpusStatistics(self.backend, self.name, tokenizer)
         with Lease(self.backend, self.name, "delete", timeout=lease_timeout):
             summary = delete_documents(self.backend, self.name, doc_ids, statistics)
         self._idf_version, self._idf_checked = None, 0.0  # re-read at the next search

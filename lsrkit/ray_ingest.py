@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,32 +61,37 @@ class RayCheckpoint(JobState):
     finished: bool = False
 
 
-def change_id(job: str, block: int) -> str:
-    """The id of a block's change: the same when the block is retried or the job resumed."""
-    return hashlib.sha256(f"{job}|{block}".encode()).hexdigest()[:32]
+def change_id(run: str, block: int) -> str:
+    """The id of a block's change in one run of the driver: the same when Ray retries the block
+    (its journal entry is reused); a run after a stopped one finishes the stopped run's open
+    changes from the engine first, then writes its blocks under ids of its own."""
+    return hashlib.sha256(f"{run}|{block}".encode()).hexdigest()[:32]
 
 
 class BlockWriter:
     """A Ray actor: the encoders loaded once; each block chunked, encoded and written."""
 
     def __init__(
-        self, options: dict[str, Any], index: str, models: dict[str, Any], job: str, codec: dict[str, Any], threads: int, policy: dict[str, Any]
+        self, options: dict[str, Any], index: str, models: dict[str, Any], job: str, run: str, codec: dict[str, Any], threads: int, policy: dict[str, Any]
     ) -> None:
         self.backend = open_backend(BackendOptions(**{**options, "data_dir": Path(options["data_dir"])}), sparse_model=models["sparse"])
         # onnxruntime's threads: the actor's share of the machine, not a thread per core in every actor
         sparse, multivector = document_encoders(ModelChoice(**models), threads=threads)
         self.encoder = BatchEncoder(sparse, multivector, Chunker(sparse.model.tokenizer.tokenizer))
-        statistics = CorpusStatistics(self.backend, index, sparse.model.tokenizer, journal=EngineJournal(self.backend, index))
+        # the driver lists each block's change as open before it hands the block out
+        statistics = CorpusStatistics(self.backend, index, sparse.model.tokenizer, journal=EngineJournal(self.backend, index, register=False))
         self.writer = BatchWriter(self.backend, index, statistics, policy=BatchPolicy(**policy["batch"]), retry=RetryPolicy(**policy["retry"]))
         self.codec = IndexCodec(self.backend, index, codec["representation"], enabled=multivector is not None)
-        self.first_block: int | None = codec["first_block"]  # a new index's codec is calibrated on it alone
-        self.job = job
+        # a new index's codec is calibrated on the job's first block alone (ordinal 0: blocks
+        # start at their first record, rejected ones included), as the local job's first batch
+        self.first_block: int | None = codec["first_block"]
+        self.job, self.run = job, run
 
     def block(self, block: int, documents: list[Document]) -> dict[str, Any]:
         records, rejects = self.encoder.encode(
             documents, lambda multi: self.codec.for_batch(multi, calibrate=block == self.first_block, wait_seconds=CODEC_WAIT_SECONDS)
         )
-        done = self.writer.write(self.job, block, records, change_id=change_id(self.job, block))
+        done = self.writer.write(self.job, block, records, change_id=change_id(self.run, block))
         return {
             "block": block,
             "change": asdict(done.change),
@@ -150,9 +156,9 @@ def ingest_on_ray(
     local = IngestPipeline(
         index.backend, index._spec(multivector), sparse, sparse.model.tokenizer, multivector_encoder=multivector, state_dir=state_dir, progress=False
     )
-    job = "ray|" + job_key(source, index.backend.name, index.name, sparse, multivector)
+    job = "ray|" + job_key(source, index.backend.name, index.name, sparse, multivector, policy.write_batch)
     local.prepare(source, fmt, mapping)
-    with Lease(index.backend, index.name, job, timeout=lease_timeout):
+    with Lease(index.backend, index.name, job, timeout=lease_timeout) as lease:
         checkpoint_path = state_dir / "ray-checkpoint.json"
         dead_path = state_dir / "dead-letter.jsonl"
         checkpoint = RayCheckpoint.load(checkpoint_path, job) if resume else None
@@ -160,9 +166,9 @@ def ingest_on_ray(
             checkpoint = RayCheckpoint(job)
             dead_path.unlink(missing_ok=True)
         DeadLetter.truncate(dead_path, checkpoint.dead_letter_bytes)
-        if local.statistics.pending() is not None:
-            raise ConfigError(f"a local job on index {index.name!r} stopped in the middle of a batch: run it again (with --resume) first")
-        statistics = CorpusStatistics(index.backend, index.name, sparse.model.tokenizer, journal=EngineJournal(index.backend, index.name))
+        statistics = CorpusStatistics(index.backend, index.name, sparse.model.tokenizer)
+        index.backend.flush(index.name)
+        statistics.finish_open()  # what a stopped job (local or Ray, any machine) left half done
         read = 0
         if not checkpoint.finished:
             blocks = _blocks(source, fmt, mapping, policy.write_batch)
@@ -172,11 +178,12 @@ def ingest_on_ray(
                 "index": index.name,
                 "models": asdict(index.models),
                 "job": job,
-                "codec": {"representation": local.spec.multivector_representation, "first_block": None if stored else _first_block(source, fmt, mapping)},
+                "run": uuid.uuid4().hex,
+                "codec": {"representation": local.spec.multivector_representation, "first_block": None if stored else 0},
                 "threads": max(1, (os.cpu_count() or 1) // workers) if address is None else 0,
                 "policy": {"batch": asdict(policy), "retry": asdict(retry)},
             }
-            read = _run_blocks(blocks, actor, workers, address, checkpoint, checkpoint_path, dead_path, statistics, progress)
+            read = _run_blocks(blocks, actor, workers, address, checkpoint, checkpoint_path, dead_path, statistics, lease, progress)
         _finish(index, statistics, local)
         checkpoint.finished = True
         checkpoint.save(checkpoint_path)
@@ -200,6 +207,7 @@ def _run_blocks(
     checkpoint_path: Path,
     dead_path: Path,
     statistics: CorpusStatistics,
+    lease: Lease,
     progress: bool | None,
 ) -> int:
     """Stream the blocks through a pool of actors; returns how many source records were read."""
@@ -210,7 +218,8 @@ def _run_blocks(
     if started_ray:
         ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=BLOCK_RETRIES)(BlockWriter)
-    pool = ActorPool([remote.remote(**actor) for _ in range(workers)])  # type: ignore[attr-defined]
+    actors: list[Any] = [remote.remote(**actor) for _ in range(workers)]  # type: ignore[attr-defined]
+    pool = ActorPool(actors)
     finished, in_flight, read = set(checkpoint.done), dict[int, _Block](), 0
     dead = DeadLetter(dead_path)
     bar = Progress(None, initial=0, enabled=progress)
@@ -220,21 +229,32 @@ def _run_blocks(
             if block.ordinal in finished:
                 continue
             while len(in_flight) >= 2 * workers:
-                _take(pool, in_flight, checkpoint, checkpoint_path, dead, statistics, bar)
+                _take(pool, in_flight, checkpoint, checkpoint_path, dead, statistics, bar, lease)
+            lease.check()  # a driver whose lease was taken over hands out no more blocks
+            statistics.journal.open([change_id(actor["run"], block.ordinal)])
             in_flight[block.ordinal] = block
             pool.submit(lambda a, b: a.block.remote(b.ordinal, b.documents), block)
         while in_flight:
-            _take(pool, in_flight, checkpoint, checkpoint_path, dead, statistics, bar)
+            _take(pool, in_flight, checkpoint, checkpoint_path, dead, statistics, bar, lease)
     finally:
         dead.close()
         bar.close()
+        for handle in actors:  # none writes on once the driver stops (and gives back the lease)
+            ray.kill(handle)
         if started_ray:
             ray.shutdown()  # a cluster this job started ends with it
     return read
 
 
 def _take(
-    pool: Any, in_flight: dict[int, _Block], checkpoint: RayCheckpoint, checkpoint_path: Path, dead: DeadLetter, statistics: CorpusStatistics, bar: Progress
+    pool: Any,
+    in_flight: dict[int, _Block],
+    checkpoint: RayCheckpoint,
+    checkpoint_path: Path,
+    dead: DeadLetter,
+    statistics: CorpusStatistics,
+    bar: Progress,
+    lease: Lease,
 ) -> None:
     """One finished block: its change applied to the statistics, its dead letters, the checkpoint."""
     import ray
@@ -247,6 +267,7 @@ def _take(
         cause = exc.cause if isinstance(exc.cause, LsrError) else None
         raise cause or IngestError(f"a Ray worker failed: {exc}") from exc
     block = in_flight.pop(int(result["block"]))
+    lease.check()
     statistics.apply(Change(**result["change"]), result["written"])
     for error, raw in block.rejects:
         dead.add(position=error.position, reason=error.reason, record_id=error.record_id, raw=raw, stage=stage_of(error))
@@ -259,13 +280,6 @@ def _take(
     checkpoint.dead_letter_bytes = dead.size()
     checkpoint.save(checkpoint_path)
     bar.advance(1)
-
-
-def _first_block(source: Source, fmt: SourceFormat, mapping: FieldMapping) -> int | None:
-    """The ordinal of the job's first block: a new index's codec is calibrated on it, as the local
-    job calibrates on its first batch."""
-    first = next(_blocks(source, fmt, mapping, 1), None)
-    return first.ordinal if first is not None else None
 
 
 def _finish(index: Index, statistics: CorpusStatistics, local: IngestPipeline) -> None:

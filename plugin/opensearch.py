@@ -222,9 +222,10 @@ class OpenSearchBackend:
         the cluster rejected as overloaded (429) retried by the helper alone, with capped
         exponential backoff. Items refused for what they are (400 mapping, 413 size) are the
         result's `failed`; any item that failed for the engine's sake (429 past the helper's
-        retries, 5xx, a write block's 403, a missing index) fails the whole bulk as a request that
-        failed (node down, timeout) does: UnavailableError, the caller's to retry (the ingest job
-        does; what the bulk wrote is written again under the same ids)."""
+        retries, 5xx, a write block's 403, a closed index) fails the whole bulk as a request that
+        failed (node down, timeout) does — UnavailableError, the caller's to retry (the ingest job
+        does; what the bulk wrote is written again under the same ids) — or, for a missing index
+        or refused credentials, with the error that says so (status_error)."""
         result = WriteResult()
         engine_errors: list[tuple[int, str]] = []
         try:
@@ -248,7 +249,7 @@ class OpenSearchBackend:
                     reason = error.get("reason", error) if isinstance(error, dict) else error
                     kind = error.get("type", "") if isinstance(error, dict) else ""
                     status = int(info.get("status") or 0)
-                    if status in RECORD_STATUSES:
+                    if status in RECORD_STATUSES and kind not in ENGINE_STATE_TYPES:
                         result.failed[str(info.get("_id"))] = f"HTTP {status} {kind}: {reason}"
                     else:
                         engine_errors.append((status, f"{kind}: {reason}"))
@@ -256,7 +257,7 @@ class OpenSearchBackend:
             raise UnavailableError(f"opensearch: bulk to {index!r}: cluster unreachable ({type(exc).__name__})") from exc
         except TransportError as exc:
             raise status_error("bulk", index, exc.status_code if isinstance(exc.status_code, int) else 0, exc.error) from exc
-        return _refused_for_what_they_are(index, result, engine_errors)
+        return _raise_engine_errors(index, result, engine_errors)
 
     # -- reads ---------------------------------------------------------------------------------
     def retrieve(self, index: str, request: Retrieval) -> Retrieved:
@@ -419,20 +420,27 @@ class OpenSearchBackend:
 
 
 RECORD_STATUSES = (400, 413)  # a bulk item refused for what it is (mapping, size): the record's fault
+# 400s that say the index's state, not the record's: a closed index, a block
+ENGINE_STATE_TYPES = frozenset({"index_closed_exception", "cluster_block_exception", "index_not_found_exception"})
 
 
 def status_error(what: str, target: str, status: int, reason: Any) -> BackendError:
     """The one translation of an OpenSearch status: 404 a missing index; 400 and 413 a request the
-    engine refuses for what it is (BackendError, not worth another try); anything else — 429,
-    5xx, a write block's 403 — the engine's state, worth another try (UnavailableError)."""
+    engine refuses for what it is, 401 and a security 403 credentials it refuses, 409 a conflict
+    (BackendError: not worth another try); anything else — 429, 5xx, a write block's 403, a closed
+    index — the engine's state, worth another try (UnavailableError)."""
+    text = str(reason)
     if status == 404:
         return IndexMissingError(f"opensearch: index {target!r} does not exist ({what})")
-    if status in RECORD_STATUSES or status == 401 or status == 409:
+    if any(kind in text for kind in ENGINE_STATE_TYPES):
+        return UnavailableError(f"opensearch: {what} on {target!r}: HTTP {status} {reason}")
+    if status in (*RECORD_STATUSES, 401, 409) or (status == 403 and "security_exception" in text):
         return BackendError(f"opensearch: {what} on {target!r} refused: HTTP {status} {reason}")
     return UnavailableError(f"opensearch: {what} on {target!r}: HTTP {status} {reason}")
 
 
-def _refused_for_what_they_are(index: str, result: WriteResult, engine_errors: list[tuple[int, str]]) -> WriteResult:
+def _raise_engine_errors(index: str, result: WriteResult, engine_errors: list[tuple[int, str]]) -> WriteResult:
+    """The bulk's result, unless an item failed for the engine's sake: then the bulk fails."""
     if engine_errors:
         status, reason = engine_errors[0]
         raise status_error("bulk", index, status, f"{reason} ({len(engine_errors)} of the bulk's items)")

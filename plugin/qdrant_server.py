@@ -147,6 +147,9 @@ class QdrantBackend(QdrantReads):
                     raise
                 except BackendError as exc:
                     result.failed[record_id] = str(exc)
+            if len(points) > 1 and len(result.failed) >= len(points) and len(set(result.failed.values())) == 1:
+                # every point refused alike: the collection or the server is wrong, not the records
+                raise BackendError(f"qdrant: every point of a bulk to {index!r} refused alike: {next(iter(result.failed.values()))}") from None
         return result
 
     def flush(self, index: str) -> None:

@@ -69,7 +69,18 @@ def test_a_held_lease_refuses_a_second_job_naming_the_holder(backend, index):
 
 
 def test_a_lease_that_stopped_renewing_elsewhere_is_taken_over_after_its_timeout(backend, index):
-    stopped = {"token": "t0", "job": "dead-job", "host": "another-machine", "boot": "b", "pid": 1, "since": time.time(), "renewed": time.time(), "timeout": 1.5}
+    now = int(time.time() * 1000)
+    stopped = {
+        "token": "t0",
+        "job": "dead-job",
+        "host": "another-machine",
+        "boot": "b",
+        "pidns": "p",
+        "pid": 1,
+        "since": now,
+        "renewed": now,
+        "timeout_ms": 1500,
+    }
     assert backend.swap_meta(index, LEASE_META, None, stopped)
     with pytest.raises(IndexBusyError, match="dead-job"):
         Lease(backend, index, "new-job").acquire()
@@ -81,7 +92,8 @@ def test_a_lease_that_stopped_renewing_elsewhere_is_taken_over_after_its_timeout
 def test_a_holder_whose_process_is_gone_on_this_machine_is_taken_over_at_once(backend, index):
     from lsrkit.ingest.lease import _machine
 
-    gone = {"token": "t0", "job": "killed-job", **_machine(), "pid": 2**22 + 17, "since": time.time(), "renewed": time.time(), "timeout": 600}
+    now = int(time.time() * 1000)
+    gone = {"token": "t0", "job": "killed-job", **_machine(), "pid": 2**22 + 17, "since": now, "renewed": now, "timeout_ms": 600_000}
     assert gone["host"] == socket.gethostname()
     assert backend.swap_meta(index, LEASE_META, None, gone)
     with Lease(backend, index, "resumed-job"):
@@ -89,14 +101,25 @@ def test_a_holder_whose_process_is_gone_on_this_machine_is_taken_over_at_once(ba
 
 
 def test_a_holder_whose_lease_was_taken_over_stops_before_its_next_write(backend, index):
-    lease = Lease(backend, index, "slow-job", timeout=0.4)
+    lease = Lease(backend, index, "slow-job", timeout=2.0)  # renewed every 0.5 s
     lease.acquire()
     try:
-        taken = {**backend.get_meta(index, LEASE_META), "token": "other", "job": "other-job"}
-        assert backend.swap_meta(index, LEASE_META, backend.get_meta(index, LEASE_META), taken)
-        time.sleep(0.5)  # the renewer finds it changed
+        held = backend.get_meta(index, LEASE_META)
+        assert backend.swap_meta(index, LEASE_META, held, {**held, "token": "other", "job": "other-job"})
+        time.sleep(1.2)  # the renewer finds it changed
         with pytest.raises(LeaseLostError, match="other-job"):
             lease.check()
     finally:
         lease.release()
     assert backend.get_meta(index, LEASE_META)["job"] == "other-job"  # a lost lease is not given back
+
+
+def test_a_holder_that_cannot_renew_stops_before_another_job_may_take_over(backend, index):
+    lease = Lease(backend, index, "cut-off-job", timeout=1.0)
+    lease.acquire()
+    try:
+        lease._renewed -= 0.6  # as if no renewal had reached the engine for 0.6 s (more than half the timeout)
+        with pytest.raises(LeaseLostError, match="not renewed"):
+            lease.check()
+    finally:
+        lease.release()

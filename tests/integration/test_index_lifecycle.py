@@ -28,14 +28,14 @@ class Crash(Exception):
 
 
 class Crashing:
-    """The backend, dying at its n-th write, delete or put_meta."""
+    """The backend, dying at its n-th write, delete or put_meta (or only the calls named `only`)."""
 
-    def __init__(self, backend: Any, at: int, after: bool) -> None:
-        self._backend, self._left, self._after = backend, at, after
+    def __init__(self, backend: Any, at: int, after: bool, only: str | None = None) -> None:
+        self._backend, self._left, self._after, self._only = backend, at, after, only
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._backend, name)
-        if name not in ("write", "delete", "put_meta"):
+        if name not in ("write", "delete", "put_meta") or (self._only is not None and name != self._only):
             return attribute
 
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -233,3 +233,32 @@ def test_crashes_of_an_update_and_a_delete_on_opensearch(opensearch_url, sparse_
             _run_lifecycle(lambda name: Index(name, backend=backend, data_dir=root, encoders=(sparse_encoder, mv_encoder)), mini_docs, ops, crash)
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize("stop_after", ["write", "delete"])
+def test_a_batch_left_half_done_is_finished_by_the_next_job_on_another_machine(stop_after, sparse_encoder, mv_encoder, mini_docs, tmp_path):
+    """An update job dies after its batch's write (or its deletes), never to be resumed; a job on
+    another machine (another state folder) then ingests other documents: it finishes the stopped
+    batch from the engine's journal first, so the statistics count exactly the passages stored."""
+    from lsrkit.encoders.idf import DocFreqCounter
+    from lsrkit.ingest.statistics import passage_text
+    from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
+
+    texts = _texts(mini_docs)
+    backend = QdrantEdgeBackend(tmp_path / "edge")
+    here = Index("t", backend=backend, data_dir=tmp_path / "here", encoders=(sparse_encoder, mv_encoder))
+    here.ingest([texts["a"]["long"], texts["b"]["short"]], progress=False)
+    here.backend = Crashing(backend, 1, after=True, only=stop_after)
+    with pytest.raises(Crash):
+        here.ingest([texts["a"]["short"], texts["c"]["long"]], progress=False)
+    here.backend = backend
+    assert backend.get_meta("t", "journal-open")["ids"]  # the stopped batch is open in the engine
+    elsewhere = Index("t", backend=backend, data_dir=tmp_path / "elsewhere", encoders=(sparse_encoder, mv_encoder))
+    elsewhere.ingest([texts["d"]["short"]], progress=False)
+    stored = backend.read_documents("t", DOCS)
+    fresh = DocFreqCounter(len(sparse_encoder.vocab))
+    fresh.add(sparse_encoder.model.tokenizer.token_ids([passage_text(h.title, h.text) for h in stored], add_special_tokens=False))
+    stats = backend.get_meta("t", "idf")
+    assert {k: stats[k] for k in ("n_docs", "ids", "counts")} == fresh.state()
+    assert backend.get_meta("t", "journal-open")["ids"] == []
+    backend.close()
