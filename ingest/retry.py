@@ -44,7 +44,7 @@ def retrying(call: Callable[[], T], policy: RetryPolicy, stop: threading.Event |
     retryer = Retrying(
         retry=retry_if_exception_type(UnavailableError),
         # jittered: the workers of one job do not retry in step against a recovering engine
-        wait=wait_exponential_jitter(initial=policy.first_delay, max=policy.max_delay, jitter=policy.first_delay),
+        wait=wait_exponential_jitter(multiplier=policy.first_delay, max=policy.max_delay, jitter=policy.first_delay),
         stop=stop_after_delay(policy.seconds) | _StopWhenSet(event),
         sleep=lambda seconds: None if event.wait(seconds) else None,  # a stop cuts the backoff short
         reraise=True,

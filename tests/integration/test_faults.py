@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.models, pytest.mark.slow]
 def _assert_intact(outcome: faults.Outcome) -> None:
     assert outcome.records_indexed == outcome.records_valid, outcome
     assert outcome.duplicates == 0 and outcome.lost == 0, outcome
+    assert outcome.stale == 0 and outcome.wrongly_dead_lettered == 0, outcome
 
 
 def test_malformed_records_are_dead_lettered_and_the_rest_indexed(scifact_dir, tmp_path):
@@ -54,7 +55,7 @@ def test_opensearch_killed_mid_ingest_restarted_and_resumed(scifact_dir, tmp_pat
 
 def test_update_and_delete_with_the_node_killed_leave_nothing_stale_lost_or_counted_twice(scifact_dir, tmp_path, fault_node):
     outcome = faults.update_delete_killed(scifact_dir, tmp_path, fault_node, n=120)
-    assert (outcome.duplicates, outcome.lost, outcome.notes["stale"]) == (0, 0, 0), outcome
+    assert (outcome.duplicates, outcome.lost, outcome.stale, outcome.wrongly_dead_lettered) == (0, 0, 0, 0), outcome
     assert outcome.records_indexed == outcome.records_valid
     assert outcome.notes["statistics_exact"], outcome
     assert outcome.notes["update_exit_code_while_down"] != 0 and outcome.notes["delete_rerun_exit_code"] == 0
