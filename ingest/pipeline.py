@@ -149,7 +149,7 @@ class IngestPipeline:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         job = self._job(source)
         self._ensure_index(source, fmt, mapping)
-        # one writer per index: taken before this job touches the index or its state folder
+        # one writer per index: taken before this job writes to the index or touches its state folder
         self._lease = Lease(self.backend, self.spec.name, job, timeout=self.lease_timeout).acquire()
         try:
             checkpoint = Checkpoint.load(self.checkpoint_path, job) if resume else None
