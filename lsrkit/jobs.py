@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lsrkit.core.config import BatchPolicy
 from lsrkit.core.errors import LsrError
 from lsrkit.index import Index
 from lsrkit.ingest import Checkpoint, IngestSummary
@@ -22,7 +23,7 @@ def is_ingested(index: Index, source: Source) -> bool:
     encoders) exists, the index has points and stores its token vectors as the index asks."""
     try:
         sparse, multivector = index.document_encoders()
-        job = job_key(source, index.backend.name, index.name, sparse, multivector)
+        job = job_key(source, index.backend.name, index.name, sparse, multivector, BatchPolicy().write_batch)  # ensure_ingested's batches
         checkpoint = Checkpoint.load(state_dir(index) / "checkpoint.json", job)
         if checkpoint is None or not checkpoint.done or index.count() == 0:
             return False
