@@ -153,8 +153,8 @@ class IngestPipeline:
         self._lease = Lease(self.backend, self.spec.name, job, timeout=self.lease_timeout).acquire()
         try:
             checkpoint = Checkpoint.load(self.checkpoint_path, job) if resume else None
-            # what a stopped job (this one, or any other, on any machine) left half done is
-            # finished from the engine's journal before this job writes
+            # what a stopped job (this one, or any other, on any machine) left half done is made
+            # searchable, then finished from the engine's journal before this job writes
             self.backend.flush(self.spec.name)
             self.statistics.finish_open()
             if checkpoint is None:
@@ -168,7 +168,6 @@ class IngestPipeline:
             self._record_encoders()
             seen = set(self.ids_path.read_text(encoding="utf-8").split("\n")) - {""} if self.ids_path.exists() else set()
             validator = Validator(mapping, seen=seen)
-            self.backend.flush(self.spec.name)  # what a stopped run wrote is read back as searchable
             self._job_key = job
             if not checkpoint.done:
                 yield from self._stream(source, fmt, validator, checkpoint)

@@ -84,12 +84,12 @@ class BlockWriter:
         self.codec = IndexCodec(self.backend, index, codec["representation"], enabled=multivector is not None)
         # a new index's codec is calibrated on the job's first block alone (ordinal 0: blocks
         # start at their first record, rejected ones included), as the local job's first batch
-        self.first_block: int | None = codec["first_block"]
+        self.calibrates_first_block: bool = codec["new"]
         self.job, self.run = job, run
 
     def block(self, block: int, documents: list[Document]) -> dict[str, Any]:
         records, rejects = self.encoder.encode(
-            documents, lambda multi: self.codec.for_batch(multi, calibrate=block == self.first_block, wait_seconds=CODEC_WAIT_SECONDS)
+            documents, lambda multi: self.codec.for_batch(multi, calibrate=self.calibrates_first_block and block == 0, wait_seconds=CODEC_WAIT_SECONDS)
         )
         done = self.writer.write(self.job, block, records, change_id=change_id(self.run, block))
         return {
@@ -179,7 +179,7 @@ def ingest_on_ray(
                 "models": asdict(index.models),
                 "job": job,
                 "run": uuid.uuid4().hex,
-                "codec": {"representation": local.spec.multivector_representation, "first_block": None if stored else 0},
+                "codec": {"representation": local.spec.multivector_representation, "new": stored is None},
                 "threads": max(1, (os.cpu_count() or 1) // workers) if address is None else 0,
                 "policy": {"batch": asdict(policy), "retry": asdict(retry)},
             }
