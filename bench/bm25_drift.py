@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from lsrkit.bench.common import DEFAULT_DATASET, machine
+from lsrkit.bench.common import machine
 
 FACTORS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)
 
 
-def run(*, dataset: Path = DEFAULT_DATASET, split: str = "test", factors: tuple[float, ...] = FACTORS) -> dict[str, Any]:
+def run(*, dataset: Path, split: str = "test", factors: tuple[float, ...] = FACTORS) -> dict[str, Any]:
     from scipy.sparse import csr_matrix
 
     from lsrkit.core import Document, IndexSpec

@@ -9,8 +9,6 @@ import platform
 from pathlib import Path
 from typing import Any
 
-DEFAULT_DATASET = Path("../shared/datasets/scifact")
-
 
 def passages(dataset: Path, n: int) -> list[str]:
     """The first n documents of a BEIR corpus as 'title text' strings (the packaged subset when

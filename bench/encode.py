@@ -7,7 +7,6 @@ the same passages in one run; peak RSS per batch size is measured in fresh subpr
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lsrkit.bench.common import DEFAULT_DATASET, machine
+from lsrkit.bench.common import machine
 
 
 def _torch_eager(texts: list[str], batch_size: int = 8) -> tuple[float, list[np.ndarray]]:
@@ -69,7 +68,7 @@ def peak_rss_mb(quantize: str, batch_size: int, n: int, dataset: Path) -> float:
     return round(float(out.stdout.strip().splitlines()[-1]), 1)
 
 
-def run(*, passages: int = 200, dataset: Path = DEFAULT_DATASET, batch_sizes: list[int] | None = None) -> dict[str, Any]:
+def run(*, passages: int = 200, dataset: Path, batch_sizes: list[int] | None = None) -> dict[str, Any]:
     n = passages
     texts = _load(dataset, n)
     torch_s, torch_vectors = _torch_eager(texts)
@@ -106,6 +105,3 @@ def _load(dataset: Path, n: int) -> list[str]:
 
     return load_passages(dataset, n)
 
-
-if __name__ == "__main__":
-    print(json.dumps(run(passages=int(sys.argv[1]) if len(sys.argv) > 1 else 200)))

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsrkit.bench.common import DEFAULT_DATASET, machine
+from lsrkit.bench.common import machine
 
 RUNNER = Path(__file__).resolve().parents[1] / "docker" / "opensearch-local.sh"
 
@@ -603,7 +603,7 @@ SCENARIOS = (
 )
 
 
-def run(*, dataset: Path = DEFAULT_DATASET, port: int = 9280, scenarios: list[str] | None = None) -> dict[str, Any]:
+def run(*, dataset: Path, port: int = 9280, scenarios: list[str] | None = None) -> dict[str, Any]:
     wanted = scenarios or list(SCENARIOS)
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="lsrkit-faults-") as tmp:

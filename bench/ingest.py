@@ -9,14 +9,12 @@ ratio should stay close to 1.
 
 from __future__ import annotations
 
-import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from lsrkit.bench.common import DEFAULT_DATASET, machine
+from lsrkit.bench.common import machine
 
 
 def _corpus(dataset: Path, n: int, target: Path) -> Path:
@@ -32,7 +30,7 @@ def _corpus(dataset: Path, n: int, target: Path) -> Path:
     return target
 
 
-def run(*, documents: int = 200, dataset: Path = DEFAULT_DATASET) -> dict[str, Any]:
+def run(*, documents: int = 200, dataset: Path) -> dict[str, Any]:
     from lsrkit.core import BatchPolicy, Document, MultiVector
     from lsrkit.factory import ModelChoice, multivector_encoder, sparse_doc_encoder
     from lsrkit.index import Index
@@ -78,23 +76,24 @@ def run(*, documents: int = 200, dataset: Path = DEFAULT_DATASET) -> dict[str, A
     }
 
 
-def run_ray(*, documents: int = 300, dataset: Path = DEFAULT_DATASET, workers: list[int] = [1, 2], url: str | None = None) -> dict[str, Any]:  # noqa: B006
+def run_ray(*, documents: int = 300, dataset: Path, workers: list[int] = [1, 2], url: str | None = None) -> dict[str, Any]:  # noqa: B006
     """docs/s of the local pipeline and of Ray with each worker count, into the same OpenSearch,
     on the same documents, in one run (each into a fresh index, dropped after)."""
     import os
 
+    from lsrkit.factory import BackendOptions
     from lsrkit.index import Index
 
     url = url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
     result: dict[str, Any] = {"documents": documents, "backend": "opensearch", "ray_dps": {}, "ray_seconds": {}}
     with tempfile.TemporaryDirectory(prefix="lsrkit-bench-ray-") as tmp:
         source = _corpus(dataset, documents, Path(tmp) / "corpus.jsonl")
-        for engine, count in [("local", 1), *(("ray", n) for n in workers)]:
-            with Index(f"bench-ingest-{engine}-{count}", backend="opensearch", url=url, data_dir=Path(tmp) / f"{engine}-{count}") as target:
+        for runner, count in [("local", 1), *(("ray", n) for n in workers)]:
+            with Index(f"bench-ingest-{runner}-{count}", backend=BackendOptions("opensearch", data_dir=Path(tmp) / f"{runner}-{count}", url=url)) as target:
                 target.drop()
                 # the Ray figure includes starting the cluster and loading the models in every actor: what a job pays
-                summary = target.ingest(source, progress=False, engine=engine, workers=count)
-                if engine == "local":
+                summary = target.ingest(source, progress=False, runner=runner, workers=count)
+                if runner == "local":
                     result["local_dps"] = round(summary.docs_per_second, 2)
                     result["local_seconds"] = round(summary.seconds, 1)
                 else:
@@ -105,6 +104,3 @@ def run_ray(*, documents: int = 300, dataset: Path = DEFAULT_DATASET, workers: l
     result["machine"] = machine()
     return result
 
-
-if __name__ == "__main__":
-    print(json.dumps(run(documents=int(sys.argv[1]) if len(sys.argv) > 1 else 200)))

@@ -18,17 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from lsrkit.bench.common import DEFAULT_DATASET, machine
+from lsrkit.bench.common import machine
 
 REPEATS = 3
 CALIBRATION_DOCUMENTS = 64  # what the ingest calibrates on: its first write batch
 
 
-def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), representations: tuple[str, ...] | None = None) -> dict[str, Any]:
+def run(*, dataset: Path, data_dir: Path = Path(".lsrkit"), representations: tuple[str, ...] | None = None, write_defaults: bool = False) -> dict[str, Any]:
     from lsrkit.core.config import REPRESENTATIONS, RerankSettings
+    from lsrkit.core.defaults import write_tuned_section
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import bootstrap_interval, load_beir, per_query_ndcg10, score_run
-    from lsrkit.factory import QualitySettings
+    from lsrkit.factory import BackendOptions, QualitySettings
     from lsrkit.index import Index
     from lsrkit.jobs import ensure_ingested
     from lsrkit.plugin.codec import MultiVectorCodec, Representation
@@ -40,7 +41,7 @@ def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), re
     index = default_index(dataset)
     quality = QualitySettings()
     config = Config("hybrid", quality.hybrid_rerank.method, quality.hybrid_rerank.weights[0], quality.hybrid_kappa, quality.hybrid_interpolation)
-    with Index(index, backend="edge", data_dir=data_dir) as target:
+    with Index(index, backend=BackendOptions("edge", data_dir=data_dir)) as target:
         ensure_ingested(target, splits["train"].corpus, progress=False)
         multivector = target.query_multivector_encoder()
         evidence = {split: first_stage_evidence(target.backend, index, data, target.idf_encoder(), multivector) for split, data in splits.items()}
@@ -87,6 +88,8 @@ def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), re
             row[f"delta_{split}_interval"] = [round(v, 4) for v in bootstrap_interval([mine[q] - base[q] for q in base])]
     eligible = [n for n in names if rows[n]["delta_train_interval"][0] <= 0.0 <= rows[n]["delta_train_interval"][1]]
     default = min(eligible, key=lambda n: (rows[n]["bytes_per_token"], -rows[n]["ndcg10_train"])) if eligible else "int8"
+    if write_defaults:
+        write_tuned_section("multivector_representation", default, source={"dataset": dataset.name, "split": "train", "bench": "multivector"})
     return {
         "dataset": str(dataset),
         "pipeline": f"hybrid+rerank ({config.label()})",

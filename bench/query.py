@@ -18,20 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from lsrkit.bench.common import DEFAULT_DATASET, machine
+from lsrkit.bench.common import machine
 
 
-def run(
-    *, dataset: Path = DEFAULT_DATASET, backend_kind: str = "opensearch", data_dir: Path = Path(".lsrkit"), url: str | None = None, rounds: int = 2
-) -> dict[str, Any]:
+def run(*, dataset: Path, backend_kind: str = "opensearch", data_dir: Path = Path(".lsrkit"), url: str | None = None, rounds: int = 2) -> dict[str, Any]:
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import load_beir
+    from lsrkit.factory import BackendOptions
     from lsrkit.index import Index
     from lsrkit.jobs import ensure_ingested
 
     data = load_beir(dataset)
     index = default_index(dataset)
-    target = Index(index, backend=backend_kind, data_dir=data_dir, url=url)  # type: ignore[arg-type]
+    target = Index(index, backend=BackendOptions(backend_kind, data_dir=data_dir, url=url))  # type: ignore[arg-type]
     backend = target.backend
     try:
         ensure_ingested(target, data.corpus, progress=False)
@@ -117,6 +116,7 @@ def _unseen_queries(dataset: Path, index: str, url: str | None) -> dict[str, Any
     """The cache as traffic it has not seen meets it: a fresh adapter whose cache only the train
     queries filled, on the test queries, against the same pass without a cache (interleaved)."""
     from lsrkit.evaluation import load_beir
+    from lsrkit.factory import BackendOptions
     from lsrkit.index import Index
 
     try:
@@ -124,7 +124,7 @@ def _unseen_queries(dataset: Path, index: str, url: str | None) -> dict[str, Any
     except Exception as exc:  # noqa: BLE001 - a dataset without a train split: nothing to warm with
         return {"skipped": f"no train split to warm the cache with ({exc})"}
     test = list(load_beir(dataset).queries.values())
-    with Index(index, backend="opensearch", url=url) as fresh:
+    with Index(index, backend=BackendOptions("opensearch", url=url)) as fresh:
         pipeline = fresh.pipeline("sparse-idf+rerank")
         for text in train:
             pipeline.search(text, k=10)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lsrkit.bench.common import DEFAULT_DATASET, machine
+from lsrkit.bench.common import machine
 
 ALPHAS = (0.2, 0.3, 0.5)
 BETAS = (4, 8, 16)
@@ -23,17 +23,18 @@ FOLDS = 4
 REPEATS = 5  # each rerank timed 5 times, the best kept (2 left the speedup noisy: reports/README.md)
 
 
-def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), max_loss: float = 0.002) -> dict[str, Any]:
+def run(*, dataset: Path, data_dir: Path = Path(".lsrkit"), max_loss: float = 0.002, write_defaults: bool = False) -> dict[str, Any]:
+    from lsrkit.core.defaults import tuned, write_tuned_section
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import bootstrap_interval, load_beir
-    from lsrkit.factory import QualitySettings
+    from lsrkit.factory import BackendOptions, QualitySettings
     from lsrkit.index import Index
     from lsrkit.jobs import ensure_ingested
     from lsrkit.tuning import Config, collect, sweep_pruning
 
     train, test = load_beir(dataset, "train"), load_beir(dataset, "test")
     index = default_index(dataset)
-    target = Index(index, backend="edge", data_dir=data_dir)
+    target = Index(index, backend=BackendOptions("edge", data_dir=data_dir))
     backend = target.backend
     try:
         ensure_ingested(target, train.corpus, progress=False)
@@ -43,6 +44,9 @@ def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), ma
         train_rows = sweep_pruning(backend, index, collect(backend, index, train, idf, multivector), train, base, ALPHAS, BETAS, repeats=REPEATS, folds=FOLDS)
         eligible = [r for r in train_rows[1:] if min(r["ndcg10_delta"], *r["fold_deltas"]) >= -max_loss]
         chosen = max(eligible, key=lambda r: r["speedup"]) if eligible else train_rows[0]
+        if write_defaults:
+            pruning = {"alpha": chosen["alpha"], "beta": chosen["beta"], "depth": tuned().prune_depth}
+            write_tuned_section("pruning", pruning, source={"dataset": dataset.name, "split": "train", "bench": "rerank"})
         test_rows = sweep_pruning(
             backend,
             index,

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from lsrkit.bench.common import DEFAULT_DATASET, machine
+from lsrkit.bench.common import machine
 
 PIPELINES = {"rerank": "sparse-idf+rerank", "hybrid_rerank": "hybrid+rerank"}
 K = 10
@@ -157,7 +157,7 @@ def _overload(url: str, queries: list[str], concurrency: int, rounds: int) -> di
 
 def run(
     *,
-    dataset: Path = DEFAULT_DATASET,
+    dataset: Path,
     backend_kind: str = "opensearch",
     data_dir: Path = Path(".lsrkit"),
     url: str | None = None,
@@ -174,22 +174,23 @@ def run(
 
     from lsrkit.core.errors import ConfigError
     from lsrkit.eval_command import default_index
+    from lsrkit.factory import BackendOptions
     from lsrkit.index import Index
     from lsrkit.jobs import ensure_ingested
     from lsrkit.plugin.opensearch import bm25_query
-    from lsrkit.service.engine import Engine
+    from lsrkit.service.served import ServedIndex
 
     if backend_kind != "opensearch":
         raise ConfigError("bench serve measures BM25 straight to OpenSearch beside the service: --backend opensearch")
     url = url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
     texts = load_queries(dataset, queries)
-    target = Index(index or default_index(dataset), backend="opensearch", data_dir=data_dir, url=url)
+    target = Index(index or default_index(dataset), backend=BackendOptions("opensearch", data_dir=data_dir, url=url))
     if index is None:  # the dataset's own index, built like `bench query` builds it
         from lsrkit.evaluation import load_beir
 
         ensure_ingested(target, load_beir(dataset).corpus, progress=False)
     index = target.name
-    engine = Engine(target)
+    engine = ServedIndex(target)
     from lsrkit.plugin.opensearch import client_from_env
 
     bm25_client = client_from_env(url, ca_certs=os.environ.get("LSRKIT_CA_CERTS"))

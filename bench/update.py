@@ -14,18 +14,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lsrkit.bench.common import DEFAULT_DATASET, machine
+from lsrkit.bench.common import machine
 
 
-def run(*, dataset: Path = DEFAULT_DATASET, data_dir: Path = Path(".lsrkit"), every: int = 100) -> dict[str, Any]:
+def run(*, dataset: Path, data_dir: Path = Path(".lsrkit"), every: int = 100) -> dict[str, Any]:
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import load_beir
+    from lsrkit.factory import BackendOptions
     from lsrkit.index import Index
     from lsrkit.jobs import ensure_ingested
 
     corpus = load_beir(dataset).corpus
     subset = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines()[::every]]
-    with tempfile.TemporaryDirectory(prefix="lsrkit-bench-update-") as tmp, Index(default_index(dataset), backend="edge", data_dir=data_dir) as index:
+    with (
+        tempfile.TemporaryDirectory(prefix="lsrkit-bench-update-") as tmp,
+        Index(default_index(dataset), backend=BackendOptions("edge", data_dir=data_dir)) as index,
+    ):
         built = ensure_ingested(index, corpus, progress=False)
         source = Path(tmp) / "update.jsonl"
         source.write_text("".join(json.dumps(d) + "\n" for d in subset))

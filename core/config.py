@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lsrkit.core.defaults import tuned as tuned_defaults
 from lsrkit.core.errors import ConfigError
 
 Quantization = Literal["none", "int8", "int8-per-channel", "int8-attention"]
 QUANTIZATIONS = ("none", "int8", "int8-per-channel", "int8-attention")
+
+# seconds after which the write lease of a job that died may be taken over (ingest/lease.py)
+DEFAULT_LEASE_SECONDS = 60.0
 
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,127}$")
 
@@ -66,9 +70,8 @@ class BatchPolicy:
 
 _NAME = re.compile(r"^(?:pool(?P<pool>[1-9])-)?(?P<code>int8|4bit|2bit|1bit)$")
 REPRESENTATIONS = ("int8", "4bit", "2bit", "1bit", "pool2-int8", "pool2-4bit", "pool2-2bit", "pool2-1bit", "pool3-2bit", "pool3-1bit")
-# chosen by `lsrkit bench multivector` on SciFact train: the smallest whose nDCG@10 change against
-# int8 has a train interval containing 0 (reports/bench-multivector-scifact.json)
-DEFAULT_REPRESENTATION = "pool3-1bit"
+# chosen by `lsrkit bench multivector` on a train split (core/tuned.json)
+DEFAULT_REPRESENTATION = tuned_defaults().multivector_representation
 
 
 @dataclass(frozen=True)
@@ -152,14 +155,32 @@ class RerankSettings:
     alpha: α-pruning; drop candidates whose first-stage score < (1-α)·(score of the k-th). None: off.
     beta: β early exit; stop after β consecutive candidates fail to enter the top-k. None: off.
     interpolation: weight of the normalized first-stage score in the final score (0: MaxSim only).
+
+    The field defaults are the mechanism's (pure MaxSim, no pruning, the tuned κ); the tuned
+    settings of a pipeline are `RerankSettings.tuned(first_stage)`, what a SearchPipeline built
+    without settings uses.
     """
 
-    kappa: int = 50
+    kappa: int = field(default_factory=lambda: tuned_defaults().sparse_rerank.kappa)
     k: int = 10
     alpha: float | None = None
     beta: int | None = None
     interpolation: float = 0.0
     max_kappa: int = 1000
+
+    @classmethod
+    def tuned(cls, first_stage: str = "sparse", *, pruned: bool = False) -> RerankSettings:
+        """The tuned rerank of a first stage (core/tuned.json); `pruned` adds the tuned α/β,
+        protecting the top the pruning was chosen for."""
+        defaults = tuned_defaults()
+        stage = defaults.stage(first_stage, reranked=True)
+        return cls(
+            kappa=stage.kappa,
+            k=min(defaults.prune_depth, stage.kappa),
+            interpolation=stage.interpolation,
+            alpha=defaults.alpha if pruned else None,
+            beta=defaults.beta if pruned else None,
+        )
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= self.kappa:

@@ -22,10 +22,18 @@ class IdfQueryEncoder:
     (ingest builds and saves it with the index). The ONNX model is never loaded.
     """
 
-    def __init__(self, model: str | ModelSpec = "splade-tiny", *, idf_path: Path | None = None, idf: IdfTable | None = None) -> None:
+    def __init__(
+        self,
+        model: str | ModelSpec = "splade-tiny",
+        *,
+        idf_path: Path | None = None,
+        idf: IdfTable | None = None,
+        tokenizer: TextTokenizer | None = None,
+    ) -> None:
+        """tokenizer: the model's, when the caller has loaded it already."""
         resolved = resolve(model, "sparse")
         self.spec = resolved.spec
-        self.tokenizer = TextTokenizer(resolved.directory, resolved.spec.max_length)
+        self.tokenizer = tokenizer or TextTokenizer(resolved.directory, resolved.spec.max_length)
         if idf is not None:
             table = idf
         elif idf_path is not None:

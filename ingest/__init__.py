@@ -3,7 +3,7 @@
 from lsrkit.ingest.checkpoint import Checkpoint
 from lsrkit.ingest.chunking import Chunker, Passage
 from lsrkit.ingest.deadletter import DeadLetter, read_dead_letters
-from lsrkit.ingest.pipeline import BatchResult, IngestPipeline, IngestSummary, RetryPolicy, load_index_idf
+from lsrkit.ingest.pipeline import BatchResult, IngestPipeline, IngestSummary, RetryPolicy
 from lsrkit.ingest.sources import FieldMapping, SourceRecord, read_records
 from lsrkit.ingest.validate import Validator
 
@@ -19,7 +19,6 @@ __all__ = [
     "RetryPolicy",
     "SourceRecord",
     "Validator",
-    "load_index_idf",
     "read_dead_letters",
     "read_records",
 ]

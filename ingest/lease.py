@@ -26,11 +26,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from lsrkit.core.config import DEFAULT_LEASE_SECONDS
 from lsrkit.core.errors import IndexBusyError, LsrError
 from lsrkit.plugin.base import Backend
 
 LEASE_META = "lease"
-DEFAULT_LEASE_SECONDS = 60.0
 
 
 class LeaseLostError(IndexBusyError):

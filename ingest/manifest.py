@@ -12,8 +12,8 @@ from typing import Any
 from lsrkit.core.config import IndexSpec
 from lsrkit.core.errors import ConfigError
 from lsrkit.plugin.base import Backend
+from lsrkit.plugin.index_meta import MANIFEST_META
 
-MANIFEST_META = "encoders"  # the MetaStore key of an index's manifest
 # what makes two encoders' vectors comparable; "model" (a name, hub id or folder) may move
 _COMPARED = ("weights", "quantize", "activation", "top_k", "max_ratio", "dim")
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from lsrkit.core.config import BatchPolicy, IndexSpec
 from lsrkit.core.errors import IndexMissingError, IngestError, RecordError
 from lsrkit.core.types import Document, MultiVector
-from lsrkit.encoders.idf import DocFreqCounter, IdfTable
 from lsrkit.encoders.text import TextTokenizer
 from lsrkit.ingest.checkpoint import Checkpoint
 from lsrkit.ingest.chunking import Chunker
@@ -32,10 +31,10 @@ from lsrkit.ingest.manifest import encoders_manifest, record_manifest
 from lsrkit.ingest.progress import Progress
 from lsrkit.ingest.retry import RetryPolicy
 from lsrkit.ingest.sources import FieldMapping, Source, SourceFormat, SourceRecord, read_records
-from lsrkit.ingest.statistics import STATISTICS_META, CorpusStatistics, passage_text
+from lsrkit.ingest.statistics import CorpusStatistics
 from lsrkit.ingest.validate import Validator
 from lsrkit.ingest.writing import BatchWriter
-from lsrkit.plugin.base import Backend, EncodedRecord
+from lsrkit.plugin.base import Backend, EncodedRecord, passage_text
 from lsrkit.plugin.codec import MultiVectorCodec
 
 
@@ -197,12 +196,12 @@ class IngestPipeline:
 
     # -- internals -----------------------------------------------------------------------------
     def _with_text_statistics(self, source: Source, fmt: SourceFormat, mapping: FieldMapping) -> IndexSpec:
-        """The spec with what the engine must know before its first write. Qdrant bakes the
-        corpus's mean passage length into the BM25 weights it stores: a new index measures it in
-        a first pass over the source (reading and chunking only); an existing one keeps the
-        length it was built with."""
+        """The spec with what the engine must know before its first write. An engine that bakes
+        the corpus's mean passage length into the BM25 weights it stores (needs_bm25_mean_length:
+        Qdrant) has a new index measure it in a first pass over the source (reading and chunking
+        only); an existing one keeps the length it was built with."""
         spec = self.spec
-        if not spec.with_bm25 or spec.bm25_avg_len is not None or self.backend.text_lengths(spec, []) is None:
+        if not spec.with_bm25 or spec.bm25_avg_len is not None or not self.backend.needs_bm25_mean_length:
             return spec
         try:
             return replace(spec, bm25_avg_len=self.backend.spec(spec.name).bm25_avg_len)
@@ -216,8 +215,8 @@ class IngestPipeline:
                 continue  # the job itself dead-letters it
             texts.extend(passage_text(p.title, p.text) for p in self.chunker.split(document))
             if len(texts) >= 1024:
-                total, passages, texts = total + sum(self.backend.text_lengths(spec, texts) or []), passages + len(texts), []
-        total, passages = total + sum(self.backend.text_lengths(spec, texts) or []), passages + len(texts)
+                total, passages, texts = total + sum(self.backend.text_lengths(spec, texts)), passages + len(texts), []
+        total, passages = total + sum(self.backend.text_lengths(spec, texts)), passages + len(texts)
         return replace(spec, bm25_avg_len=round(total / passages, 2) if passages and total else None)
 
     def _job(self, source: Source) -> str:
@@ -396,12 +395,4 @@ def job_key(source: Source, backend: str, index: str, sparse: SparseDocumentEnco
     return f"{origin}|{backend}|{index}|{encoders}|batch={batch}"
 
 
-def load_index_idf(backend: Backend, index: str, vocab: list[str]) -> IdfTable | None:
-    """The IDF table ingest stored with the index (None when the backend keeps none)."""
-    state = backend.get_meta(index, STATISTICS_META)
-    if not state:
-        return None
-    return DocFreqCounter.from_state(state, len(vocab)).to_table(vocab)
-
-
-__all__ = ["BatchResult", "IngestPipeline", "IngestSummary", "RetryPolicy", "job_key", "load_index_idf"]
+__all__ = ["BatchResult", "IngestPipeline", "IngestSummary", "RetryPolicy", "job_key"]

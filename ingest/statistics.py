@@ -33,14 +33,8 @@ from lsrkit.core.errors import BackendError, CheckpointError
 from lsrkit.core.types import Hit
 from lsrkit.encoders.idf import DocFreqCounter, IdfTable
 from lsrkit.encoders.text import TextTokenizer
-from lsrkit.plugin.base import Backend
-
-STATISTICS_META = "idf"  # the MetaStore key of an index's document frequencies
-
-
-def passage_text(title: str, text: str) -> str:
-    """What is encoded and counted for a passage: its title, then its text."""
-    return f"{title} {text}".strip() if title else text
+from lsrkit.plugin.base import Backend, passage_text
+from lsrkit.plugin.index_meta import STATISTICS_META
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""The `lsrkit` command line: export | ingest | search | serve | eval | bench | quickstart."""
+"""The `lsrkit` command line: a thin layer over `Index`, the eval and the bench functions.
+
+Every command prints one JSON object with --json (else a table or the indented JSON); an
+LsrError anywhere is reported once, by main(), with exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,19 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from lsrkit.core.config import DEFAULT_REPRESENTATION
-from lsrkit.core.errors import LsrError
+from lsrkit.core.config import DEFAULT_LEASE_SECONDS, DEFAULT_REPRESENTATION, BatchPolicy
+from lsrkit.core.errors import ConfigError, LsrError
+
+if TYPE_CHECKING:
+    from lsrkit.factory import BackendOptions, ModelChoice
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Learned sparse retrieval + multivector reranking on the engines you run.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: ratios against baselines measured in the same run.")
@@ -26,10 +34,10 @@ IndexOpt = Annotated[str, typer.Option("--index", "-i", help="index / collection
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="folder for Qdrant Edge / local-mode data and job state")]
 UrlOpt = Annotated[str | None, typer.Option("--url", help="server URL (credentials from the environment, never here)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+DatasetOpt = Annotated[Path, typer.Option("--dataset", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv")]
 RepresentationOpt = Annotated[
     str, typer.Option("--multivector-representation", help="how token vectors are stored: [poolN-]int8|4bit|2bit|1bit (recorded with the index)")
 ]
-
 SparseModelOpt = Annotated[
     str | None, typer.Option("--sparse-model", help="document encoder: registry name, hub id or local folder (default: the index's, else splade-tiny)")
 ]
@@ -40,9 +48,27 @@ QuantizeOpt = Annotated[str | None, typer.Option("--quantize", help="sparse mode
 MultiVectorQuantizeOpt = Annotated[
     str | None, typer.Option("--multivector-quantize", help="token-vector model's quantization: none | int8 | int8-per-channel | int8-attention")
 ]
+LeaseOpt = Annotated[float, typer.Option(help="seconds after which the write lease of a job that died is taken over")]
+DEFAULT_DIR = Path(".lsrkit")
 
 
-def _models(sparse: str | None, multivector: str | None, quantize: str | None, multivector_quantize: str | None, *, with_multivector: bool = True):  # type: ignore[no-untyped-def]
+def _emit(result: dict[str, Any], json_out: bool, render: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """The one output path: one JSON line with --json, else `render` (default: indented JSON)."""
+    if json_out or render is None:
+        print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+    else:
+        render(result)
+
+
+def _options(backend: str, data_dir: Path, url: str | None) -> BackendOptions:
+    from lsrkit.factory import BackendOptions
+
+    return BackendOptions(kind=backend, data_dir=data_dir, url=url, ca_certs=os.environ.get("LSRKIT_CA_CERTS"))  # type: ignore[arg-type]
+
+
+def _models(
+    sparse: str | None, multivector: str | None, quantize: str | None, multivector_quantize: str | None, *, with_multivector: bool = True
+) -> ModelChoice | None:
     """The models asked for, or None when none was named (the index's own, else the bundled ones)."""
     from lsrkit.factory import ModelChoice
 
@@ -57,35 +83,15 @@ def _models(sparse: str | None, multivector: str | None, quantize: str | None, m
     )
 
 
-def _fail(exc: LsrError) -> None:
-    console.print(f"[red]error:[/red] {exc}")
-    raise typer.Exit(code=2)
-
-
-def _backend_options(backend: str, data_dir: Path, url: str | None):  # type: ignore[no-untyped-def]
-    from lsrkit.factory import BackendOptions
-
-    return BackendOptions(kind=backend, data_dir=data_dir, url=url, ca_certs=os.environ.get("LSRKIT_CA_CERTS"))  # type: ignore[arg-type]
-
-
-def _engine(backend: str, data_dir: Path, url: str | None) -> dict[str, Any]:
-    """Index(...) keywords for an engine named on the command line."""
-    return {"backend": backend, "data_dir": data_dir, "url": url, "ca_certs": os.environ.get("LSRKIT_CA_CERTS")}
-
-
 @app.command()
-def quickstart(json_out: JsonOpt = False, data_dir: DataDirOpt = Path(".lsrkit/quickstart"), fresh: bool = False) -> None:
-    """Ingest a small SciFact subset into Qdrant Edge and compare sparse vs sparse+rerank."""
+def quickstart(json_out: JsonOpt = False, data_dir: DataDirOpt = DEFAULT_DIR / "quickstart", fresh: bool = False) -> None:
+    """Ingest the bundled SciFact subset into Qdrant Edge and compare sparse vs sparse+rerank."""
     from lsrkit.quickstart import run_quickstart
 
-    try:
-        result = run_quickstart(data_dir, fresh=fresh)
-    except LsrError as exc:
-        _fail(exc)
-        return
-    if json_out:
-        print(json.dumps(result))
-        return
+    _emit(run_quickstart(data_dir, fresh=fresh), json_out, _print_quickstart)
+
+
+def _print_quickstart(result: dict[str, Any]) -> None:
     out = Console()
     out.print(f"Ingested {result['docs_ingested']} documents ({result['index_points']} passages) into Qdrant Edge at {result['data_dir']}")
     table = Table("pipeline", "nDCG@10", "p50 ms")
@@ -97,7 +103,7 @@ def quickstart(json_out: JsonOpt = False, data_dir: DataDirOpt = Path(".lsrkit/q
     for rank, hit in enumerate(example["hits"], 1):
         mark = "[green]✓ relevant[/green]" if hit["relevant"] else "          "
         was = hit["first_stage_rank"]
-        moved = f"first stage #{was}" if was else "first stage: below 50"
+        moved = f"first stage #{was}" if was else f"first stage: below {example['first_stage_depth']}"
         out.print(f"  {rank}. {mark} [{hit['id']}] {hit['score']:.3f}  {hit['title'][:70]}  ({moved})")
 
 
@@ -112,16 +118,8 @@ def export(
     from lsrkit.core.config import OnnxOptions
     from lsrkit.encoders import export_model, resolve
 
-    try:
-        exported = export_model(resolve(model, kind), OnnxOptions(quantize=quantize), out)  # type: ignore[arg-type]
-    except LsrError as exc:
-        _fail(exc)
-        return
-    print(json.dumps({"directory": str(exported.directory), **exported.manifest}, indent=2))
-
-
-# the write lease's timeout (ingest/lease.py DEFAULT_LEASE_SECONDS; a literal here keeps the CLI's import light)
-LeaseOpt = Annotated[float, typer.Option(help="seconds after which the write lease of a job that died is taken over")]
+    exported = export_model(resolve(model, kind), OnnxOptions(quantize=quantize), out)  # type: ignore[arg-type]
+    _emit({"directory": str(exported.directory), **exported.manifest}, False)
 
 
 @app.command()
@@ -129,7 +127,7 @@ def ingest(
     source: Annotated[Path, typer.Argument(help="JSONL file, BEIR folder, CSV/TSV or Parquet")],
     backend: BackendOpt = "edge",
     index: IndexOpt = "lsrkit",
-    data_dir: DataDirOpt = Path(".lsrkit"),
+    data_dir: DataDirOpt = DEFAULT_DIR,
     url: UrlOpt = None,
     sparse_model: SparseModelOpt = None,
     multivector_model: MultiVectorModelOpt = None,
@@ -142,79 +140,80 @@ def ingest(
     id_field: str = "_id",
     title_field: str = "title",
     text_field: str = "text",
-    write_batch: int = 64,
+    write_batch: Annotated[int, typer.Option(help="passages per engine bulk")] = BatchPolicy().write_batch,
     multivector: Annotated[bool, typer.Option(help="also encode and store token vectors for the rerank stage")] = True,
-    engine: Annotated[str, typer.Option(help="local (in-process) or ray (OpenSearch or a Qdrant server)")] = "local",
+    runner: Annotated[str, typer.Option(help="local (in-process) or ray (OpenSearch or a Qdrant server)")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster: auto or ray://host:port (default: a local one)")] = None,
     workers: Annotated[int, typer.Option(help="Ray actors encoding and writing")] = 2,
     retry_for: Annotated[
         float, typer.Option(help="seconds an unavailable, overloaded or write-blocked engine is retried before the job stops (exit 2, --resume finishes it)")
     ] = 60.0,
-    lease_timeout: LeaseOpt = 60.0,
+    lease_timeout: LeaseOpt = DEFAULT_LEASE_SECONDS,
     json_out: JsonOpt = False,
 ) -> None:
     """Encode a corpus (sparse + multivector) and write it to the engine, resumably."""
-    from lsrkit.core.config import BatchPolicy
     from lsrkit.index import Index
     from lsrkit.ingest import FieldMapping
     from lsrkit.ingest.retry import RetryPolicy
 
-    try:
-        models = _models(sparse_model, multivector_model, quantize, multivector_quantize, with_multivector=multivector)
-        with Index(index, **_engine(backend, data_dir, url), models=models, representation=representation, text_language=text_language) as target:
-            summary = target.ingest(
-                source,
-                resume=resume,
-                fmt=fmt,  # type: ignore[arg-type]
-                mapping=FieldMapping(id=id_field, title=title_field, text=text_field),
-                policy=BatchPolicy(write_batch=write_batch),
-                engine=engine,
-                workers=workers,
-                address=address,
-                retry=RetryPolicy(seconds=retry_for),
-                lease_timeout=lease_timeout,
-            )
-    except LsrError as exc:
-        _fail(exc)
-        return
-    if json_out:
-        print(json.dumps(summary.as_dict()))
-    else:
-        console.print(
-            f"read {summary.read} · documents {summary.documents} · passages written {summary.passages_written} · rejected {summary.rejected} "
-            f"(dead letters: {summary.dead_letter}) · {summary.seconds:.1f}s · {summary.docs_per_second:.1f} docs/s"
+    models = _models(sparse_model, multivector_model, quantize, multivector_quantize, with_multivector=multivector)
+    with Index(index, backend=_options(backend, data_dir, url), models=models, representation=representation, text_language=text_language) as target:
+        summary = target.ingest(
+            source,
+            resume=resume,
+            fmt=fmt,  # type: ignore[arg-type]
+            mapping=FieldMapping(id=id_field, title=title_field, text=text_field),
+            policy=BatchPolicy(write_batch=write_batch),
+            runner=runner,
+            workers=workers,
+            address=address,
+            retry=RetryPolicy(seconds=retry_for),
+            lease_timeout=lease_timeout,
         )
+    _emit(summary.as_dict(), json_out, _print_ingest)
+
+
+def _print_ingest(s: dict[str, Any]) -> None:
+    console.print(
+        f"read {s['read']} · documents {s['documents']} · passages written {s['passages_written']} · rejected {s['rejected']} "
+        f"(dead letters: {s['dead_letter']}) · {s['seconds']:.1f}s · {s['docs_per_second']:.1f} docs/s"
+    )
+
+
+def _document_ids(ids: str | None, from_file: Path | None) -> list[str]:
+    if (ids is None) == (from_file is None):
+        raise ConfigError("name the documents with --ids or with --from FILE (one of them)")
+    if ids is not None:
+        return [i.strip() for i in ids.split(",") if i.strip()]
+    try:
+        return [i.strip() for i in Path(from_file).read_text(encoding="utf-8").splitlines() if i.strip()]  # type: ignore[arg-type]
+    except OSError as exc:
+        raise ConfigError(f"cannot read the ids file {from_file}: {exc.strerror}") from exc
 
 
 @app.command()
 def delete(
     index: IndexOpt = "lsrkit",
     backend: BackendOpt = "edge",
-    data_dir: DataDirOpt = Path(".lsrkit"),
+    data_dir: DataDirOpt = DEFAULT_DIR,
     url: UrlOpt = None,
     ids: Annotated[str | None, typer.Option("--ids", help="comma-separated document ids")] = None,
     from_file: Annotated[Path | None, typer.Option("--from", help="a file of document ids, one per line")] = None,
-    lease_timeout: LeaseOpt = 60.0,
+    lease_timeout: LeaseOpt = DEFAULT_LEASE_SECONDS,
     json_out: JsonOpt = False,
 ) -> None:
     """Delete documents: their passages, token vectors and share of the corpus statistics."""
-    from lsrkit.core.errors import ConfigError
     from lsrkit.index import Index
 
-    try:
-        if (ids is None) == (from_file is None):
-            raise ConfigError("name the documents with --ids or with --from FILE (one of them)")
-        wanted = [i.strip() for i in (ids.split(",") if ids is not None else Path(from_file).read_text().splitlines()) if i.strip()]  # type: ignore[arg-type]
-        with Index(index, **_engine(backend, data_dir, url)) as target:
-            summary = target.delete(wanted, lease_timeout=lease_timeout)
-    except (LsrError, OSError) as exc:
-        _fail(exc if isinstance(exc, LsrError) else ConfigError(str(exc)))
-        return
+    wanted = _document_ids(ids, from_file)
+    with Index(index, backend=_options(backend, data_dir, url)) as target:
+        summary = target.delete(wanted, lease_timeout=lease_timeout)
     result = {"documents": summary.documents, "passages": summary.passages, "not_found": summary.not_found}
-    if json_out:
-        print(json.dumps(result))
-    else:
-        console.print(f"deleted {summary.documents} documents ({summary.passages} passages); not in the index: {len(summary.not_found)}")
+    _emit(
+        result,
+        json_out,
+        lambda r: console.print(f"deleted {r['documents']} documents ({r['passages']} passages); not in the index: {len(r['not_found'])}"),
+    )
 
 
 @app.command()
@@ -222,7 +221,7 @@ def search(
     text: Annotated[str, typer.Argument(help="the query")],
     backend: BackendOpt = "edge",
     index: IndexOpt = "lsrkit",
-    data_dir: DataDirOpt = Path(".lsrkit"),
+    data_dir: DataDirOpt = DEFAULT_DIR,
     url: UrlOpt = None,
     pipeline: Annotated[str, typer.Option(help="bm25 | sparse-idf | sparse-model | sparse-idf+rerank | hybrid | hybrid+rerank (+ -pruned)")] = "hybrid+rerank",
     k: int = 10,
@@ -231,22 +230,19 @@ def search(
     """Search an index and print a table (rank, score, id, title, snippet). The models are the index's own."""
     from lsrkit.index import Index
 
-    try:
-        with Index(index, **_engine(backend, data_dir, url)) as target:
-            result = target.query(text, pipeline=pipeline, k=k)
-    except LsrError as exc:
-        _fail(exc)
-        return
-    if json_out:
-        hits = [
-            {"rank": r, "id": h.id, "score": h.score, "title": h.title, "text": h.text, "stage_scores": dict(h.stage_scores)}
-            for r, h in enumerate(result.hits, 1)
-        ]
-        print(json.dumps({"query": text, "pipeline": pipeline, "timings_ms": result.timings_ms, "hits": hits}))
-        return
-    table = Table("rank", "score", "id", "title", "snippet", title=f"{pipeline} · {result.timings_ms.get('total', 0):.1f} ms")
-    for rank, hit in enumerate(result.hits, 1):
-        table.add_row(str(rank), f"{hit.score:.4f}", hit.id, hit.title[:50], hit.text[:80].replace("\n", " "))
+    with Index(index, backend=_options(backend, data_dir, url)) as target:
+        result = target.query(text, pipeline=pipeline, k=k)
+        settings = target.pipeline(pipeline).describe()
+    hits = [
+        {"rank": r, "id": h.id, "score": h.score, "title": h.title, "text": h.text, "stage_scores": dict(h.stage_scores)} for r, h in enumerate(result.hits, 1)
+    ]
+    _emit({"query": text, "pipeline": pipeline, "settings": settings, "timings_ms": result.timings_ms, "hits": hits}, json_out, _print_hits)
+
+
+def _print_hits(result: dict[str, Any]) -> None:
+    table = Table("rank", "score", "id", "title", "snippet", title=f"{result['pipeline']} · {result['timings_ms'].get('total', 0):.1f} ms")
+    for hit in result["hits"]:
+        table.add_row(str(hit["rank"]), f"{hit['score']:.4f}", hit["id"], hit["title"][:50], hit["text"][:80].replace("\n", " "))
     Console().print(table)
 
 
@@ -254,7 +250,7 @@ def search(
 def serve(
     backend: BackendOpt = "edge",
     index: IndexOpt = "lsrkit",
-    data_dir: DataDirOpt = Path(".lsrkit"),
+    data_dir: DataDirOpt = DEFAULT_DIR,
     url: UrlOpt = None,
     host: Annotated[str, typer.Option(help="interface to bind (127.0.0.1: this machine only)")] = "127.0.0.1",
     port: int = 8000,
@@ -267,34 +263,29 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="uvicorn's access log")] = True,
     insecure: Annotated[bool, typer.Option(help="serve a host other machines reach without an API key (on purpose)")] = False,
 ) -> None:
-    """Serve one index over HTTP: /search, /rerank, /encode/sparse, /encode/query, /healthz, /metrics.
+    """Serve one index over HTTP: /search, /rerank, /encode/sparse, /encode/query, /pipelines, /healthz, /metrics.
     Clients send the key of LSRKIT_API_KEY; on a host other than loopback the key is required
     (--insecure to serve open on purpose)."""
     try:
         from lsrkit.service.run import serve as run_service
         from lsrkit.service.settings import ServiceSettings, api_key_from_env, check_exposure
     except ImportError as exc:  # the serve extra is missing
-        console.print(f"[red]error:[/red] {exc}: install lsrkit[serve]")
-        raise typer.Exit(code=2) from exc
+        raise ConfigError(f"{exc}: install lsrkit[serve]") from exc
 
     limits = {"max_in_flight": max_in_flight} if max_in_flight else {}
-    try:
-        settings = ServiceSettings(
-            index=index,
-            backend=_backend_options(backend, data_dir, url),
-            host=host,
-            port=port,
-            workers=workers,
-            max_queue=max_queue,
-            queue_timeout_ms=queue_timeout_ms,
-            max_k=max_k,
-            max_body_bytes=max_body_bytes,
-            **limits,
-        )
-        check_exposure(settings, api_key_from_env(), insecure=insecure)
-    except LsrError as exc:
-        _fail(exc)
-        return
+    settings = ServiceSettings(
+        index=index,
+        backend=_options(backend, data_dir, url),
+        host=host,
+        port=port,
+        workers=workers,
+        max_queue=max_queue,
+        queue_timeout_ms=queue_timeout_ms,
+        max_k=max_k,
+        max_body_bytes=max_body_bytes,
+        **limits,
+    )
+    check_exposure(settings, api_key_from_env(), insecure=insecure)
     if insecure and not api_key_from_env():
         console.print(
             f"[bold red]WARNING: serving {settings.host}:{settings.port} with no API key (--insecure): anyone who reaches it can query the index[/bold red]"
@@ -304,10 +295,10 @@ def serve(
 
 @app.command("eval")
 def evaluate(
-    dataset: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv")] = Path("../shared/datasets/scifact"),
+    dataset: DatasetOpt,
     backend: BackendOpt = "edge",
     index: Annotated[str | None, typer.Option(help="index name (default: from the dataset folder)")] = None,
-    data_dir: DataDirOpt = Path(".lsrkit"),
+    data_dir: DataDirOpt = DEFAULT_DIR,
     url: UrlOpt = None,
     sparse_model: SparseModelOpt = None,
     multivector_model: MultiVectorModelOpt = None,
@@ -323,81 +314,84 @@ def evaluate(
     """Ingest (or reuse) a BEIR dataset and score every pipeline: nDCG@10, Recall@100, MRR@10, latency."""
     from lsrkit.eval_command import run_eval
 
-    try:
-        result = run_eval(
-            dataset,
-            _backend_options(backend, data_dir, url),
-            index=index,
-            models=_models(sparse_model, multivector_model, quantize, multivector_quantize),
-            split=split,
-            pipelines=pipelines.split(",") if pipelines else None,
-            report=report,
-            reingest=reingest,
-            representation=representation,
-        )
-    except LsrError as exc:
-        _fail(exc)
-        return
-    if json_out:
-        print(json.dumps(result))
-    else:
-        Console().print(result["markdown"])
+    result = run_eval(
+        dataset,
+        _options(backend, data_dir, url),
+        index=index,
+        models=_models(sparse_model, multivector_model, quantize, multivector_quantize),
+        split=split,
+        pipelines=pipelines.split(",") if pipelines else None,
+        report=report,
+        reingest=reingest,
+        representation=representation,
+    )
+    _emit(result, json_out, lambda r: Console().print(r["markdown"]))
+
+
+@app.command()
+def tune(
+    dataset: DatasetOpt,
+    split: str = "train",
+    data_dir: DataDirOpt = DEFAULT_DIR,
+    write_defaults: Annotated[bool, typer.Option(help="write the chosen settings into lsrkit's defaults file (core/tuned.json)")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Choose fusion, κ and rerank interpolation on a train split (Qdrant Edge index of the dataset)."""
+    from lsrkit.tuning import run_tune
+
+    _emit(run_tune(dataset, split=split, data_dir=data_dir, write_defaults=write_defaults), json_out)
+
+
+# -- benchmarks: each prints its result; the figures in reports/ come from these commands --------
 
 
 @bench_app.command("encode")
 def bench_encode(
+    dataset: DatasetOpt,
     passages: int = 200,
-    dataset: Path = Path("../shared/datasets/scifact"),
     batch_sizes: Annotated[str, typer.Option(help="batch sizes for the memory sweep")] = "1,8,32",
     json_out: JsonOpt = False,
 ) -> None:
     """Passages/s of torch eager vs ONNX fp32 vs ONNX int8, top-10 term overlap, peak RSS per batch size."""
     from lsrkit.bench.encode import run
 
-    result = run(passages=passages, dataset=dataset, batch_sizes=[int(b) for b in batch_sizes.split(",")])
-    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+    _emit(run(passages=passages, dataset=dataset, batch_sizes=[int(b) for b in batch_sizes.split(",")]), json_out)
 
 
 @bench_app.command("ingest")
 def bench_ingest(
+    dataset: DatasetOpt,
     documents: int = 200,
-    dataset: Path = Path("../shared/datasets/scifact"),
-    engine: Annotated[str, typer.Option(help="local: encode-only vs ingest into Qdrant Edge; ray: local vs Ray into OpenSearch")] = "local",
-    workers: Annotated[str, typer.Option(help="Ray worker counts (--engine ray)")] = "1,2",
+    runner: Annotated[str, typer.Option(help="local: encode-only vs ingest into Qdrant Edge; ray: local vs Ray into OpenSearch")] = "local",
+    workers: Annotated[str, typer.Option(help="Ray worker counts (--runner ray)")] = "1,2",
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Encode-only docs/s vs full ingest docs/s into Qdrant Edge; or, with --engine ray, the local pipeline vs Ray workers into OpenSearch."""
+    """Encode-only docs/s vs full ingest docs/s into Qdrant Edge; or, with --runner ray, the local job vs Ray workers into OpenSearch."""
     from lsrkit.bench.ingest import run, run_ray
 
-    if engine == "ray":
-        result = run_ray(documents=documents, dataset=dataset, workers=[int(w) for w in workers.split(",")], url=url)
+    if runner == "ray":
+        _emit(run_ray(documents=documents, dataset=dataset, workers=[int(w) for w in workers.split(",")], url=url), json_out)
     else:
-        result = run(documents=documents, dataset=dataset)
-    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+        _emit(run(documents=documents, dataset=dataset), json_out)
 
 
 @bench_app.command("query")
 def bench_query(
-    dataset: Path = Path("../shared/datasets/scifact"),
-    backend: BackendOpt = "opensearch",
-    data_dir: DataDirOpt = Path(".lsrkit"),
-    url: UrlOpt = None,
-    json_out: JsonOpt = False,
+    dataset: DatasetOpt, backend: BackendOpt = "opensearch", data_dir: DataDirOpt = DEFAULT_DIR, url: UrlOpt = None, json_out: JsonOpt = False
 ) -> None:
-    """Query latency of every pipeline (the tuned κ) divided by BM25's, same engine, warm."""
+    """Query latency of every pipeline (its tuned settings) divided by BM25's, same engine, warm."""
     from lsrkit.bench.query import run
 
-    result = run(dataset=dataset, backend_kind=backend, data_dir=data_dir, url=url)
-    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+    _emit(run(dataset=dataset, backend_kind=backend, data_dir=data_dir, url=url), json_out)
 
 
 @bench_app.command("serve")
 def bench_serve(
-    dataset: Annotated[Path, typer.Option(help="BEIR folder whose queries.jsonl is sent")] = Path("../shared/datasets/scifact"),
+    dataset: Annotated[Path, typer.Option("--dataset", help="BEIR folder whose queries.jsonl is sent")],
     backend: BackendOpt = "opensearch",
     index: Annotated[str | None, typer.Option("--index", "-i", help="an ingested index (default: the dataset's, ingested when missing)")] = None,
-    data_dir: DataDirOpt = Path(".lsrkit"),
+    data_dir: DataDirOpt = DEFAULT_DIR,
     url: UrlOpt = None,
     concurrency: Annotated[str, typer.Option(help="comma-separated client concurrencies")] = "1,4,16",
     queries: Annotated[int, typer.Option(help="queries per phase (the first N of queries.jsonl)")] = 200,
@@ -410,71 +404,69 @@ def bench_serve(
     """Queries/s and p50/p99 through `lsrkit serve` vs the same pipelines in-process vs BM25 straight to OpenSearch; then an overload phase."""
     from lsrkit.bench.serve import run
 
-    try:
-        result = run(
-            dataset=dataset,
-            backend_kind=backend,
-            data_dir=data_dir,
-            url=url,
-            index=index,
-            concurrency=tuple(int(c) for c in concurrency.split(",")),
-            queries=queries,
-            overload_concurrency=overload_concurrency,
-            max_queue=max_queue,
-            queue_timeout_ms=queue_timeout_ms,
-            max_in_flight=max_in_flight,
-        )
-    except LsrError as exc:
-        _fail(exc)
-        return
-    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+    result = run(
+        dataset=dataset,
+        backend_kind=backend,
+        data_dir=data_dir,
+        url=url,
+        index=index,
+        concurrency=tuple(int(c) for c in concurrency.split(",")),
+        queries=queries,
+        overload_concurrency=overload_concurrency,
+        max_queue=max_queue,
+        queue_timeout_ms=queue_timeout_ms,
+        max_in_flight=max_in_flight,
+    )
+    _emit(result, json_out)
 
 
 @bench_app.command("rerank")
-def bench_rerank(dataset: Path = Path("../shared/datasets/scifact"), data_dir: DataDirOpt = Path(".lsrkit"), json_out: JsonOpt = False) -> None:
+def bench_rerank(
+    dataset: DatasetOpt,
+    data_dir: DataDirOpt = DEFAULT_DIR,
+    write_defaults: Annotated[bool, typer.Option(help="write the chosen α/β into lsrkit's defaults file (core/tuned.json)")] = False,
+    json_out: JsonOpt = False,
+) -> None:
     """α/β pruning vs full rerank: sweep on train, report the chosen setting on test."""
     from lsrkit.bench.rerank import run
 
-    result = run(dataset=dataset, data_dir=data_dir)
-    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+    _emit(run(dataset=dataset, data_dir=data_dir, write_defaults=write_defaults), json_out)
 
 
 @bench_app.command("multivector")
 def bench_multivector(
-    dataset: Path = Path("../shared/datasets/scifact"),
-    data_dir: DataDirOpt = Path(".lsrkit"),
+    dataset: DatasetOpt,
+    data_dir: DataDirOpt = DEFAULT_DIR,
     representations: Annotated[str | None, typer.Option(help="comma-separated subset (int8 is always the reference)")] = None,
+    write_defaults: Annotated[bool, typer.Option(help="write the chosen representation into lsrkit's defaults file (core/tuned.json)")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Size vs quality of each token-vector representation (hybrid+rerank, train and test); picks the default on train."""
     from lsrkit.bench.multivector import run
 
     names = tuple(representations.split(",")) if representations else None
-    result = run(dataset=dataset, data_dir=data_dir, representations=names)
-    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+    _emit(run(dataset=dataset, data_dir=data_dir, representations=names, write_defaults=write_defaults), json_out)
 
 
 @bench_app.command("update")
-def bench_update(dataset: Path = Path("../shared/datasets/scifact"), data_dir: DataDirOpt = Path(".lsrkit"), json_out: JsonOpt = False) -> None:
+def bench_update(dataset: DatasetOpt, data_dir: DataDirOpt = DEFAULT_DIR, json_out: JsonOpt = False) -> None:
     """An update of 1 % of the dataset (every 100th document ingested again) into its built Edge index: seconds and docs/s."""
     from lsrkit.bench.update import run
 
-    result = run(dataset=dataset, data_dir=data_dir)
-    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+    _emit(run(dataset=dataset, data_dir=data_dir), json_out)
 
 
 @bench_app.command("bm25-drift")
-def bench_bm25_drift(dataset: Path = Path("../shared/datasets/scifact"), split: str = "test", json_out: JsonOpt = False) -> None:
+def bench_bm25_drift(dataset: DatasetOpt, split: str = "test", json_out: JsonOpt = False) -> None:
     """nDCG@10 of Qdrant's BM25 when the mean length it keeps is off from the corpus's (a corpus grown or shrunk since its build)."""
     from lsrkit.bench.bm25_drift import run
 
-    result = run(dataset=dataset, split=split)
-    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+    _emit(run(dataset=dataset, split=split), json_out)
 
 
 @bench_app.command("faults")
 def bench_faults(
-    dataset: Path = Path("../shared/datasets/scifact"),
+    dataset: DatasetOpt,
     scenarios: Annotated[str | None, typer.Option(help="comma-separated subset")] = None,
     port: int = 9280,
     json_out: JsonOpt = False,
@@ -482,31 +474,7 @@ def bench_faults(
     """Ingest under faults (malformed records, killed job, killed OpenSearch, 429s): what survived."""
     from lsrkit.bench.faults import run
 
-    result = run(dataset=dataset, port=port, scenarios=scenarios.split(",") if scenarios else None)
-    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
-
-
-@app.command()
-def tune(
-    dataset: Path = Path("../shared/datasets/scifact"),
-    split: str = "train",
-    data_dir: DataDirOpt = Path(".lsrkit"),
-    json_out: JsonOpt = False,
-) -> None:
-    """Choose fusion, κ and rerank interpolation on a train split (Qdrant Edge index of the dataset)."""
-    from lsrkit.eval_command import default_index
-    from lsrkit.evaluation import load_beir
-    from lsrkit.index import Index
-    from lsrkit.jobs import ensure_ingested
-    from lsrkit.tuning import collect
-    from lsrkit.tuning import tune as run_tune
-
-    data = load_beir(dataset, split)
-    with Index(default_index(dataset), backend="edge", data_dir=data_dir) as target:
-        ensure_ingested(target, data.corpus)
-        evidence = collect(target.backend, target.name, data, target.idf_encoder(), target.query_multivector_encoder())
-        result = {"dataset": str(dataset), "split": split, "queries": len(data.queries), **run_tune(evidence, data, has_bm25=True)}
-    print(json.dumps(result) if json_out else json.dumps(result, indent=2))
+    _emit(run(dataset=dataset, port=port, scenarios=scenarios.split(",") if scenarios else None), json_out)
 
 
 def main() -> None:  # pragma: no cover

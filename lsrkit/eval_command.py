@@ -17,8 +17,6 @@ from lsrkit.factory import (
     BackendOptions,
     ModelChoice,
     QualitySettings,
-    open_backend,
-    pipeline_settings,
 )
 from lsrkit.index import Index
 from lsrkit.jobs import ensure_ingested
@@ -38,7 +36,7 @@ def run_eval(
     pipelines: list[str] | None = None,
     report: Path | None = None,
     reingest: bool = False,
-    quality: QualitySettings = QualitySettings(),
+    quality: QualitySettings | None = None,
     progress: bool | None = None,
     representation: str = DEFAULT_REPRESENTATION,
 ) -> dict[str, Any]:
@@ -49,21 +47,17 @@ def run_eval(
     unknown = [n for n in names if n not in PIPELINES]
     if unknown:
         raise ConfigError(f"unknown pipelines {unknown}; choose from {', '.join(PIPELINES)}")
-    backend = open_backend(backend_options, sparse_model=None)
-    try:
-        with Index(index, backend=backend, data_dir=backend_options.data_dir, models=models, representation=representation, quality=quality) as target:
-            ingest_info: dict[str, Any] = {"reused": True}
-            summary = ensure_ingested(target, dataset.corpus, reingest=reingest, progress=progress)
-            if summary is not None:
-                ingest_info = {
-                    "reused": False,
-                    "docs_per_second": round(summary.docs_per_second, 2),
-                    "seconds": round(summary.seconds, 1),
-                    "documents": summary.documents,
-                }
-            return _score(target, dataset, dataset_dir, split, names, ingest_info, report, progress)
-    finally:
-        backend.close()
+    with Index(index, backend=backend_options, models=models, representation=representation, quality=quality) as target:
+        ingest_info: dict[str, Any] = {"reused": True}
+        summary = ensure_ingested(target, dataset.corpus, reingest=reingest, progress=progress)
+        if summary is not None:
+            ingest_info = {
+                "reused": False,
+                "docs_per_second": round(summary.docs_per_second, 2),
+                "seconds": round(summary.seconds, 1),
+                "documents": summary.documents,
+            }
+        return _score(target, dataset, dataset_dir, split, names, ingest_info, report, progress)
 
 
 def _score(
@@ -105,7 +99,7 @@ def _score(
         "multivector_representation": target.representation,
         "models": target.manifest,
         "ingest": ingest_info,
-        "settings": pipeline_settings(quality),
+        "settings": quality.as_dict(),
         "pipelines": {r.name: r.as_dict() for r in reports},
         "latency_ms": {r.name: r.latency_ms for r in reports},
         "skipped": skipped,

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from lsrkit.core.config import OnnxOptions, Quantization, RerankSettings
+from lsrkit.core.defaults import StageDefaults
+from lsrkit.core.defaults import tuned as tuned_defaults
 from lsrkit.core.errors import ConfigError
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder, SparseDocEncoder, SparseQueryEncoder
-from lsrkit.ingest import load_index_idf
+from lsrkit.encoders.registry import resolve
+from lsrkit.encoders.text import TextTokenizer
 from lsrkit.plugin import Backend, HybridSettings, SearchPipeline
+from lsrkit.plugin.index_meta import load_index_idf
+from lsrkit.plugin.pipeline import FirstStage
 
 BackendKind = Literal["edge", "qdrant", "opensearch"]
 DEFAULT_DATA_DIR = Path(".lsrkit")
@@ -26,24 +31,31 @@ class BackendOptions:
     url: str | None = None  # qdrant / opensearch server
     ca_certs: str | None = None  # opensearch over https
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))  # a str given is a folder too
+
+
+def job_state_dir(data_dir: Path, index: str) -> Path:
+    """Where the ingest jobs of `index` keep their checkpoint and dead letters."""
+    return Path(data_dir) / "state" / index
+
 
 CODE_CACHE_ENV = "LSRKIT_CODE_CACHE_MB"  # the OpenSearch adapter's CodeCache budget (0: none)
 _EXTRA = {"edge": "qdrant", "qdrant": "qdrant", "opensearch": "opensearch"}
 
 
-def open_backend(options: BackendOptions, *, sparse_model: str | None = "splade-tiny") -> Backend:
-    """The adapter for `options`. OpenSearch keys rank_features by token string, so it is given
-    the sparse model's vocabulary (the tokenizer only; no model is loaded; None: set it later)."""
+def open_backend(options: BackendOptions) -> Backend:
+    """The adapter for `options` (OpenSearch's reads each index's sparse vocabulary from its manifest)."""
     if options.kind not in _EXTRA:
         raise ConfigError(f"unknown backend {options.kind!r}: use edge, qdrant or opensearch")
     try:
-        return _open(options, sparse_model)
+        return _open(options)
     except ImportError as exc:  # the engine's SDK is an extra
         extra = _EXTRA[options.kind]
         raise ConfigError(f"the {options.kind} backend needs the {extra!r} extra: pip install 'lsrkit[{extra}]' ({exc})") from exc
 
 
-def _open(options: BackendOptions, sparse_model: str | None) -> Backend:
+def _open(options: BackendOptions) -> Backend:
     if options.kind == "edge":
         from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
@@ -53,16 +65,9 @@ def _open(options: BackendOptions, sparse_model: str | None) -> Backend:
 
         path = None if options.url else str(options.data_dir / "qdrant-local")
         return QdrantBackend(client_from_env(url=options.url, path=path))
-    from lsrkit.encoders.registry import resolve
-    from lsrkit.encoders.text import TextTokenizer
+    from lsrkit.plugin.code_cache import DEFAULT_CACHE_BYTES, CodeCache
     from lsrkit.plugin.opensearch import OpenSearchBackend
     from lsrkit.plugin.opensearch import client_from_env as os_client
-
-    vocab = None
-    if sparse_model is not None:
-        resolved = resolve(sparse_model, "sparse")
-        vocab = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
-    from lsrkit.plugin.code_cache import DEFAULT_CACHE_BYTES, CodeCache
 
     url = options.url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
     cache_mb = os.environ.get(CODE_CACHE_ENV)
@@ -72,8 +77,7 @@ def _open(options: BackendOptions, sparse_model: str | None) -> Backend:
         raise ConfigError(f"{CODE_CACHE_ENV} must be a number of megabytes, got {cache_mb!r}") from exc
     if budget < 0:
         raise ConfigError(f"{CODE_CACHE_ENV} must be 0 (no cache) or more megabytes, got {cache_mb!r}")
-    cache = CodeCache(budget)
-    return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs), vocab=vocab, code_cache=cache)
+    return OpenSearchBackend(os_client(url, ca_certs=options.ca_certs), code_cache=CodeCache(budget))
 
 
 @dataclass(frozen=True)
@@ -103,19 +107,22 @@ def multivector_encoder(models: ModelChoice, *, threads: int = 0) -> MultiVector
     return MultiVectorEncoder(models.multivector, options=OnnxOptions(quantize=models.multivector_quantize, intra_op_threads=threads))
 
 
+def sparse_tokenizer(model: str) -> TextTokenizer:
+    """The sparse model's tokenizer alone (no ONNX session)."""
+    resolved = resolve(model, "sparse")
+    return TextTokenizer(resolved.directory, resolved.spec.max_length)
+
+
 def idf_query_encoder(backend: Backend, index: str, model: str) -> IdfQueryEncoder:
     """The inference-free encoder with the model's own IDF file, else the one stored with the index."""
-    from lsrkit.encoders.registry import resolve
-    from lsrkit.encoders.text import TextTokenizer
-
     resolved = resolve(model, "sparse")
     if resolved.spec.idf_file and (resolved.directory / resolved.spec.idf_file).is_file():
         return IdfQueryEncoder(resolved.spec)
-    vocab = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
-    table = load_index_idf(backend, index, vocab)
+    tokenizer = TextTokenizer(resolved.directory, resolved.spec.max_length)
+    table = load_index_idf(backend, index, tokenizer.vocab)
     if table is None:
         raise ConfigError(f"model {model!r} ships no IDF table and index {index!r} stores none: ingest the corpus first")
-    return IdfQueryEncoder(resolved.spec, idf=table)
+    return IdfQueryEncoder(resolved.spec, idf=table, tokenizer=tokenizer)
 
 
 PipelineName = Literal["bm25", "sparse-idf", "sparse-model", "sparse-idf+rerank", "hybrid", "hybrid+rerank", "sparse-idf+rerank-pruned", "hybrid+rerank-pruned"]
@@ -131,21 +138,58 @@ PIPELINES: tuple[str, ...] = (
 )
 
 
+def _tuned_stage(first_stage: str, reranked: bool) -> StageDefaults:
+    return tuned_defaults().stage(first_stage, reranked=reranked)
+
+
 @dataclass(frozen=True)
 class QualitySettings:
-    """The pipelines' settings, chosen by `lsrkit tune` on SciFact's *train* split (rule: per
-    pipeline, the smallest κ within 0.001 nDCG@10 of the best), never on test; α/β chosen by
-    `lsrkit bench rerank` on train (the fastest setting within 0.002 on every fold of train)."""
+    """The pipelines' settings. Every default is read from the one defaults file, core/tuned.json,
+    written on a *train* split only by `lsrkit tune --write-defaults` (fusion, κ, interpolation:
+    per pipeline, the smallest κ within 0.001 nDCG@10 of the best) and `lsrkit bench rerank
+    --write-defaults` (α/β: the fastest setting within 0.002 on every fold of train). `hybrid` and
+    `hybrid_rerank` are tuned apart (the fusion that ranks best alone need not feed a rerank best)."""
 
-    sparse_kappa: int = 100
-    sparse_interpolation: float = 0.2
-    hybrid: HybridSettings = HybridSettings(method="minmax", weights=(0.5, 0.5), depth=100)
-    hybrid_rerank: HybridSettings = HybridSettings(method="minmax", weights=(0.5, 0.5), depth=100)
-    hybrid_kappa: int = 30
-    hybrid_interpolation: float = 0.4
-    alpha: float | None = 0.2
-    beta: int | None = 8
-    prune_depth: int = 10  # the top the pruning protects (what nDCG@10 sees; what α/β were chosen for)
+    sparse_kappa: int = field(default_factory=lambda: _tuned_stage("sparse", True).kappa)
+    sparse_interpolation: float = field(default_factory=lambda: _tuned_stage("sparse", True).interpolation)
+    hybrid: HybridSettings = field(default_factory=lambda: HybridSettings.tuned(reranked=False))
+    hybrid_rerank: HybridSettings = field(default_factory=lambda: HybridSettings.tuned(reranked=True))
+    hybrid_kappa: int = field(default_factory=lambda: _tuned_stage("hybrid", True).kappa)
+    hybrid_interpolation: float = field(default_factory=lambda: _tuned_stage("hybrid", True).interpolation)
+    alpha: float | None = field(default_factory=lambda: tuned_defaults().alpha)
+    beta: int | None = field(default_factory=lambda: tuned_defaults().beta)
+    prune_depth: int = field(default_factory=lambda: tuned_defaults().prune_depth)  # the top α/β protect (what nDCG@10 sees)
+
+    def rerank(self, first_stage: str, *, pruned: bool = False) -> RerankSettings:
+        """The rerank of a first stage's candidates (k: the top that α/β pruning protects)."""
+        hybrid = first_stage == "hybrid"
+        kappa = self.hybrid_kappa if hybrid else self.sparse_kappa
+        return RerankSettings(
+            kappa=kappa,
+            k=min(self.prune_depth, kappa),
+            interpolation=self.hybrid_interpolation if hybrid else self.sparse_interpolation,
+            alpha=self.alpha if pruned else None,
+            beta=self.beta if pruned else None,
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: (asdict(v) if isinstance(v, HybridSettings) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class PipelineShape:
+    """What a pipeline name means: its first stage, whether it reranks, whether it prunes."""
+
+    first_stage: FirstStage
+    reranked: bool
+    pruned: bool
+
+    @classmethod
+    def of(cls, name: str) -> PipelineShape:
+        if name not in PIPELINES:
+            raise ConfigError(f"unknown pipeline {name!r}; choose from {', '.join(PIPELINES)}")
+        first_stage: FirstStage = "bm25" if name == "bm25" else "hybrid" if name.startswith("hybrid") else "sparse"
+        return cls(first_stage, "+rerank" in name, name.endswith("-pruned"))
 
 
 def build_pipeline(
@@ -156,46 +200,31 @@ def build_pipeline(
     idf_encoder: IdfQueryEncoder | None,
     multivector: MultiVectorEncoder | None,
     model_encoder: SparseQueryEncoder | None = None,
-    quality: QualitySettings = QualitySettings(),
-    k: int = 100,
+    quality: QualitySettings | None = None,
 ) -> SearchPipeline:
-    """One of PIPELINES over an existing index. Reranked pipelines rerank the top κ and keep the
-    first stage's order below them, so Recall@k does not shrink to κ."""
-    if name not in PIPELINES:
-        raise ConfigError(f"unknown pipeline {name!r}; choose from {', '.join(PIPELINES)}")
-    pruned = name.endswith("-pruned")
-    reranked = "+rerank" in name
-    first_stage = "bm25" if name == "bm25" else "hybrid" if name.startswith("hybrid") else "sparse"
-    kappa = quality.hybrid_kappa if first_stage == "hybrid" else quality.sparse_kappa
-    interpolation = quality.hybrid_interpolation if first_stage == "hybrid" else quality.sparse_interpolation
-    settings = RerankSettings(
-        kappa=kappa if reranked else max(kappa, k),
-        k=min(k, quality.prune_depth if pruned else kappa) if reranked else k,
-        interpolation=interpolation if reranked else 0.0,
-        alpha=quality.alpha if pruned else None,
-        beta=quality.beta if pruned else None,
-    )
+    """One of PIPELINES over an existing index (k is an argument of its search). Reranked
+    pipelines rerank the top κ and keep the first stage's order below them, so Recall@k does not
+    shrink to κ."""
+    shape = PipelineShape.of(name)
+    quality = quality or QualitySettings()
     encoder = model_encoder if name == "sparse-model" else idf_encoder
     return SearchPipeline(
         backend,
         index,
-        encoder if first_stage != "bm25" else None,
-        multivector_encoder=multivector if reranked else None,
-        rerank=reranked,
-        settings=settings,
-        first_stage=first_stage,  # type: ignore[arg-type]
-        hybrid=quality.hybrid_rerank if reranked else quality.hybrid,
+        encoder if shape.first_stage != "bm25" else None,
+        multivector_encoder=multivector if shape.reranked else None,
+        rerank=shape.reranked,
+        settings=quality.rerank(shape.first_stage, pruned=shape.pruned),
+        first_stage=shape.first_stage,
+        hybrid=quality.hybrid_rerank if shape.reranked else quality.hybrid,
     )
-
-
-def pipeline_settings(quality: QualitySettings) -> dict[str, object]:
-    return {k: (v.__dict__ if isinstance(v, HybridSettings) else v) for k, v in quality.__dict__.items()}
 
 
 __all__ = [
     "PIPELINES",
     "BackendOptions",
     "ModelChoice",
+    "PipelineShape",
     "QualitySettings",
     "build_pipeline",
     "document_encoders",

@@ -1,10 +1,10 @@
 """`Index`: the Python API's entry point — one index on one engine, to ingest into and to search.
 
-Its defaults are the CLI's (the tuned `QualitySettings`, the bundled models, the compact token
-vectors), and the CLI runs through it, so the two cannot drift apart. The encoders an index was
-built with are recorded in it (its manifest): opening it again needs no model names.
+Its defaults are the CLI's (the tuned settings of core/tuned.json, the bundled models, the compact
+token vectors), and the CLI runs through it, so the two cannot drift apart. The encoders an index
+was built with are recorded in it (its manifest): opening it again needs no model names.
 
-    >>> with Index("papers", data_dir=tmp) as index:                     # doctest: +SKIP
+    >>> with Index("papers", backend=BackendOptions("edge", data_dir=tmp)) as index:  # doctest: +SKIP
     ...     index.ingest([{"_id": "1", "title": "ATP", "text": "ATP stores energy in cells."}])
     ...     hits = index.search("what stores energy in cells?", k=3)
 """
@@ -13,134 +13,137 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from lsrkit.core.config import DEFAULT_REPRESENTATION, BatchPolicy, IndexSpec, OnnxOptions
-from lsrkit.core.errors import ConfigError, IndexMissingError
+from lsrkit.core.errors import ConfigError
 from lsrkit.core.types import Hit
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder, SparseDocEncoder, SparseQueryEncoder
+from lsrkit.encoders.text import TextTokenizer
 from lsrkit.factory import (
     DEFAULT_DATA_DIR,
-    BackendKind,
+    PIPELINES,
     BackendOptions,
     ModelChoice,
+    PipelineShape,
     QualitySettings,
     build_pipeline,
     document_encoders,
     idf_query_encoder,
+    job_state_dir,
     multivector_encoder,
     open_backend,
+    sparse_tokenizer,
 )
 from lsrkit.ingest import FieldMapping, IngestPipeline, IngestSummary
 from lsrkit.ingest.lease import DEFAULT_LEASE_SECONDS, Lease
-from lsrkit.ingest.manifest import MANIFEST_META, encoders_manifest, manifest_differences
+from lsrkit.ingest.manifest import encoders_manifest, manifest_differences
 from lsrkit.ingest.retry import RetryPolicy
 from lsrkit.ingest.sources import Source, SourceFormat
-from lsrkit.ingest.statistics import STATISTICS_META, CorpusStatistics, DeleteSummary, delete_documents
+from lsrkit.ingest.statistics import CorpusStatistics, DeleteSummary, delete_documents
 from lsrkit.plugin import Backend, SearchPipeline
 from lsrkit.plugin.base import Filters
+from lsrkit.plugin.index_meta import read_manifest, statistics_version
 from lsrkit.plugin.pipeline import SearchResult
 
 DEFAULT_PIPELINE = "hybrid+rerank"
 IDF_CHECK_SECONDS = 5.0  # how stale a long-running process's IDF table may get
+DocumentEncoders = tuple[SparseDocEncoder, MultiVectorEncoder | None]
+
+
+@dataclass
+class LoadedEncoders:
+    """The encoders an Index has loaded, each at most once."""
+
+    documents: DocumentEncoders | None = None
+    idf_query: IdfQueryEncoder | None = None
+    multivector_query: MultiVectorEncoder | None = None
+    sparse_query: SparseQueryEncoder | None = None
 
 
 class Index:
-    """An index of `backend` ("edge", "qdrant", "opensearch", or an opened Backend).
+    """One index of one engine.
 
-    `models`: the encoders of a new index (default: the bundled ones); for an existing index they
-    are read from its manifest, and models given that differ from it are a ConfigError.
+    `backend`: where the engine is (BackendOptions: opened here, closed by close()) or an
+    opened Backend (the caller's to close). `data_dir`: the folder of job state (checkpoints,
+    dead letters) beside an opened Backend; BackendOptions carry their own.
+    `models`: the encoders of a new index (default: the bundled ones); an existing index uses the
+    ones its manifest names, and models given that differ from it are a ConfigError.
     `encoders`: document encoders already loaded, in place of `models`.
+    `quality`: the pipelines' settings (default: the tuned ones).
     """
 
     def __init__(
         self,
         name: str,
         *,
-        backend: BackendKind | Backend = "edge",
-        data_dir: str | Path = DEFAULT_DATA_DIR,
-        url: str | None = None,
-        ca_certs: str | None = None,
+        backend: BackendOptions | Backend = BackendOptions(),
+        data_dir: str | Path | None = None,
         models: ModelChoice | None = None,
-        encoders: tuple[SparseDocEncoder, MultiVectorEncoder | None] | None = None,
+        encoders: DocumentEncoders | None = None,
         representation: str = DEFAULT_REPRESENTATION,
         text_language: str = "english",
-        quality: QualitySettings = QualitySettings(),
+        quality: QualitySettings | None = None,
     ) -> None:
         self.name = name
-        self.data_dir = Path(data_dir)
-        self.quality = quality
+        # options: how another process (a Ray worker) reaches the same engine; None for a Backend given opened
+        self.options: BackendOptions | None
+        self.backend: Backend
+        if isinstance(backend, BackendOptions):
+            if data_dir is not None and Path(data_dir) != backend.data_dir:
+                raise ConfigError(f"two state folders given: data_dir={data_dir} and the backend options' {backend.data_dir}")
+            self.options, self.backend, self.data_dir = backend, open_backend(backend), backend.data_dir
+        else:
+            self.options, self.backend, self.data_dir = None, backend, Path(data_dir or DEFAULT_DATA_DIR)
+        self.quality = quality or QualitySettings()
         self.representation = representation
         self.text_language = text_language
-        self._owns_backend = isinstance(backend, str)
-        # how another process (a Ray worker) reaches the same engine
-        self.options = BackendOptions(kind=backend, data_dir=self.data_dir, url=url, ca_certs=ca_certs) if isinstance(backend, str) else None  # type: ignore[arg-type]
-        self.backend: Backend = (
-            open_backend(
-                BackendOptions(
-                    kind=backend,  # type: ignore[arg-type]
-                    data_dir=self.data_dir,
-                    url=url,
-                    ca_certs=ca_certs,
-                ),
-                sparse_model=None,
-            )
-            if isinstance(backend, str)
-            else backend
-        )
         self._requested = models
-        self._documents = encoders
-        self._queries: dict[str, Any] = {}
-        self._pipelines: dict[str, SearchPipeline] = {}
         self._models: ModelChoice | None = None
+        self._loaded = LoadedEncoders(documents=encoders)
+        self._pipelines: dict[str, SearchPipeline] = {}  # at most one per name of PIPELINES
         self._idf_version: object = None
         self._idf_checked = 0.0
+
+    @property
+    def state_dir(self) -> Path:
+        """Where this index's ingest jobs keep their checkpoint and dead letters."""
+        return job_state_dir(self.data_dir, self.name)
 
     # -- models --------------------------------------------------------------------------------
     @property
     def manifest(self) -> dict[str, Any] | None:
         """The encoders recorded with the index (None before its first ingest)."""
-        try:
-            return self.backend.get_meta(self.name, MANIFEST_META)
-        except IndexMissingError:
-            return None
+        return read_manifest(self.backend, self.name)
 
-    @property
     def models(self) -> ModelChoice:
-        """The index's encoders: its manifest's; for a new index the ones given, else the bundled ones."""
+        """The index's encoders: its manifest's; for a new index the ones given, else the bundled
+        ones (read from the engine once; a ConfigError when the ones given differ)."""
         if self._models is None:
-            manifest = self.manifest
-            if self._documents is None and manifest and self._requested not in (None, models_of(manifest)):
-                self._documents = document_encoders(self._requested)  # type: ignore[arg-type]
-            if self._documents is not None:
-                sparse, multivector = self._documents
-                own = encoders_manifest(sparse.manifest, multivector.manifest if multivector else None, self._spec(multivector))
-                differences = manifest_differences(manifest, own) if manifest else []
-                if differences:
-                    raise ConfigError(f"index {self.name!r} was built with other encoders: " + "; ".join(differences))
-                self._models = models_of(own)
-            else:
-                self._models = models_of(manifest) if manifest else (self._requested or ModelChoice())
-            self._use_vocabulary()
+            self._models = self._resolve_models(self.manifest)
         return self._models
 
-    def document_encoders(self) -> tuple[SparseDocEncoder, MultiVectorEncoder | None]:
+    def _resolve_models(self, manifest: Mapping[str, Any] | None) -> ModelChoice:
+        if self._loaded.documents is None and manifest and self._requested not in (None, models_of(manifest)):
+            # named otherwise than the manifest (a hub id for a folder, …): compare what they load
+            self._loaded.documents = document_encoders(self._requested)  # type: ignore[arg-type]
+        if self._loaded.documents is None:
+            return models_of(manifest) if manifest else (self._requested or ModelChoice())
+        sparse, multivector = self._loaded.documents
+        own = encoders_manifest(sparse.manifest, multivector.manifest if multivector else None, self._spec(multivector))
+        differences = manifest_differences(manifest, own) if manifest else []
+        if differences:
+            raise ConfigError(f"index {self.name!r} was built with other encoders: " + "; ".join(differences))
+        return models_of(own)
+
+    def document_encoders(self) -> DocumentEncoders:
         """The encoders of documents (loaded once)."""
-        if self._documents is None:
-            self._documents = document_encoders(self.models)
-        return self._documents
-
-    def _use_vocabulary(self) -> None:
-        # OpenSearch keys rank_features by token string: it needs the sparse model's vocabulary
-        set_vocab = getattr(self.backend, "set_vocab", None)
-        if set_vocab is not None and self._models is not None:
-            from lsrkit.encoders.registry import resolve
-            from lsrkit.encoders.text import TextTokenizer
-
-            resolved = resolve(self._models.sparse, "sparse")
-            set_vocab(TextTokenizer(resolved.directory, resolved.spec.max_length).vocab)
+        if self._loaded.documents is None:
+            self._loaded.documents = document_encoders(self.models())
+        return self._loaded.documents
 
     def _spec(self, multivector: MultiVectorEncoder | None) -> IndexSpec:
         return IndexSpec(
@@ -149,6 +152,10 @@ class Index:
             multivector_representation=self.representation,
             text_language=self.text_language,
         )
+
+    def spec(self) -> IndexSpec:
+        """The layout a new ingest gives the index (its document encoders loaded)."""
+        return self._spec(self.document_encoders()[1])
 
     # -- ingest --------------------------------------------------------------------------------
     def ingest(
@@ -161,7 +168,7 @@ class Index:
         policy: BatchPolicy = BatchPolicy(),
         progress: bool | None = None,
         state_dir: Path | None = None,
-        engine: str = "local",
+        runner: str = "local",
         workers: int = 2,
         address: str | None = None,
         retry: RetryPolicy = RetryPolicy(),
@@ -169,11 +176,11 @@ class Index:
     ) -> IngestSummary:
         """Encode and write `source` (a JSONL/BEIR/CSV/Parquet path, or records such as
         {"_id", "title", "text", …} dicts); bad records go to the dead-letter file.
-        `engine="ray"`: on a Ray cluster (`address`, else a local one of `workers` CPUs).
+        `runner="ray"`: on a Ray cluster (`address`, else a local one of `workers` CPUs).
         An engine unavailable for longer than `retry.seconds` stops the job (IngestError's
         cause: UnavailableError), resumable with `resume=True`; another job writing the index
         is refused (IndexBusyError), one that died is taken over after `lease_timeout` s."""
-        if engine == "ray":
+        if runner == "ray":
             from lsrkit.ray_ingest import ingest_on_ray
 
             if not isinstance(source, (str, Path, list, tuple)):
@@ -190,12 +197,11 @@ class Index:
                 retry=retry,
                 lease_timeout=lease_timeout,
                 progress=progress,
-                options=self.options,
             )
             self._forget_queries()
             return summary
-        if engine != "local":
-            raise ConfigError(f"unknown ingest engine {engine!r}: use local or ray")
+        if runner != "local":
+            raise ConfigError(f"unknown ingest runner {runner!r}: use local or ray")
         sparse, multivector = self.document_encoders()
         job = IngestPipeline(
             self.backend,
@@ -203,7 +209,7 @@ class Index:
             sparse,
             sparse.model.tokenizer,
             multivector_encoder=multivector,
-            state_dir=state_dir or self.data_dir / "state" / self.name,
+            state_dir=state_dir or self.state_dir,
             policy=policy,
             retry=retry,
             progress=progress,
@@ -216,16 +222,19 @@ class Index:
     def delete(self, doc_ids: Iterable[str], *, lease_timeout: float = DEFAULT_LEASE_SECONDS) -> DeleteSummary:
         """Remove documents: their passages, token vectors and share of the corpus statistics
         (refused with IndexBusyError while another job writes the index)."""
-        from lsrkit.encoders.registry import resolve
-        from lsrkit.encoders.text import TextTokenizer
-
-        resolved = resolve(self.models.sparse, "sparse")  # the tokenizer is all a delete needs of the model
-        tokenizer = TextTokenizer(resolved.directory, resolved.spec.max_length)
-        statistics = CorpusStatistics(self.backend, self.name, tokenizer)
+        statistics = CorpusStatistics(self.backend, self.name, self._tokenizer())
         with Lease(self.backend, self.name, "delete", timeout=lease_timeout):
             summary = delete_documents(self.backend, self.name, doc_ids, statistics)
         self._idf_version, self._idf_checked = None, 0.0  # re-read at the next search
         return summary
+
+    def _tokenizer(self) -> TextTokenizer:
+        """The sparse model's tokenizer (all a delete needs of the model), from an encoder loaded already if any."""
+        if self._loaded.documents is not None:
+            return self._loaded.documents[0].model.tokenizer
+        if self._loaded.idf_query is not None:
+            return self._loaded.idf_query.tokenizer
+        return sparse_tokenizer(self.models().sparse)
 
     # -- search --------------------------------------------------------------------------------
     def search(self, text: str, *, pipeline: str = DEFAULT_PIPELINE, k: int = 10, filters: Filters | None = None) -> list[Hit]:
@@ -242,64 +251,66 @@ class Index:
         """Adopt the corpus statistics another job changed since they were read (an ingest or a
         delete elsewhere): the inference-free encoder's IDF table is replaced in place, so every
         pipeline (and a running service) sees it without a restart. Checked at most every_s."""
-        encoder = self._queries.get("idf")
+        encoder = self._loaded.idf_query
         now = time.monotonic()
         if encoder is None or now - self._idf_checked < every_s:
             return
         self._idf_checked = now
-        stored = self.backend.get_meta(self.name, STATISTICS_META) or {}
-        if stored.get("version") != self._idf_version:
-            fresh = idf_query_encoder(self.backend, self.name, self.models.sparse)
-            encoder.idf, self._idf_version = fresh.idf, stored.get("version")
+        version = statistics_version(self.backend, self.name)
+        if version != self._idf_version:
+            encoder.idf, self._idf_version = idf_query_encoder(self.backend, self.name, self.models().sparse).idf, version
 
     def pipeline(self, name: str = DEFAULT_PIPELINE) -> SearchPipeline:
-        """One of PIPELINES over this index, with the tuned settings, built once per name (k is an
-        argument of its search: a cache keyed by k would grow a rerank thread per k asked)."""
+        """One of PIPELINES over this index, with this index's settings, built once per name (k is
+        an argument of its search: at most len(PIPELINES) pipelines, each with one thread)."""
         if name not in self._pipelines:
+            shape = PipelineShape.of(name)
             self._pipelines[name] = build_pipeline(
                 name,
                 self.backend,
                 self.name,
-                idf_encoder=self.idf_encoder() if name != "bm25" else None,
-                multivector=self.query_multivector_encoder() if "+rerank" in name else None,
+                idf_encoder=self.idf_encoder() if shape.first_stage != "bm25" else None,
+                multivector=self.query_multivector_encoder() if shape.reranked else None,
                 model_encoder=self.sparse_query_encoder() if name == "sparse-model" else None,
                 quality=self.quality,
             )
         return self._pipelines[name]
 
+    def pipelines(self) -> list[str]:
+        """The names of PIPELINES this index can run (the reranked ones need its token vectors)."""
+        return [n for n in PIPELINES if not PipelineShape.of(n).reranked or self.models().multivector is not None]
+
     def idf_encoder(self) -> IdfQueryEncoder:
         """The inference-free query encoder: the model's IDF file, else the corpus's stored with the index."""
-        if "idf" not in self._queries:
-            self._idf_version = (self.backend.get_meta(self.name, STATISTICS_META) or {}).get("version")
+        if self._loaded.idf_query is None:
+            self._idf_version = statistics_version(self.backend, self.name)
             self._idf_checked = time.monotonic()
-            self._queries["idf"] = idf_query_encoder(self.backend, self.name, self.models.sparse)
-        encoder: IdfQueryEncoder = self._queries["idf"]
-        return encoder
+            self._loaded.idf_query = idf_query_encoder(self.backend, self.name, self.models().sparse)
+        return self._loaded.idf_query
 
     def query_multivector_encoder(self) -> MultiVectorEncoder:
         """The token-vector encoder of queries (the documents' one, when loaded already)."""
-        models = self.models
+        models = self.models()
         if models.multivector is None:
             raise ConfigError(f"index {self.name!r} stores no token vectors: a rerank pipeline needs them")
-        if self._documents is not None and self._documents[1] is not None:
-            return self._documents[1]
-        if "multivector" not in self._queries:
-            self._queries["multivector"] = multivector_encoder(models)
-        encoder: MultiVectorEncoder = self._queries["multivector"]
-        return encoder
+        if self._loaded.documents is not None and self._loaded.documents[1] is not None:
+            return self._loaded.documents[1]
+        if self._loaded.multivector_query is None:
+            self._loaded.multivector_query = multivector_encoder(models)
+        return self._loaded.multivector_query
 
     def sparse_query_encoder(self) -> SparseQueryEncoder:
         """The sparse model run on queries (the `sparse-model` pipeline)."""
-        if "model" not in self._queries:
-            self._queries["model"] = SparseQueryEncoder(self.models.sparse, options=OnnxOptions(quantize=self.models.quantize))
-        encoder: SparseQueryEncoder = self._queries["model"]
-        return encoder
+        if self._loaded.sparse_query is None:
+            models = self.models()
+            self._loaded.sparse_query = SparseQueryEncoder(models.sparse, options=OnnxOptions(quantize=models.quantize))
+        return self._loaded.sparse_query
 
     def _forget_queries(self) -> None:
         for pipeline in self._pipelines.values():
             pipeline.close()
         self._pipelines.clear()
-        self._queries.pop("idf", None)
+        self._loaded.idf_query = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def count(self) -> int:
@@ -314,7 +325,7 @@ class Index:
 
     def close(self) -> None:
         self._forget_queries()
-        if self._owns_backend:
+        if self.options is not None:
             self.backend.close()
 
     def __enter__(self) -> Index:
@@ -336,4 +347,4 @@ def models_of(manifest: Mapping[str, Any]) -> ModelChoice:
     )
 
 
-__all__ = ["DEFAULT_PIPELINE", "Index", "models_of"]
+__all__ = ["DEFAULT_PIPELINE", "Index", "LoadedEncoders", "models_of"]

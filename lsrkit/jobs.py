@@ -3,8 +3,6 @@ tune and quickstart run a dataset's index through this)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from lsrkit.core.config import BatchPolicy
 from lsrkit.core.errors import LsrError
 from lsrkit.index import Index
@@ -14,17 +12,13 @@ from lsrkit.ingest.sources import Source
 from lsrkit.plugin import CODEC_META
 
 
-def state_dir(index: Index) -> Path:
-    return index.data_dir / "state" / index.name
-
-
 def is_ingested(index: Index, source: Source) -> bool:
     """True when a finished checkpoint of this very job (same source, engine, index and
     encoders) exists, the index has points and stores its token vectors as the index asks."""
     try:
         sparse, multivector = index.document_encoders()
         job = job_key(source, index.backend.name, index.name, sparse, multivector, BatchPolicy().write_batch)  # ensure_ingested's batches
-        checkpoint = Checkpoint.load(state_dir(index) / "checkpoint.json", job)
+        checkpoint = Checkpoint.load(index.state_dir / "checkpoint.json", job)
         if checkpoint is None or not checkpoint.done or index.count() == 0:
             return False
         if multivector is None:

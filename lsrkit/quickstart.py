@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lsrkit.evaluation import evaluate_pipeline, load_beir
+from lsrkit.factory import BackendOptions
 from lsrkit.index import Index
 from lsrkit.jobs import ensure_ingested
 
@@ -27,7 +28,7 @@ def dataset_dir() -> Path:
 def run_quickstart(data_dir: Path, *, progress: bool | None = None, fresh: bool = False, shown: int = 5) -> dict[str, Any]:
     dataset = load_beir(dataset_dir())
     started = time.perf_counter()
-    with Index(INDEX, backend="edge", data_dir=data_dir) as index:
+    with Index(INDEX, backend=BackendOptions("edge", data_dir=data_dir)) as index:
         summary = ensure_ingested(index, dataset.corpus, reingest=fresh, progress=progress)
         ingested = summary.documents if summary else sum(1 for _ in dataset.corpus.open())
         ingest_seconds = time.perf_counter() - started
@@ -35,7 +36,8 @@ def run_quickstart(data_dir: Path, *, progress: bool | None = None, fresh: bool 
         reranked = evaluate_pipeline(RERANKED, index.pipeline(RERANKED), dataset)
         query_id, example_query = next(iter(dataset.queries.items()))
         relevant = {doc for doc, grade in dataset.qrels.get(query_id, {}).items() if grade > 0}
-        first_ranks = {hit.id: rank for rank, hit in enumerate(index.search(example_query, pipeline=FIRST_STAGE, k=50), 1)}
+        depth = index.pipeline(RERANKED).settings.kappa  # the candidates the rerank sees
+        first_ranks = {hit.id: rank for rank, hit in enumerate(index.search(example_query, pipeline=FIRST_STAGE, k=depth), 1)}
         hits = index.search(example_query, pipeline=RERANKED, k=shown)
         return {
             "backend": "edge",
@@ -51,6 +53,7 @@ def run_quickstart(data_dir: Path, *, progress: bool | None = None, fresh: bool 
             "example": {
                 "query": example_query,
                 "relevant": sorted(relevant),
+                "first_stage_depth": depth,
                 "hits": [
                     {"id": h.id, "score": round(h.score, 4), "title": h.title, "relevant": h.id in relevant, "first_stage_rank": first_ranks.get(h.id)}
                     for h in hits

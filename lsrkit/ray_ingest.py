@@ -74,7 +74,7 @@ class BlockWriter:
     def __init__(
         self, options: dict[str, Any], index: str, models: dict[str, Any], job: str, run: str, codec: dict[str, Any], threads: int, policy: dict[str, Any]
     ) -> None:
-        self.backend = open_backend(BackendOptions(**{**options, "data_dir": Path(options["data_dir"])}), sparse_model=models["sparse"])
+        self.backend = open_backend(BackendOptions(**options))
         # onnxruntime's threads: the actor's share of the machine, not a thread per core in every actor
         sparse, multivector = document_encoders(ModelChoice(**models), threads=threads)
         self.encoder = BatchEncoder(sparse, multivector, Chunker(sparse.model.tokenizer.tokenizer))
@@ -139,23 +139,21 @@ def ingest_on_ray(
     retry: RetryPolicy = RetryPolicy(),
     lease_timeout: float = DEFAULT_LEASE_SECONDS,
     progress: bool | None = None,
-    options: BackendOptions | None = None,
 ) -> IngestSummary:
-    """`index` opened on OpenSearch or a Qdrant server (`options` say how the workers reach it);
-    `address`: a running cluster ("auto", "ray://…"), else a local one with `workers` CPUs."""
+    """`index` opened on OpenSearch or a Qdrant server by BackendOptions (they say how the workers
+    reach it); `address`: a running cluster ("auto", "ray://…"), else a local one with `workers` CPUs."""
+    options = index.options
     if options is None:
-        raise ConfigError("a Ray ingest needs to know how its workers reach the engine: open the Index by backend name and url, not with a Backend object")
+        raise ConfigError("a Ray ingest needs to know how its workers reach the engine: open the Index with BackendOptions, not with a Backend object")
     if options.kind == "edge" or (options.kind == "qdrant" and not options.url):
         raise ConfigError(
-            "Qdrant Edge and Qdrant's local mode are one process's folder: ingest into them with the local engine (--engine local), or use OpenSearch or a Qdrant server"
+            "Qdrant Edge and Qdrant's local mode are one process's folder: ingest into them with the local engine (--runner local), or use OpenSearch or a Qdrant server"
         )
     started = time.perf_counter()
     sparse, multivector = index.document_encoders()
-    state_dir = index.data_dir / "state" / index.name
+    state_dir = index.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
-    local = IngestPipeline(
-        index.backend, index._spec(multivector), sparse, sparse.model.tokenizer, multivector_encoder=multivector, state_dir=state_dir, progress=False
-    )
+    local = IngestPipeline(index.backend, index.spec(), sparse, sparse.model.tokenizer, multivector_encoder=multivector, state_dir=state_dir, progress=False)
     job = "ray|" + job_key(source, index.backend.name, index.name, sparse, multivector, policy.write_batch)
     local.prepare(source, fmt, mapping)
     with Lease(index.backend, index.name, job, timeout=lease_timeout) as lease:
@@ -176,7 +174,7 @@ def ingest_on_ray(
             actor = {
                 "options": {**asdict(options), "data_dir": str(options.data_dir)},
                 "index": index.name,
-                "models": asdict(index.models),
+                "models": asdict(index.models()),
                 "job": job,
                 "run": uuid.uuid4().hex,
                 "codec": {"representation": local.spec.multivector_representation, "new": stored is None},

@@ -2,8 +2,8 @@
 
 First-stage hits and MaxSim scores are collected once per query; every configuration is then
 scored offline from them, so a grid of hundreds of settings costs seconds. Run it on the train
-split only (`lsrkit tune --split train`): the defaults in lsrkit.factory.QualitySettings come
-from its output on SciFact train, never from the test split.
+split only (`lsrkit tune --split train --write-defaults`): it writes the chosen settings into
+lsrkit's defaults file (core/tuned.json), which every pipeline reads; never tune on test.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -221,3 +222,41 @@ def sweep_pruning(
         for row in rows:
             row["fold_deltas"] = [float(np.mean([row["query_deltas"][q] for q in part])) if part else 0.0 for part in parts]
     return rows
+
+
+def defaults_section(chosen: dict[str, Any]) -> dict[str, Any]:
+    """The defaults file's "pipelines" section from tune()'s chosen settings."""
+    hybrid, sparse_rerank, hybrid_rerank = chosen["hybrid"]["config"], chosen["sparse+rerank"]["config"], chosen["hybrid+rerank"]["config"]
+    return {
+        "hybrid": {"fusion": hybrid["fusion"], "bm25_weight": hybrid["bm25_weight"]},
+        "sparse+rerank": {"kappa": sparse_rerank["kappa"], "interpolation": sparse_rerank["interpolation"]},
+        "hybrid+rerank": {
+            "fusion": hybrid_rerank["fusion"],
+            "bm25_weight": hybrid_rerank["bm25_weight"],
+            "kappa": hybrid_rerank["kappa"],
+            "interpolation": hybrid_rerank["interpolation"],
+        },
+    }
+
+
+def run_tune(dataset: Path, *, split: str = "train", data_dir: Path = Path(".lsrkit"), write_defaults: bool = False) -> dict[str, Any]:
+    """`lsrkit tune`: collect the evidence on the dataset's Qdrant Edge index, score the grid and,
+    with `write_defaults` (a train split only), make the chosen settings lsrkit's defaults."""
+    from lsrkit.core.defaults import write_tuned_section
+    from lsrkit.core.errors import ConfigError
+    from lsrkit.eval_command import default_index
+    from lsrkit.evaluation import load_beir
+    from lsrkit.factory import BackendOptions
+    from lsrkit.index import Index
+    from lsrkit.jobs import ensure_ingested
+
+    if write_defaults and split == "test":
+        raise ConfigError("defaults are chosen on a train split, never on test")
+    data = load_beir(dataset, split)
+    with Index(default_index(dataset), backend=BackendOptions("edge", data_dir=data_dir)) as target:
+        ensure_ingested(target, data.corpus)
+        evidence = collect(target.backend, target.name, data, target.idf_encoder(), target.query_multivector_encoder())
+        result = {"dataset": str(dataset), "split": split, "queries": len(data.queries), **tune(evidence, data, has_bm25=True)}
+    if write_defaults:
+        write_tuned_section("pipelines", defaults_section(result["chosen"]), source={"dataset": dataset.name, "split": split, "queries": len(data.queries)})
+    return result

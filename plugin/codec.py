@@ -230,3 +230,15 @@ class MultiVectorCodec:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"the multivector codec stored with the index is unreadable: {exc}") from exc
+
+
+def decode_or_skip(codec: MultiVectorCodec, stored: Mapping[str, bytes]) -> dict[str, StoredMultiVector]:
+    """The candidates' decoded codes; one whose bytes do not decode is left out, so it scores as
+    having no tokens (as a candidate without stored vectors does) rather than failing the query."""
+    decoded = {}
+    for key, data in stored.items():
+        try:
+            decoded[key] = codec.decode(data)
+        except InputError:
+            continue
+    return decoded

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from lsrkit.core.config import RerankSettings
+from lsrkit.core.defaults import tuned as tuned_defaults
 from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector, unencodable_at
 from lsrkit.plugin.base import Backend, Filters, Retrieval, Retrieved
-from lsrkit.plugin.codec import MultiVectorCodec, StoredMultiVector
+from lsrkit.plugin.codec import MultiVectorCodec, decode_or_skip
 from lsrkit.plugin.fusion import FusionMethod, fuse
 from lsrkit.plugin.rerank import MaxSimReranker
 
@@ -41,6 +42,13 @@ class HybridSettings:
             raise ConfigError(f"fusion method must be rrf or minmax, got {self.method!r}")
         if self.depth < 1 or any(w < 0 for w in self.weights):
             raise ConfigError("hybrid depth must be >= 1 and weights >= 0")
+
+    @classmethod
+    def tuned(cls, *, reranked: bool = False) -> HybridSettings:
+        """The fusion tuned for the hybrid pipeline, or for the hybrid run a rerank follows (core/tuned.json)."""
+        defaults = tuned_defaults()
+        stage = defaults.stage("hybrid", reranked=reranked)
+        return cls(method=stage.fusion, weights=(stage.bm25_weight, 1.0 - stage.bm25_weight), depth=defaults.hybrid_depth)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -152,11 +160,12 @@ class SearchPipeline:
         multivector_encoder: MultiVectorQueryEncoder | None = None,
         rerank: bool = False,
         codec: MultiVectorCodec | None = None,
-        settings: RerankSettings = RerankSettings(),
+        settings: RerankSettings | None = None,
         first_stage: FirstStage = "sparse",
-        hybrid: HybridSettings = HybridSettings(),
+        hybrid: HybridSettings | None = None,
         aggregate: bool = True,
     ) -> None:
+        """settings / hybrid: None takes the tuned ones of this first stage (core/tuned.json)."""
         if rerank and multivector_encoder is None:
             raise ConfigError("reranking needs a multivector_encoder")
         if first_stage in ("sparse", "hybrid") and query_encoder is None:
@@ -167,11 +176,11 @@ class SearchPipeline:
         self.multivector_encoder = multivector_encoder
         self.rerank = rerank
         self.codec = (codec or index_codec(backend, index)) if rerank else None
-        self.settings = settings
+        self.settings = settings or RerankSettings.tuned(first_stage)
         self.first_stage = first_stage
-        self.hybrid = hybrid
+        self.hybrid = hybrid or HybridSettings.tuned(reranked=rerank)
         self.aggregate = aggregate
-        self.reranker = MaxSimReranker(settings)
+        self.reranker = MaxSimReranker(self.settings)
         # the query's token vectors are encoded while the first stage runs (onnxruntime releases
         # the GIL; the engine round trip is mostly waiting)
         self._encoder_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsrkit-query-mv") if rerank else None
@@ -210,6 +219,16 @@ class SearchPipeline:
             hits = self.backend.hydrate(self.index, hits)
             timer.lap("hydrate")
         return SearchResult(hits, timer.done())
+
+    def describe(self) -> dict[str, object]:
+        """What this pipeline runs with: its first stage, fusion and rerank settings."""
+        described: dict[str, object] = {"first_stage": self.first_stage, "rerank": self.rerank}
+        if self.first_stage == "hybrid":
+            described["hybrid"] = {"method": self.hybrid.method, "weights": list(self.hybrid.weights), "depth": self.hybrid.depth}
+        if self.rerank:
+            s = self.settings
+            described.update(kappa=s.kappa, interpolation=s.interpolation, alpha=s.alpha, beta=s.beta, protected_top=s.k)
+        return described
 
     def close(self) -> None:
         """Stop the query encoder's thread (a pipeline is usable until then)."""
@@ -250,7 +269,7 @@ class SearchPipeline:
             stored = {**stored, **self.backend.fetch_multivectors(self.index, missing)}
             timer.lap("fetch")
         assert self.codec is not None
-        reranked = self.reranker.rerank(query_vectors.vectors, head, self._decoded(head, stored))
+        reranked = self.reranker.rerank(query_vectors.vectors, head, decode_or_skip(self.codec, {h.id: stored[h.id] for h in head if h.id in stored}))
         scored = {h.id for h in reranked}
         tail = [h for h in head if h.id not in scored] + tail  # pruned by α/β: kept, in first-stage order
         timer.lap("rerank")
@@ -261,19 +280,6 @@ class SearchPipeline:
             tail = tail + [h for h in self._candidates(deeper) if h.id not in seen]
             timer.lap("first_stage")
         return reranked_first(reranked, tail, k, self.aggregate)
-
-    def _decoded(self, head: Sequence[Hit], stored: Mapping[str, bytes]) -> dict[str, StoredMultiVector]:
-        """The candidates' codes; one whose bytes do not decode scores as having no tokens, as a
-        candidate without stored vectors does, rather than failing the query."""
-        assert self.codec is not None
-        decoded = {}
-        for hit in head:
-            if hit.id in stored:
-                try:
-                    decoded[hit.id] = self.codec.decode(stored[hit.id])
-                except InputError:
-                    continue
-        return decoded
 
 
 class _Laps:

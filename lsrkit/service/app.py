@@ -17,7 +17,6 @@ from starlette.responses import JSONResponse
 
 from lsrkit.core.errors import BackendError, ConfigError, EncoderError, InputError, LsrError
 from lsrkit.service.admission import Admission, Overloaded
-from lsrkit.service.engine import Engine
 from lsrkit.service.guards import Outcome, RequestGuard, error_response
 from lsrkit.service.metrics import ServiceMetrics
 from lsrkit.service.schemas import (
@@ -31,10 +30,11 @@ from lsrkit.service.schemas import (
     SearchResponse,
     TokenWeights,
 )
+from lsrkit.service.served import ServedIndex
 from lsrkit.service.settings import ENV_SETTINGS, ServiceSettings, api_key_from_env
 
 ENCODE_BODY = 'what ml-commons sends for `"request_body": "${parameters.input}"` (a JSON list of strings); also {"texts": [...]}'
-ROUTES = frozenset({"/healthz", "/metrics", "/search", "/rerank", "/encode/sparse", "/encode/query"})
+ROUTES = frozenset({"/healthz", "/metrics", "/pipelines", "/search", "/rerank", "/encode/sparse", "/encode/query"})
 QUEUE_HEADER = "x-lsrkit-queue-ms"  # how long the request waited for a slot
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": what}
@@ -52,26 +52,26 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 log = logging.getLogger("lsrkit.service")
 
 
-def create_app(settings: ServiceSettings, open_engine: Callable[[ServiceSettings], Engine] = Engine.open) -> FastAPI:
+def create_app(settings: ServiceSettings, open_index: Callable[[ServiceSettings], ServedIndex] = ServedIndex.open) -> FastAPI:
     metrics = ServiceMetrics()
     state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state["engine"] = await asyncio.to_thread(open_engine, settings)
+        state["served"] = await asyncio.to_thread(open_index, settings)
         state["admission"] = Admission(settings.max_in_flight, settings.max_queue, settings.queue_timeout_ms)
         try:
             yield
         finally:  # uvicorn gets here after the in-flight requests finished (graceful shutdown)
             state["admission"].close()
-            state["engine"].close()
+            state["served"].close()
 
     app = FastAPI(title="lsrkit", summary="Learned sparse retrieval + MaxSim rerank of one index", lifespan=lifespan, responses=ERRORS)
     app.add_middleware(RequestGuard, api_key=api_key_from_env(), max_body_bytes=settings.max_body_bytes)
     app.add_middleware(Outcome, metrics=metrics, paths=ROUTES)  # added last: outermost
 
-    def engine() -> Engine:
-        return state["engine"]  # type: ignore[no-any-return]
+    def served() -> ServedIndex:
+        return state["served"]  # type: ignore[no-any-return]
 
     async def admitted(call: Callable[[], Any], response: Response) -> Any:
         waited: list[float] = []
@@ -115,8 +115,12 @@ def create_app(settings: ServiceSettings, open_engine: Callable[[ServiceSettings
 
     @app.get("/healthz", summary="liveness and what is served (no API key needed)")
     async def healthz() -> dict[str, Any]:
-        served = engine()
-        return {"status": "ok", "index": served.index, "backend": served.backend.name, "pipelines": list(served.pipelines)}
+        index = served()
+        return {"status": "ok", "index": index.index, "backend": index.backend.name, "pipelines": list(index.pipelines)}
+
+    @app.get("/pipelines", summary="the pipelines served and the settings each runs with")
+    async def pipelines() -> dict[str, Any]:
+        return {name: pipeline.describe() for name, pipeline in served().pipelines.items()}
 
     @app.get("/metrics", summary="Prometheus metrics of this worker")
     async def prometheus() -> Response:
@@ -130,7 +134,7 @@ def create_app(settings: ServiceSettings, open_engine: Callable[[ServiceSettings
         limit("k", request.k, settings.max_k)
         limit("text length", len(request.text), settings.max_text_chars)
         filters = dict(request.filters) if request.filters else None
-        result = await admitted(lambda: engine().search(request.pipeline, request.text, request.k, filters), response)
+        result = await admitted(lambda: served().search(request.pipeline, request.text, request.k, filters), response)
         metrics.observe_search(request.pipeline, result.timings_ms)
         hits = [
             SearchHit(id=h.id, score=h.score, title=h.title, text=h.text, passage_id=str(h.metadata.get("passage_id", h.id)), stage_scores=dict(h.stage_scores))
@@ -145,7 +149,7 @@ def create_app(settings: ServiceSettings, open_engine: Callable[[ServiceSettings
         k = request.k or len(request.candidates)
         candidates = [(c.id, c.score) for c in request.candidates]
         started = time.perf_counter()
-        result = await admitted(lambda: engine().rerank(request.query, candidates, k), response)
+        result = await admitted(lambda: served().rerank(request.query, candidates, k), response)
         hits = [RerankHit(id=h.id, score=h.score, stage_scores=dict(h.stage_scores)) for h in result.hits]
         return RerankResponse(hits=hits, unknown_ids=result.unknown_ids, timings_ms={"total": (time.perf_counter() - started) * 1000.0})
 
@@ -161,12 +165,12 @@ def create_app(settings: ServiceSettings, open_engine: Callable[[ServiceSettings
     @app.post("/encode/sparse", summary="documents → token → weight maps (SPLADE)", response_model=TokenWeights)
     async def encode_sparse(body: Annotated[EncodeRequest, Body(description=ENCODE_BODY)], response: Response) -> TokenWeights:
         texts = texts_of(body, settings.max_document_chars)
-        return await admitted(lambda: engine().encode_documents(texts), response)  # type: ignore[no-any-return]
+        return await admitted(lambda: served().encode_documents(texts), response)  # type: ignore[no-any-return]
 
     @app.post("/encode/query", summary="queries → token → weight maps (inference-free: tokenizer + IDF)", response_model=TokenWeights)
     async def encode_query(body: Annotated[EncodeRequest, Body(description=ENCODE_BODY)], response: Response) -> TokenWeights:
         texts = texts_of(body, settings.max_text_chars)
-        return await admitted(lambda: engine().encode_queries(texts), response)  # type: ignore[no-any-return]
+        return await admitted(lambda: served().encode_queries(texts), response)  # type: ignore[no-any-return]
 
     return app
 

@@ -61,7 +61,7 @@ def test_bm25_stems_and_drops_stopwords(ingested):
 def test_rank_feature_scores_equal_the_dot_product(ingested, sparse_encoder):
     backend, spec, _, docs = ingested
     from lsrkit.encoders import IdfQueryEncoder
-    from lsrkit.ingest import load_index_idf
+    from lsrkit.plugin.index_meta import load_index_idf
 
     encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
     query = encoder.encode_queries([docs[7]["title"]])[0]
@@ -92,7 +92,7 @@ def test_hybrid_rerank_and_one_round_trip_fetch(ingested, sparse_encoder, mv_enc
     backend, spec, _, docs = ingested
     from lsrkit.core import RerankSettings
     from lsrkit.encoders import IdfQueryEncoder
-    from lsrkit.ingest import load_index_idf
+    from lsrkit.plugin.index_meta import load_index_idf
 
     encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
     query = docs[3]["title"]
@@ -160,7 +160,7 @@ def test_per_document_search_equals_max_passage_over_every_passage(ingested, spa
     documents, each with its best passage and score, in one round trip."""
     backend, spec, summary, docs = ingested
     from lsrkit.encoders import IdfQueryEncoder
-    from lsrkit.ingest import load_index_idf
+    from lsrkit.plugin.index_meta import load_index_idf
     from lsrkit.plugin import aggregate_passages
 
     encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
@@ -201,7 +201,7 @@ def test_partial_candidates_rank_and_read_as_complete_ones(ingested, sparse_enco
     backend, spec, _, docs = ingested
     from lsrkit.core import RerankSettings
     from lsrkit.encoders import IdfQueryEncoder
-    from lsrkit.ingest import load_index_idf
+    from lsrkit.plugin.index_meta import load_index_idf
     from lsrkit.plugin.code_cache import CodeCache
 
     encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))

@@ -83,7 +83,7 @@ def test_ray_ingest_equals_the_local_ingest(tmp_path, opensearch_url, mini_docs,
     source, _ = _corpus(mini_docs, tmp_path / "corpus.jsonl")
     local, ray = f"local-{uuid.uuid4().hex[:8]}", f"ray-{uuid.uuid4().hex[:8]}"
     local_summary = _done(_ingest(source, tmp_path / "local", local, opensearch_url))
-    ray_summary = _done(_ingest(source, tmp_path / "ray", ray, opensearch_url, "--engine", "ray", "--workers", "2"))
+    ray_summary = _done(_ingest(source, tmp_path / "ray", ray, opensearch_url, "--runner", "ray", "--workers", "2"))
     assert {k: ray_summary[k] for k in ("documents", "passages_written", "rejected")} == {
         k: local_summary[k] for k in ("documents", "passages_written", "rejected")
     }
@@ -130,7 +130,7 @@ def test_a_worker_killed_and_the_driver_killed_lose_and_duplicate_nothing(tmp_pa
     source, docs = _corpus(mini_docs, tmp_path / "corpus.jsonl", n=300)
     index = f"ray-faults-{uuid.uuid4().hex[:8]}"
     state = tmp_path / "data" / "state" / index
-    first = _ingest(source, tmp_path / "data", index, opensearch_url, "--engine", "ray", "--workers", "2", "--write-batch", "16")
+    first = _ingest(source, tmp_path / "data", index, opensearch_url, "--runner", "ray", "--workers", "2", "--write-batch", "16")
     _wait(lambda: len(_checkpoint(state).get("done", [])) >= 1 and bool(_block_writers()), first)
     _write_block(opensearch_url, index, True)  # the actors ride out a write block lifted within their retry policy
     time.sleep(3)
@@ -141,7 +141,7 @@ def test_a_worker_killed_and_the_driver_killed_lose_and_duplicate_nothing(tmp_pa
     _wait(lambda: len(_checkpoint(state).get("done", [])) >= killed_at + 3, first)  # the job went on past the dead worker
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    _done(_ingest(source, tmp_path / "data", index, opensearch_url, "--engine", "ray", "--workers", "2", "--write-batch", "16", "--resume"))
+    _done(_ingest(source, tmp_path / "data", index, opensearch_url, "--runner", "ray", "--workers", "2", "--write-batch", "16", "--resume"))
     local = f"local-{uuid.uuid4().hex[:8]}"
     _done(_ingest(source, tmp_path / "local", local, opensearch_url, "--write-batch", "16"))
     faulted, clean = _state(opensearch_url, index, sparse_encoder, drop=False), _state(opensearch_url, local, sparse_encoder)
@@ -156,7 +156,7 @@ def test_a_worker_killed_and_the_driver_killed_lose_and_duplicate_nothing(tmp_pa
 
 def test_qdrant_edge_stays_on_the_local_path(tmp_path, mini_docs):
     source, _ = _corpus(mini_docs, tmp_path / "corpus.jsonl", n=5)
-    cmd = [sys.executable, "-m", "lsrkit.cli", "ingest", str(source), "--backend", "edge", "--data-dir", str(tmp_path), "--engine", "ray"]
+    cmd = [sys.executable, "-m", "lsrkit.cli", "ingest", str(source), "--backend", "edge", "--data-dir", str(tmp_path), "--runner", "ray"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "local engine" in result.stderr
 
@@ -170,7 +170,7 @@ def test_a_ray_job_on_an_index_another_job_writes_is_refused(tmp_path, opensearc
     backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
     try:
         with Lease(backend, index, "a local job"):
-            process = _ingest(source, tmp_path / "data", index, opensearch_url, "--engine", "ray")
+            process = _ingest(source, tmp_path / "data", index, opensearch_url, "--runner", "ray")
             _, err = process.communicate(timeout=600)
         assert process.returncode == 2 and "being written by a local job" in " ".join(err.split())
         assert not (tmp_path / "data" / "state" / index / "ray-checkpoint.json").exists()

@@ -13,7 +13,7 @@ def mini_index(tmp_path_factory, mini_dir, sparse_encoder, mv_encoder):
     from lsrkit.encoders import IdfQueryEncoder
     from lsrkit.evaluation import load_beir
     from lsrkit.index import Index
-    from lsrkit.ingest import load_index_idf
+    from lsrkit.plugin.index_meta import load_index_idf
     from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
     root = tmp_path_factory.mktemp("tuning")
@@ -66,8 +66,8 @@ def test_pruned_pipeline_prunes_at_any_result_depth(mini_index, mv_encoder):
     from lsrkit.factory import build_pipeline
 
     backend, dataset, idf = mini_index
-    pruned = build_pipeline("sparse-idf+rerank-pruned", backend, "mini", idf_encoder=idf, multivector=mv_encoder, k=100)
-    full = build_pipeline("sparse-idf+rerank", backend, "mini", idf_encoder=idf, multivector=mv_encoder, k=100)
+    pruned = build_pipeline("sparse-idf+rerank-pruned", backend, "mini", idf_encoder=idf, multivector=mv_encoder)
+    full = build_pipeline("sparse-idf+rerank", backend, "mini", idf_encoder=idf, multivector=mv_encoder)
     scored = []
     for text in list(dataset.queries.values())[:20]:
         hits = pruned.search(text, k=100).hits
@@ -94,7 +94,7 @@ def test_pipelines_rank_as_the_tuning_replay_that_chose_their_settings(mini_inde
     else:
         config = Config("sparse", kappa=quality.sparse_kappa, interpolation=quality.sparse_interpolation)
     evidence = collect(backend, "mini", dataset, idf, mv_encoder)
-    pipeline = build_pipeline(name, backend, "mini", idf_encoder=idf, multivector=mv_encoder, k=50)
+    pipeline = build_pipeline(name, backend, "mini", idf_encoder=idf, multivector=mv_encoder)
     for qid, text in list(dataset.queries.items())[:15]:
         replay = [h.id for h in apply(evidence[qid], config)]
         assert [h.id for h in pipeline.search(text, k=50).hits] == replay[:50]

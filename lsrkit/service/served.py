@@ -10,11 +10,10 @@ from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import InputError
 from lsrkit.core.types import Hit
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder, SparseDocEncoder, SparseQueryEncoder
-from lsrkit.factory import PIPELINES
 from lsrkit.index import Index
-from lsrkit.plugin import CODEC_META, SearchPipeline
+from lsrkit.plugin import SearchPipeline
 from lsrkit.plugin.base import Filters
-from lsrkit.plugin.codec import MultiVectorCodec
+from lsrkit.plugin.codec import MultiVectorCodec, decode_or_skip
 from lsrkit.plugin.pipeline import SearchResult, index_codec
 from lsrkit.plugin.rerank import MaxSimReranker
 from lsrkit.service.settings import ServiceSettings
@@ -42,7 +41,7 @@ class Reranked:
     unknown_ids: list[str]
 
 
-class Engine:
+class ServedIndex:
     """The backend, the encoders and the pipelines of one index."""
 
     def __init__(self, target: Index) -> None:
@@ -51,16 +50,14 @@ class Engine:
         self.index = target.name
         self.models = load_models(target)
         self.quality = target.quality
-        self.codec: MultiVectorCodec | None = index_codec(self.backend, self.index) if self.backend.get_meta(self.index, CODEC_META) else None
-        names = [n for n in PIPELINES if "rerank" not in n or self.codec is not None]
-        self.pipelines: dict[str, SearchPipeline] = {name: target.pipeline(name) for name in names}
+        self.codec: MultiVectorCodec | None = index_codec(self.backend, self.index) if self.models.multivector is not None else None
+        self.pipelines: dict[str, SearchPipeline] = {name: target.pipeline(name) for name in target.pipelines()}
         self._sparse_vocab = self.models.sparse_doc.vocab
         self._query_vocab = self.models.idf_query.vocab
 
     @classmethod
-    def open(cls, settings: ServiceSettings) -> Engine:
-        options = settings.backend
-        target = Index(settings.index, backend=options.kind, data_dir=options.data_dir, url=options.url, ca_certs=options.ca_certs)
+    def open(cls, settings: ServiceSettings) -> ServedIndex:
+        target = Index(settings.index, backend=settings.backend)
         try:
             return cls(target)
         except BaseException:
@@ -86,19 +83,11 @@ class Engine:
         known = [c for c in ids if c in stored]
         with_scores = all(scores[c] is not None for c in known)
         hits = [Hit(c, float(scores[c] or 0.0)) for c in known]
-        settings = RerankSettings(
-            kappa=max(len(hits), 1),
-            k=max(1, min(k, len(hits))),
-            interpolation=self.quality.sparse_interpolation if with_scores else 0.0,
-        )
+        tuned = self.quality.rerank("sparse")  # a caller's candidates are fused as the sparse pipeline's are
+        settings = RerankSettings(kappa=max(len(hits), 1), k=max(1, min(k, len(hits))), interpolation=tuned.interpolation if with_scores else 0.0)
         assert self.models.multivector is not None  # a codec means token vectors and their encoder
         query_vectors = self.models.multivector.encode_queries([query])[0]
-        decoded = {}
-        for c in known:
-            try:
-                decoded[c] = self.codec.decode(stored[c])
-            except InputError:  # scored as having no tokens, as the search pipelines do
-                continue
+        decoded = decode_or_skip(self.codec, {c: stored[c] for c in known})
         ranked = MaxSimReranker(settings).rerank(query_vectors.vectors, hits, decoded, k=settings.k)[:k] if hits else []
         return Reranked(ranked, [c for c in ids if c not in stored])
 
