@@ -34,6 +34,7 @@ def compare(backend: Any, index: str, dataset: Any, idf: Any, multivector: Any, 
     from lsrkit.core.config import RerankSettings
     from lsrkit.evaluation import score_run
     from lsrkit.plugin import aggregate_passages, index_codec, search_sparse
+    from lsrkit.plugin.codec import as_floats
     from lsrkit.plugin.rerank import MaxSimReranker
 
     client = backend.client
@@ -45,7 +46,7 @@ def compare(backend: Any, index: str, dataset: Any, idf: Any, multivector: Any, 
     ids = sorted(passages)
     codec = index_codec(backend, index)
     floats = dict(zip(ids, (mv.vectors for mv in multivector.encode_documents([passages[i] for i in ids]))))
-    decoded = {i: codec.decode(b).dequantize() for i, b in backend.fetch_multivectors(index, ids).items()}
+    decoded = {i: as_floats(codec.decode(b)) for i, b in backend.fetch_multivectors(index, ids).items()}
     peer = f"{index}-late-interaction"
     client.indices.delete(index=peer, ignore_unavailable=True)
     fields = {field: {"type": "object", "enabled": False} for field in PEER_FIELDS.values()}

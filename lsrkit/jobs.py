@@ -24,7 +24,7 @@ def is_ingested(index: Index, source: Source) -> bool:
         if multivector is None:
             return True
         codec = index.backend.get_meta(index.name, CODEC_META)
-        return bool(codec) and codec.get("representation") == index.representation
+        return codec is not None and codec.get("representation") == index.representation
     except LsrError:
         return False
 

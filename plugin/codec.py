@@ -85,6 +85,11 @@ class CenteredCodes:
 StoredMultiVector = npt.NDArray[np.floating] | QuantizedRows | CenteredCodes
 
 
+def as_floats(stored: StoredMultiVector) -> FloatArray:
+    """Stored token vectors as float rows (codes dequantized)."""
+    return stored.dequantize() if isinstance(stored, (QuantizedRows, CenteredCodes)) else np.asarray(stored, dtype=np.float32)
+
+
 def quantize_rows(vectors: npt.NDArray[np.floating]) -> QuantizedRows:
     """(tokens, dim) floats → QuantizedRows (the max-magnitude entry of a row maps to ±127).
 

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import InputError
 from lsrkit.core.types import Hit
-from lsrkit.plugin.codec import CenteredCodes, QuantizedRows, StoredMultiVector, unpack_levels
+from lsrkit.plugin.codec import CenteredCodes, QuantizedRows, StoredMultiVector, as_floats, unpack_levels
 from lsrkit.plugin.integer_gemm import QueryCodes, integer_products, quantize_query, row_scaled_products
 
 FloatArray = npt.NDArray[np.float32]
@@ -69,7 +69,7 @@ class _MaxSim:
         elif all(isinstance(d, CenteredCodes) for d in nonempty):
             maxima = self._centered_maxima(nonempty, starts)  # type: ignore[arg-type]
         else:
-            rows = [d.dequantize() if isinstance(d, (QuantizedRows, CenteredCodes)) else d for d in nonempty]
+            rows = [as_floats(d) for d in nonempty]
             sims = np.concatenate(rows).astype(np.float32, copy=False) @ query.T  # upcast once
             maxima = np.maximum.reduceat(sims, starts, axis=0)
         scores[lengths > 0] = maxima.sum(axis=1)

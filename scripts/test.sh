@@ -7,7 +7,7 @@ bash scripts/setup-venv.sh
 # lint, format and types first: a failure here fails the run before the long suites
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy core encoders plugin ingest lsrkit bench
+bash scripts/typecheck.sh
 
 command -v mvn >/dev/null || { echo "installing maven (fetches OpenSearch)" >&2; apt-get update -qq && apt-get install -y -qq maven >/dev/null; }
 command -v unzip >/dev/null || { apt-get update -qq && apt-get install -y -qq unzip >/dev/null; }

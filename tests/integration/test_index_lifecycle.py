@@ -129,7 +129,8 @@ def _run_lifecycle(open_index: Callable[[str], Index], mini_docs: list[dict], op
         source = folder / "final.jsonl"
         source.write_text("".join(json.dumps(r) + "\n" for r in final.values()))
         codec = live.backend.get_meta(live.name, CODEC_META)
-        rebuilt.backend.ensure_index(rebuilt._spec(rebuilt.document_encoders()[1]))
+        assert codec is not None
+        rebuilt.backend.ensure_index(rebuilt.spec())
         rebuilt.backend.put_meta(rebuilt.name, CODEC_META, codec)
         rebuilt.ingest(source, progress=False)
         assert _state(live) == _state(rebuilt)
