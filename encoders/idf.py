@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lsrkit.core.errors import ConfigError
+from lsrkit.core.files import write_json_atomic
 
 
 class IdfTable:
@@ -47,12 +47,7 @@ class IdfTable:
 
     def save(self, path: Path) -> None:
         """Write `idf.json` atomically (tokens with an empty name are skipped)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {tok: round(float(w), 6) for tok, w in zip(self.vocab, self.weights.tolist()) if tok}
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        write_json_atomic(Path(path), {tok: round(float(w), 6) for tok, w in zip(self.vocab, self.weights.tolist()) if tok})
 
 
 class DocFreqCounter:

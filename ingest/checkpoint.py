@@ -8,12 +8,12 @@ job neither skips nor duplicates.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from lsrkit.core.errors import CheckpointError
+from lsrkit.core.files import write_json_atomic
 
 
 class JobState:
@@ -22,12 +22,8 @@ class JobState:
     job: str
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(asdict(self), handle)  # type: ignore[call-overload]
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)  # atomic: a reader sees the old or the new checkpoint, never half
+        # atomic and on disk: a reader sees the old or the new checkpoint, never half
+        write_json_atomic(path, asdict(self), durable=True)  # type: ignore[call-overload]
 
     @classmethod
     def load(cls: type[S], path: Path, job: str) -> S | None:

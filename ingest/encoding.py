@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from lsrkit.core.errors import EncoderError, InputError, RecordError
 from lsrkit.core.types import Document, MultiVector, SparseVector
 from lsrkit.ingest.chunking import Chunker, Passage
-from lsrkit.ingest.statistics import passage_text
-from lsrkit.plugin.base import EncodedRecord
+from lsrkit.plugin.base import EncodedRecord, passage_text
 from lsrkit.plugin.codec import MultiVectorCodec
 
 Reject = tuple[RecordError, str | None]  # why, and the raw record when there is one
@@ -23,7 +22,7 @@ class SparseDocumentEncoder(Protocol):
     def fingerprint(self) -> str: ...
 
     @property
-    def manifest(self) -> object: ...
+    def manifest(self) -> Mapping[str, object]: ...
 
     def encode_documents(self, texts: Sequence[object]) -> list[SparseVector]: ...
 
@@ -33,7 +32,7 @@ class MultiVectorDocumentEncoder(Protocol):
     def fingerprint(self) -> str: ...
 
     @property
-    def manifest(self) -> object: ...
+    def manifest(self) -> Mapping[str, object]: ...
 
     def encode_documents(self, texts: Sequence[object]) -> list[MultiVector]: ...
 
@@ -78,6 +77,8 @@ class BatchEncoder:
             sparse, multi = [], []
             for text, passage in zip(texts, passages, strict=True):
                 # both encodings first, then both appends: the two lists must stay aligned with texts
+                sv: SparseVector | None
+                mv: MultiVector | None
                 try:
                     sv = self.sparse.encode_documents([text])[0]
                     mv = self.multivector.encode_documents([text])[0] if self.multivector else None

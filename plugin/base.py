@@ -13,9 +13,23 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from lsrkit.core.config import IndexSpec
+from lsrkit.core.errors import IndexExistsError
 from lsrkit.core.types import Hit, SparseVector
 
 Filters = Mapping[str, str | int | float | bool]
+TOP_LEVEL_FIELDS = ("doc_id", "id")  # stored beside the metadata, not in it
+
+
+def passage_text(title: str, text: str) -> str:
+    """What is encoded, counted and BM25-indexed for a passage: its title, then its text (BEIR
+    convention)."""
+    return f"{title} {text}".strip() if title else text
+
+
+def filter_field(key: str) -> str:
+    """The stored field a filter key addresses: doc_id and id are top level, any other key is a
+    metadata field (`metadata.<key>`), in every engine's layout."""
+    return key if key in TOP_LEVEL_FIELDS else f"metadata.{key}"
 
 
 @dataclass(frozen=True)
@@ -33,8 +47,8 @@ class EncodedRecord:
 
     @property
     def full_text(self) -> str:
-        """Title and text as BM25 indexes them (BEIR convention: title first)."""
-        return f"{self.title} {self.text}".strip() if self.title else self.text
+        """Title and text as BM25 indexes them (passage_text)."""
+        return passage_text(self.title, self.text)
 
 
 @dataclass
@@ -80,6 +94,10 @@ class Backend(Protocol):
     """What every engine adapter does."""
 
     name: str
+    # True for an engine whose stored BM25 weights depend on the corpus's mean passage length
+    # (Qdrant: computed client-side): ingest measures it (text_lengths) before a new index's first
+    # write. False for one that keeps its own length statistics (OpenSearch).
+    needs_bm25_mean_length: bool
 
     def ensure_index(self, spec: IndexSpec, *, recreate: bool = False) -> bool:
         """Create the index if absent (True when created); an existing one must have the same
@@ -90,9 +108,9 @@ class Backend(Protocol):
         """The layout stored with an existing index (IndexMissingError when there is none)."""
         ...
 
-    def text_lengths(self, spec: IndexSpec, texts: Sequence[str]) -> list[int] | None:
-        """How many BM25 terms each text has, for an engine whose stored BM25 weights depend on the
-        corpus's mean length (Qdrant); None for one that keeps its own statistics (OpenSearch)."""
+    def text_lengths(self, spec: IndexSpec, texts: Sequence[str]) -> list[int]:
+        """How many BM25 terms each text has under the index's analyzer; called only where
+        `needs_bm25_mean_length` is True."""
         ...
 
     def drop_index(self, index: str) -> None: ...
@@ -143,9 +161,46 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def check_layout(where: str, spec: IndexSpec, stored: IndexSpec) -> None:
+    """ensure_index on an existing index: its stored layout must be the one asked for (`where`
+    names it: "edge: index", "qdrant: collection")."""
+    if stored != spec:
+        raise IndexExistsError(f"{where} {spec.name!r} exists with another layout ({stored}); pass recreate to replace it")
+
+
+def same_meta(current: Mapping[str, Any] | None, expected: Mapping[str, Any] | None) -> bool:
+    """swap_meta's comparison: the meta document as stored against the one expected (None and
+    {} both mean absent)."""
+    return dict(current or {}) == dict(expected or {})
+
+
+def compare_and_put(backend: Backend, index: str, key: str, expected: Mapping[str, Any] | None, value: Mapping[str, Any]) -> bool:
+    """swap_meta for an engine without a conditional write: compare, then put (atomic only
+    under a lock the caller holds)."""
+    if not same_meta(backend.get_meta(index, key), expected):
+        return False
+    backend.put_meta(index, key, value)
+    return True
+
+
 def passage_of(hit: Hit) -> str:
     """The passage a hit was read from (a hit aggregated to its document keeps it in metadata)."""
     return str(hit.metadata.get("passage_id", hit.id))
+
+
+def completed(hit: Hit, stored: Mapping[str, Any] | None) -> Hit:
+    """`hit` with the title, text and metadata of its passage as stored (`id`, `doc_id`, `title`,
+    `text`, `metadata`: the layout every adapter stores); the hit as it is when the passage is gone.
+    What the hit's metadata already says (passage_id, ...) wins over the stored metadata."""
+    if stored is None:
+        return hit
+    meta = {**(stored.get("metadata") or {}), "doc_id": stored.get("doc_id", ""), **hit.metadata}
+    return hit.evolve(title=stored.get("title", ""), text=stored.get("text", ""), metadata=meta)
+
+
+def completed_hits(hits: Sequence[Hit], stored: Mapping[str, Mapping[str, Any] | None]) -> list[Hit]:
+    """`hydrate`'s answer: each hit completed from `stored` (passage id → stored passage)."""
+    return [completed(hit, stored.get(passage_of(hit))) for hit in hits]
 
 
 def search_sparse(backend: Backend, index: str, query: SparseVector, limit: int, *, filters: Filters | None = None) -> list[Hit]:

@@ -12,16 +12,17 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from opensearchpy import OpenSearch, helpers
-from opensearchpy.exceptions import ConflictError, ConnectionTimeout, NotFoundError, TransportError
+from opensearchpy.exceptions import ConflictError, ConnectionTimeout, TransportError
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 
 from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
 from lsrkit.core.types import Hit, SparseVector
-from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult, passage_of
+from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult, check_layout, completed_hits, filter_field, passage_of, same_meta
 from lsrkit.plugin.code_cache import CodeCache, code_digest
 from lsrkit.plugin.feature_names import to_feature
 
@@ -70,13 +71,14 @@ def bm25_query(text: str) -> dict[str, Any]:
 
 
 def _filter_clauses(filters: Filters | None) -> list[dict[str, Any]]:
-    return [{"term": {(k if k in ("doc_id", "id") else f"metadata.{k}"): v}} for k, v in (filters or {}).items()]
+    return [{"term": {filter_field(k): v}} for k, v in (filters or {}).items()]
 
 
 class OpenSearchBackend:
     """One OpenSearch index per lsrkit index, through an injected client."""
 
     name = "opensearch"
+    needs_bm25_mean_length = False  # the engine keeps its own length statistics
 
     def __init__(
         self,
@@ -108,15 +110,9 @@ class OpenSearchBackend:
         return self.vocab
 
     def _call(self, what: str, target: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        """Translate opensearch-py exceptions into lsrkit's tree (no credentials in messages)."""
-        try:
+        """One client call, its exceptions translated (engine_errors)."""
+        with engine_errors(what, target):
             return fn(*args, **kwargs)
-        except NotFoundError as exc:
-            raise IndexMissingError(f"opensearch: index {target!r} does not exist ({what})") from exc
-        except (OSConnectionError, ConnectionTimeout) as exc:
-            raise UnavailableError(f"opensearch: {what} on {target!r}: cluster unreachable ({type(exc).__name__})") from exc
-        except TransportError as exc:
-            raise status_error(what, target, exc.status_code if isinstance(exc.status_code, int) else 0, exc.error) from exc
 
     # -- lifecycle -----------------------------------------------------------------------------
     @staticmethod
@@ -151,16 +147,17 @@ class OpenSearchBackend:
         if recreate:
             self.drop_index(spec.name)
         if self._call("exists", spec.name, self.client.indices.exists, index=spec.name):
-            stored = self.spec(spec.name)
-            if stored != spec:
-                raise IndexExistsError(f"opensearch: index {spec.name!r} exists with another layout ({stored}); pass recreate to replace it")
+            check_layout("opensearch: index", spec, self.spec(spec.name))
             if spec.multivector_dim and MV_DIGEST_FIELD not in self._properties(spec.name):
                 raise IndexExistsError(f"opensearch: index {spec.name!r} was built before its codes had digests; pass recreate to rebuild it")
             return False
         settings = {"number_of_shards": spec.shards, "number_of_replicas": spec.replicas, "refresh_interval": "1s"}
-        body = {"settings": {"index": settings}, "mappings": self.mapping(spec)}
+        return self._create(spec.name, {"settings": {"index": settings}, "mappings": self.mapping(spec)})
+
+    def _create(self, index: str, body: dict[str, Any]) -> bool:
+        """Create an index: True when this call created it, False when it was created meanwhile."""
         try:
-            self._call("create", spec.name, self.client.indices.create, index=spec.name, body=body)
+            self._call("create", index, self.client.indices.create, index=index, body=body)
         except BackendError as exc:
             if "resource_already_exists" in str(exc):
                 return False
@@ -179,8 +176,8 @@ class OpenSearchBackend:
             raise BackendError(f"opensearch: index {index!r} was not created by lsrkit")
         return IndexSpec.from_stored(stored, f"opensearch index {index!r}")
 
-    def text_lengths(self, spec: IndexSpec, texts: Sequence[str]) -> list[int] | None:
-        return None  # OpenSearch keeps its own length statistics
+    def text_lengths(self, spec: IndexSpec, texts: Sequence[str]) -> list[int]:
+        raise NotImplementedError("OpenSearch keeps its own BM25 length statistics (needs_bm25_mean_length is False)")
 
     def drop_index(self, index: str) -> None:
         validate_index_name(index)
@@ -227,8 +224,8 @@ class OpenSearchBackend:
         does; what the bulk wrote is written again under the same ids) — or, for a missing index
         or refused credentials, with the error that says so (status_error)."""
         result = WriteResult()
-        engine_errors: list[tuple[int, str]] = []
-        try:
+        refusals: list[tuple[int, str]] = []  # items that failed for the engine's sake
+        with engine_errors("bulk", index, verb="to"):
             for ok, item in helpers.streaming_bulk(
                 self.client,
                 self._actions(index, records),
@@ -252,12 +249,11 @@ class OpenSearchBackend:
                     if status in RECORD_STATUSES and kind not in ENGINE_STATE_TYPES:
                         result.failed[str(info.get("_id"))] = f"HTTP {status} {kind}: {reason}"
                     else:
-                        engine_errors.append((status, f"{kind}: {reason}"))
-        except (OSConnectionError, ConnectionTimeout) as exc:
-            raise UnavailableError(f"opensearch: bulk to {index!r}: cluster unreachable ({type(exc).__name__})") from exc
-        except TransportError as exc:
-            raise status_error("bulk", index, exc.status_code if isinstance(exc.status_code, int) else 0, exc.error) from exc
-        return _raise_engine_errors(index, result, engine_errors)
+                        refusals.append((status, f"{kind}: {reason}"))
+        if refusals:  # the bulk fails as a whole
+            status, reason = refusals[0]
+            raise status_error("bulk", index, status, f"{reason} ({len(refusals)} of the bulk's items)")
+        return result
 
     # -- reads ---------------------------------------------------------------------------------
     def retrieve(self, index: str, request: Retrieval) -> Retrieved:
@@ -321,16 +317,7 @@ class OpenSearchBackend:
         if not wanted:
             return list(hits)
         response = self._call("mget", index, self.client.mget, index=index, body={"ids": sorted(wanted)})
-        sources = {d["_id"]: d["_source"] for d in response["docs"] if d.get("found")}
-        complete = []
-        for hit in hits:
-            source = sources.get(passage_of(hit))
-            if source is None:
-                complete.append(hit)
-                continue
-            meta = {**(source.get("metadata") or {}), "doc_id": source.get("doc_id", ""), **hit.metadata}
-            complete.append(hit.evolve(title=source.get("title", ""), text=source.get("text", ""), metadata=meta))
-        return complete
+        return completed_hits(hits, {d["_id"]: d["_source"] for d in response["docs"] if d.get("found")})
 
     def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
         """The token vectors of the given passages: an ids query reading doc values (mget reads
@@ -380,11 +367,7 @@ class OpenSearchBackend:
                 "settings": {"number_of_shards": 1},
                 "mappings": {"properties": {"index": {"type": "keyword"}, "key": {"type": "keyword"}, "value": {"type": "object", "enabled": False}}},
             }
-            try:
-                self._call("create", META_INDEX, self.client.indices.create, index=META_INDEX, body=body)
-            except BackendError as exc:
-                if "resource_already_exists" not in str(exc):
-                    raise  # else: created meanwhile
+            self._create(META_INDEX, body)
 
     def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None:
         self._ensure_meta_index()
@@ -399,7 +382,7 @@ class OpenSearchBackend:
             current = self._call("get meta", index, self.client.get, index=META_INDEX, id=f"{index}/{key}")
         except IndexMissingError:
             current = None
-        if dict((current or {}).get("_source", {}).get("value") or {}) != dict(expected or {}):
+        if not same_meta((current or {}).get("_source", {}).get("value"), expected):
             return False
         doc = {"index": index, "key": key, "value": dict(value)}
         guard: dict[str, Any] = {"op_type": "create"} if current is None else {"if_seq_no": current["_seq_no"], "if_primary_term": current["_primary_term"]}
@@ -424,6 +407,19 @@ RECORD_STATUSES = (400, 413)  # a bulk item refused for what it is (mapping, siz
 ENGINE_STATE_TYPES = frozenset({"index_closed_exception", "cluster_block_exception", "index_not_found_exception"})
 
 
+@contextmanager
+def engine_errors(what: str, target: str, *, verb: str = "on") -> Iterator[None]:
+    """The one translation of opensearch-py's exceptions into lsrkit's tree (no credentials in
+    messages): a connection that failed or timed out is UnavailableError, any answer with a
+    status goes through status_error. `verb` joins `what` and `target` ("bulk to 'x'")."""
+    try:
+        yield
+    except (OSConnectionError, ConnectionTimeout) as exc:  # TransportErrors without a status: first
+        raise UnavailableError(f"opensearch: {what} {verb} {target!r}: cluster unreachable ({type(exc).__name__})") from exc
+    except TransportError as exc:
+        raise status_error(what, target, exc.status_code if isinstance(exc.status_code, int) else 0, exc.error) from exc
+
+
 def status_error(what: str, target: str, status: int, reason: Any) -> BackendError:
     """The one translation of an OpenSearch status: 404 a missing index; 400 and 413 a request the
     engine refuses for what it is, 401 and a security 403 credentials it refuses, 409 a conflict
@@ -439,16 +435,8 @@ def status_error(what: str, target: str, status: int, reason: Any) -> BackendErr
     return UnavailableError(f"opensearch: {what} on {target!r}: HTTP {status} {reason}")
 
 
-def _raise_engine_errors(index: str, result: WriteResult, engine_errors: list[tuple[int, str]]) -> WriteResult:
-    """The bulk's result, unless an item failed for the engine's sake: then the bulk fails."""
-    if engine_errors:
-        status, reason = engine_errors[0]
-        raise status_error("bulk", index, status, f"{reason} ({len(engine_errors)} of the bulk's items)")
-    return result
-
-
 def _raise_item_error(what: str, target: str, item: Mapping[str, Any]) -> None:
-    """One failed search inside an msearch, raised as _call raises a failed request."""
+    """One failed search inside an msearch, raised as a failed request is (status_error)."""
     error = item.get("error")
     raise status_error(what, target, int(item.get("status") or 0), error.get("type", error) if isinstance(error, dict) else error)
 

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import qdrant_edge as qe
 
 from lsrkit.core.config import IndexSpec, validate_index_name
-from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError
+from lsrkit.core.errors import BackendError, IndexMissingError
+from lsrkit.core.files import write_json_atomic
 from lsrkit.core.types import SparseVector
-from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
+from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult, check_layout, compare_and_put, filter_field
 from lsrkit.plugin.qdrant_bm25 import bm25_for
-from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, payload, point_id
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, payload, point_id
 
 _SPEC_FILE = "lsrkit-index.json"
 _NO_MV = qe.PayloadSelector.Exclude([MV_PAYLOAD])
@@ -37,10 +38,22 @@ def _sparse(vector: SparseVector) -> qe.SparseVector:
     return qe.SparseVector(vector.ids.tolist(), vector.weights.tolist())
 
 
+@contextmanager
+def edge_errors(doing: str) -> Iterator[None]:
+    """The one translation of qdrant_edge's exceptions (plain ones) into lsrkit's tree:
+    BackendError("edge: <doing>: <the exception>"); lsrkit's own BackendErrors pass as they are."""
+    try:
+        yield
+    except BackendError:
+        raise
+    except Exception as exc:  # qdrant_edge raises plain exceptions
+        raise BackendError(f"edge: {doing}: {exc}") from exc
+
+
 def edge_filter(filters: Filters | None) -> qe.Filter | None:
     if not filters:
         return None
-    return qe.Filter(must=[qe.FieldCondition(key=filter_key(k), match=qe.MatchValue(v)) for k, v in filters.items()])
+    return qe.Filter(must=[qe.FieldCondition(key=filter_field(k), match=qe.MatchValue(v)) for k, v in filters.items()])
 
 
 class QdrantEdgeBackend(QdrantReads):
@@ -64,15 +77,11 @@ class QdrantEdgeBackend(QdrantReads):
         if recreate:
             self.drop_index(spec.name)
         if (path / _SPEC_FILE).is_file():
-            stored = self.spec(spec.name)
-            if stored != spec:
-                raise IndexExistsError(f"edge: index {spec.name!r} exists with another layout ({stored}); pass recreate to replace it")
+            check_layout("edge: index", spec, self.spec(spec.name))
             return False
         config = self._config(spec)
-        try:
+        with edge_errors(f"cannot create index {spec.name!r} in {path}"):
             shard = qe.EdgeShard.create(str(path / "shard"), config)
-        except Exception as exc:  # qdrant_edge raises plain exceptions
-            raise BackendError(f"edge: cannot create index {spec.name!r} in {path}: {exc}") from exc
         # updates and deletes find a document's passages by doc_id
         shard.update(qe.UpdateOperation.create_field_index("doc_id", qe.PayloadSchemaType.Keyword))
         (path / _SPEC_FILE).write_text(json.dumps(spec.__dict__))
@@ -94,10 +103,8 @@ class QdrantEdgeBackend(QdrantReads):
         path = self._path(index)
         if not (path / _SPEC_FILE).is_file():
             raise IndexMissingError(f"edge: index {index!r} does not exist in {self.data_dir}")
-        try:
+        with edge_errors(f"cannot open index {index!r} at {path}"):
             shard = qe.EdgeShard.load(str(path / "shard"))
-        except Exception as exc:
-            raise BackendError(f"edge: cannot open index {index!r} at {path}: {exc}") from exc
         self._specs[index] = IndexSpec.from_stored(json.loads((path / _SPEC_FILE).read_text()), f"edge index {index!r}")
         self._shards[index] = shard
         return shard
@@ -136,12 +143,9 @@ class QdrantEdgeBackend(QdrantReads):
         points, result = build_points(records, lambda record: self._point(record, spec))
         # a point Edge could refuse for what it is was refused above (build_points); what fails
         # here is the shard itself (disk, I/O): the whole batch fails, no record is to blame
-        with self._lock:
-            try:
-                shard.update(qe.UpdateOperation.upsert_points([p for _, p in points]))
-                shard.flush()  # acknowledged means durable: the checkpoint follows this
-            except Exception as exc:  # qdrant_edge raises plain exceptions
-                raise BackendError(f"edge: write to {index!r} failed: {exc}") from exc
+        with self._lock, edge_errors(f"write to {index!r} failed"):
+            shard.update(qe.UpdateOperation.upsert_points([p for _, p in points]))
+            shard.flush()  # acknowledged means durable: the checkpoint follows this
         result.written.extend(i for i, _ in points)
         return result
 
@@ -150,12 +154,8 @@ class QdrantEdgeBackend(QdrantReads):
         request = qe.QueryRequest(
             limit=limit, query=qe.Query.Nearest(qe.SparseVector(indices, values), using=using), filter=edge_filter(filters), with_payload=_selector(fields)
         )
-        try:
+        with edge_errors(f"query on {index!r} failed"):
             return [(p.score, p.payload) for p in self._shard(index).query(request)]
-        except (IndexMissingError, BackendError):
-            raise
-        except Exception as exc:  # qdrant_edge raises plain exceptions
-            raise BackendError(f"edge: query on {index!r} failed: {exc}") from exc
 
     def _payloads(self, index: str, point_ids: list[str], fields: Fields) -> dict[str, Mapping[str, Any] | None]:
         ids: list[Any] = list(point_ids)
@@ -181,14 +181,11 @@ class QdrantEdgeBackend(QdrantReads):
 
     # -- index metadata ------------------------------------------------------------------------
     def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None:
-        path = self._path(index) / f"meta-{key}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(value))
-        os.replace(tmp, path)
+        write_json_atomic(self._path(index) / f"meta-{key}.json", dict(value))
 
     def get_meta(self, index: str, key: str) -> dict[str, Any] | None:
         path = self._path(index) / f"meta-{key}.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
     def swap_meta(self, index: str, key: str, expected: Mapping[str, Any] | None, value: Mapping[str, Any]) -> bool:
         """Compare-and-set under an exclusive lock on a file of the index's folder: every process
@@ -197,10 +194,7 @@ class QdrantEdgeBackend(QdrantReads):
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / "meta.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if dict(self.get_meta(index, key) or {}) != dict(expected or {}):
-                return False
-            self.put_meta(index, key, value)
-            return True
+            return compare_and_put(self, index, key, expected, value)
 
     def disk_bytes(self, index: str) -> int:
         # blocks allocated, not apparent sizes: the WAL and mmap'd segments are preallocated sparse files

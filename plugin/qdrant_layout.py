@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from lsrkit.core.config import IndexSpec
 from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit
-from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult, passage_of
+from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult, completed_hits, passage_of
 from lsrkit.plugin.qdrant_bm25 import bm25_for
 
 P = TypeVar("P")
@@ -58,14 +58,6 @@ def hit_from_payload(data: Mapping[str, Any] | None, score: float) -> Hit:
     return Hit(id=str(data.get("id", "")), score=float(score), title=data.get("title", ""), text=data.get("text", ""), metadata=meta)
 
 
-def completed(hit: Hit, data: Mapping[str, Any] | None) -> Hit:
-    """`hit` with the title, text and metadata of its passage's payload (as it is when gone)."""
-    if data is None:
-        return hit
-    meta = {**(data.get("metadata") or {}), "doc_id": data.get("doc_id", ""), **hit.metadata}
-    return hit.evolve(title=data.get("title", ""), text=data.get("text", ""), metadata=meta)
-
-
 def best_passages(read: Callable[[int], list[Hit]], limit: int) -> list[Hit]:
     """Each document's best passage, `limit` documents, from an engine that cannot collapse on a
     field: passages (ids only: cheap) read four times deeper until they cover `limit` documents
@@ -84,11 +76,6 @@ def best_passages(read: Callable[[int], list[Hit]], limit: int) -> list[Hit]:
         if len(best) >= limit or len(hits) < depth or depth >= 32 * limit:
             return list(best.values())[:limit]
         depth *= 4
-
-
-def filter_key(key: str) -> str:
-    """Metadata filters address payload paths under `metadata.` (doc_id is top level)."""
-    return key if key in ("doc_id", "id") else f"metadata.{key}"
 
 
 def build_points(records: Sequence[EncodedRecord], make_point: Callable[[EncodedRecord], P]) -> tuple[list[tuple[str, P]], WriteResult]:
@@ -111,6 +98,9 @@ class QdrantReads:
     """The reads both Qdrant adapters serve the same way, over four engine calls each provides:
     a nearest query on a named sparse vector, a retrieve by point ids, a scroll by doc_id, and
     its index's spec."""
+
+    # the BM25 weights are computed here, client-side, with the corpus's mean length baked in
+    needs_bm25_mean_length = True
 
     def _nearest(self, index: str, indices: list[int], values: list[float], using: str, limit: int, filters: Filters | None, fields: Fields) -> list[Point]:
         raise NotImplementedError
@@ -164,13 +154,13 @@ class QdrantReads:
             found.bm25 = run(terms, counts, BM25) if terms else []
         return found
 
-    def text_lengths(self, spec: IndexSpec, texts: Sequence[str]) -> list[int] | None:
-        return bm25_for(spec).lengths(texts) if spec.with_bm25 else None
+    def text_lengths(self, spec: IndexSpec, texts: Sequence[str]) -> list[int]:
+        return bm25_for(spec).lengths(texts)
 
     def hydrate(self, index: str, hits: Sequence[Hit]) -> list[Hit]:
         wanted = {point_id(passage_of(h)): passage_of(h) for h in hits}
         payloads = {wanted[p]: data for p, data in self._payloads(index, list(wanted), None).items()} if wanted else {}
-        return [completed(h, payloads.get(passage_of(h))) for h in hits]
+        return completed_hits(hits, payloads)
 
     def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
         by_point = {point_id(i): i for i in ids}

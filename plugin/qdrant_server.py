@@ -14,11 +14,11 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from lsrkit.core.config import IndexSpec, validate_index_name
-from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
+from lsrkit.core.errors import BackendError, IndexMissingError, UnavailableError
 from lsrkit.core.types import SparseVector
-from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult
+from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult, check_layout, compare_and_put, filter_field
 from lsrkit.plugin.qdrant_bm25 import bm25_for
-from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, filter_key, payload, point_id
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, payload, point_id
 
 
 def _selector(fields: Fields) -> Any:
@@ -48,7 +48,7 @@ def _reason(exc: UnexpectedResponse) -> str:
 def _filter(filters: Filters | None) -> models.Filter | None:
     if not filters:
         return None
-    return models.Filter(must=[models.FieldCondition(key=filter_key(k), match=models.MatchValue(value=v)) for k, v in filters.items()])
+    return models.Filter(must=[models.FieldCondition(key=filter_field(k), match=models.MatchValue(value=v)) for k, v in filters.items()])
 
 
 class QdrantBackend(QdrantReads):
@@ -83,9 +83,7 @@ class QdrantBackend(QdrantReads):
         if recreate:
             self.drop_index(spec.name)
         if self._call("exists", spec.name, self.client.collection_exists, spec.name):
-            stored = self.spec(spec.name)
-            if stored != spec:
-                raise IndexExistsError(f"qdrant: collection {spec.name!r} exists with another layout ({stored}); pass recreate to replace it")
+            check_layout("qdrant: collection", spec, self.spec(spec.name))
             return False
         sparse = {SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF if spec.sparse_idf_modifier else None)}
         if spec.with_bm25:
@@ -203,7 +201,4 @@ class QdrantBackend(QdrantReads):
     def swap_meta(self, index: str, key: str, expected: Mapping[str, Any] | None, value: Mapping[str, Any]) -> bool:
         """Compare, then set: Qdrant's collection metadata has no conditional update, so this
         narrows the window between two writers without closing it (the write lease closes it)."""
-        if dict(self.get_meta(index, key) or {}) != dict(expected or {}):
-            return False
-        self.put_meta(index, key, value)
-        return True
+        return compare_and_put(self, index, key, expected, value)
