@@ -24,11 +24,11 @@ def run(*, dataset: Path, split: str = "test", factors: tuple[float, ...] = FACT
     from scipy.sparse import csr_matrix
 
     from lsrkit.core import Document, IndexSpec
+    from lsrkit.core.types import passage_text
     from lsrkit.encoders.registry import resolve
     from lsrkit.encoders.text import TextTokenizer
     from lsrkit.evaluation import load_beir, score_run
     from lsrkit.ingest import Chunker, read_records
-    from lsrkit.ingest.statistics import passage_text
     from lsrkit.plugin.qdrant_bm25 import QdrantBm25
 
     data = load_beir(dataset, split)

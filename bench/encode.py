@@ -104,4 +104,3 @@ def _load(dataset: Path, n: int) -> list[str]:
     from lsrkit.bench.common import passages as load_passages
 
     return load_passages(dataset, n)
-

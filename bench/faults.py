@@ -323,11 +323,11 @@ def audit_lifecycle(url: str, index: str, final: list[dict[str, Any]]) -> dict[s
     from opensearchpy import OpenSearch, helpers
 
     from lsrkit.core import Document
+    from lsrkit.core.types import passage_text
     from lsrkit.encoders.idf import DocFreqCounter
     from lsrkit.encoders.registry import resolve
     from lsrkit.encoders.text import TextTokenizer
     from lsrkit.ingest import Chunker
-    from lsrkit.ingest.statistics import passage_text
 
     resolved = resolve("splade-tiny")
     tokenizer = TextTokenizer(resolved.directory, resolved.spec.max_length)

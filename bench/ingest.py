@@ -103,4 +103,3 @@ def run_ray(*, documents: int = 300, dataset: Path, workers: list[int] = [1, 2],
     result["ratio_ray_vs_local"] = {n: round(v / result["local_dps"], 3) for n, v in result["ray_dps"].items()}
     result["machine"] = machine()
     return result
-

@@ -15,6 +15,12 @@ FloatArray = npt.NDArray[np.float32]
 IdArray = npt.NDArray[np.int32]
 
 
+def passage_text(title: str, text: str) -> str:
+    """What is encoded, counted and BM25-indexed for a passage: its title, then its text (BEIR
+    convention)."""
+    return f"{title} {text}".strip() if title else text
+
+
 @dataclass(frozen=True, eq=False)
 class SparseVector:
     """A sparse vector over a vocabulary: sorted unique int32 ids, positive float32 weights.
@@ -129,7 +135,7 @@ class Document:
     @property
     def full_text(self) -> str:
         """Title and text as the encoders see them (BEIR convention: title first)."""
-        return f"{self.title} {self.text}".strip() if self.title else self.text
+        return passage_text(self.title, self.text)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from lsrkit.core.errors import EncoderError, InputError, RecordError
-from lsrkit.core.types import Document, MultiVector, SparseVector
+from lsrkit.core.types import Document, MultiVector, SparseVector, passage_text
 from lsrkit.ingest.chunking import Chunker, Passage
-from lsrkit.plugin.base import EncodedRecord, passage_text
+from lsrkit.plugin.base import EncodedRecord
 from lsrkit.plugin.codec import MultiVectorCodec
 
 Reject = tuple[RecordError, str | None]  # why, and the raw record when there is one

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lsrkit.core.config import BatchPolicy, IndexSpec
 from lsrkit.core.errors import IndexMissingError, IngestError, RecordError
-from lsrkit.core.types import Document, MultiVector
+from lsrkit.core.types import Document, MultiVector, passage_text
 from lsrkit.encoders.text import TextTokenizer
 from lsrkit.ingest.checkpoint import Checkpoint
 from lsrkit.ingest.chunking import Chunker
@@ -34,7 +34,7 @@ from lsrkit.ingest.sources import FieldMapping, Source, SourceFormat, SourceReco
 from lsrkit.ingest.statistics import CorpusStatistics
 from lsrkit.ingest.validate import Validator
 from lsrkit.ingest.writing import BatchWriter
-from lsrkit.plugin.base import Backend, EncodedRecord, passage_text
+from lsrkit.plugin.base import Backend, EncodedRecord
 from lsrkit.plugin.codec import MultiVectorCodec
 
 

@@ -30,10 +30,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lsrkit.core.errors import BackendError, CheckpointError
-from lsrkit.core.types import Hit
+from lsrkit.core.types import Hit, passage_text
 from lsrkit.encoders.idf import DocFreqCounter, IdfTable
 from lsrkit.encoders.text import TextTokenizer
-from lsrkit.plugin.base import Backend, passage_text
+from lsrkit.plugin.base import Backend
 from lsrkit.plugin.index_meta import STATISTICS_META
 
 
@@ -215,4 +215,4 @@ def _texts(hits: Sequence[Hit]) -> list[str]:
     return [passage_text(h.title, h.text) for h in hits]
 
 
-__all__ = ["STATISTICS_META", "Change", "CorpusStatistics", "DeleteSummary", "delete_documents", "finish_delete", "passage_text"]
+__all__ = ["STATISTICS_META", "Change", "CorpusStatistics", "DeleteSummary", "delete_documents", "finish_delete"]

@@ -14,16 +14,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from lsrkit.core.config import IndexSpec
 from lsrkit.core.errors import IndexExistsError
-from lsrkit.core.types import Hit, SparseVector
+from lsrkit.core.types import Hit, SparseVector, passage_text
 
 Filters = Mapping[str, str | int | float | bool]
 TOP_LEVEL_FIELDS = ("doc_id", "id")  # stored beside the metadata, not in it
-
-
-def passage_text(title: str, text: str) -> str:
-    """What is encoded, counted and BM25-indexed for a passage: its title, then its text (BEIR
-    convention)."""
-    return f"{title} {text}".strip() if title else text
 
 
 def filter_field(key: str) -> str:

@@ -20,11 +20,14 @@ from opensearchpy.exceptions import ConflictError, ConnectionTimeout, TransportE
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 
 from lsrkit.core.config import IndexSpec, validate_index_name
-from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
+from lsrkit.core.errors import BackendError, ConfigError, IndexExistsError, IndexMissingError, UnavailableError
 from lsrkit.core.types import Hit, SparseVector
+from lsrkit.encoders.registry import resolve
+from lsrkit.encoders.text import TextTokenizer
 from lsrkit.plugin.base import EncodedRecord, Filters, Retrieval, Retrieved, WriteResult, check_layout, completed_hits, filter_field, passage_of, same_meta
 from lsrkit.plugin.code_cache import CodeCache, code_digest
 from lsrkit.plugin.feature_names import to_feature
+from lsrkit.plugin.index_meta import read_manifest
 
 META_INDEX = "lsrkit-meta"
 MV_FIELD = "mv"
@@ -93,21 +96,26 @@ class OpenSearchBackend:
         self.client = client
         # candidates' codes read once are kept here and checked by digest (CodeCache(0): none kept)
         self.code_cache = code_cache if code_cache is not None else CodeCache()
-        self.vocab = list(vocab) if vocab is not None else None
+        self.vocab = list(vocab) if vocab is not None else None  # given: every index's; else each index's manifest names it
+        self._vocabs: dict[str, list[str]] = {}
         self.max_retries_429 = max_retries_429
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
 
-    def set_vocab(self, vocab: Sequence[str]) -> None:
-        """The token strings of the sparse model's ids (rank_features are keyed by token)."""
-        self.vocab = list(vocab)
-
-    def _vocab(self) -> list[str]:
-        if self.vocab is None:
-            from lsrkit.core.errors import ConfigError
-
-            raise ConfigError("OpenSearchBackend needs the sparse model's vocabulary: call set_vocab(encoder.vocab)")
-        return self.vocab
+    def _vocab(self, index: str) -> list[str]:
+        """The token strings of the index's sparse model ids (rank_features are keyed by token):
+        the vocabulary given, else the tokenizer of the model the index's manifest names."""
+        if self.vocab is not None:
+            return self.vocab
+        if index not in self._vocabs:
+            manifest = read_manifest(self, index)
+            if not manifest:
+                raise ConfigError(
+                    f"index {index!r} records no encoders (its manifest, written before an ingest's first write): ingest into it, or give OpenSearchBackend a vocab"
+                )
+            resolved = resolve(manifest["sparse"]["model"], "sparse")
+            self._vocabs[index] = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
+        return self._vocabs[index]
 
     def _call(self, what: str, target: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         """One client call, its exceptions translated (engine_errors)."""
@@ -183,6 +191,7 @@ class OpenSearchBackend:
         validate_index_name(index)
         self._call("delete", index, self.client.indices.delete, index=index, ignore_unavailable=True)
         self.code_cache.forget(index)
+        self._vocabs.pop(index, None)
         if self._call("exists", META_INDEX, self.client.indices.exists, index=META_INDEX):
             self._call("delete meta", index, self.client.delete_by_query, index=META_INDEX, body={"query": {"term": {"index": index}}}, refresh=True)
 
@@ -194,8 +203,7 @@ class OpenSearchBackend:
         self.client.close()
 
     # -- writes --------------------------------------------------------------------------------
-    def _source(self, record: EncodedRecord) -> dict[str, Any]:
-        vocab = self._vocab()
+    def _source(self, record: EncodedRecord, vocab: Sequence[str]) -> dict[str, Any]:
         features = {to_feature(vocab[i]): w for i, w in zip(record.sparse.ids.tolist(), record.sparse.weights.tolist()) if w > 0 and vocab[i]}
         source: dict[str, Any] = {
             "id": record.id,
@@ -211,8 +219,9 @@ class OpenSearchBackend:
         return source
 
     def _actions(self, index: str, records: Sequence[EncodedRecord]) -> Iterator[dict[str, Any]]:
+        vocab = self._vocab(index)
         for record in records:
-            yield {"_op_type": "index", "_index": index, "_id": record.id, "_source": self._source(record)}
+            yield {"_op_type": "index", "_index": index, "_id": record.id, "_source": self._source(record, vocab)}
 
     def write(self, index: str, records: Sequence[EncodedRecord]) -> WriteResult:
         """Bulk index with opensearch-py's streaming_bulk: chunked by count and bytes, and the items
@@ -265,7 +274,7 @@ class OpenSearchBackend:
         codes themselves are read inline only while most candidates miss the cache."""
         runs: list[tuple[str, dict[str, Any]]] = []
         if request.sparse is not None and len(request.sparse):
-            runs.append(("sparse", rank_feature_query(request.sparse, self._vocab())))
+            runs.append(("sparse", rank_feature_query(request.sparse, self._vocab(index))))
         if request.text is not None:
             runs.append(("bm25", bm25_query(request.text)))
         found = Retrieved()

@@ -53,7 +53,15 @@ def edge_errors(doing: str) -> Iterator[None]:
 def edge_filter(filters: Filters | None) -> qe.Filter | None:
     if not filters:
         return None
-    return qe.Filter(must=[qe.FieldCondition(key=filter_field(k), match=qe.MatchValue(v)) for k, v in filters.items()])
+    # Qdrant matches keywords, integers and booleans by value, and floats by range only
+    return qe.Filter(
+        must=[
+            qe.FieldCondition(key=filter_field(k), range=qe.RangeFloat(gte=v, lte=v))
+            if isinstance(v, float)
+            else qe.FieldCondition(key=filter_field(k), match=qe.MatchValue(v))
+            for k, v in filters.items()
+        ]
+    )
 
 
 class QdrantEdgeBackend(QdrantReads):
@@ -84,7 +92,7 @@ class QdrantEdgeBackend(QdrantReads):
             shard = qe.EdgeShard.create(str(path / "shard"), config)
         # updates and deletes find a document's passages by doc_id
         shard.update(qe.UpdateOperation.create_field_index("doc_id", qe.PayloadSchemaType.Keyword))
-        (path / _SPEC_FILE).write_text(json.dumps(spec.__dict__))
+        write_json_atomic(path / _SPEC_FILE, spec.__dict__)  # its presence means "created": never half written
         self._shards[spec.name] = shard
         self._specs[spec.name] = spec
         return True

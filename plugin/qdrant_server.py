@@ -48,7 +48,15 @@ def _reason(exc: UnexpectedResponse) -> str:
 def _filter(filters: Filters | None) -> models.Filter | None:
     if not filters:
         return None
-    return models.Filter(must=[models.FieldCondition(key=filter_field(k), match=models.MatchValue(value=v)) for k, v in filters.items()])
+    # Qdrant matches keywords, integers and booleans by value, and floats by range only
+    return models.Filter(
+        must=[
+            models.FieldCondition(key=filter_field(k), range=models.Range(gte=v, lte=v))
+            if isinstance(v, float)
+            else models.FieldCondition(key=filter_field(k), match=models.MatchValue(value=v))
+            for k, v in filters.items()
+        ]
+    )
 
 
 class QdrantBackend(QdrantReads):

@@ -124,7 +124,7 @@ def scenario(sparse_encoder, mv_encoder, mini_docs):
     multi = mv_encoder.encode_documents(texts)
     codec = MultiVectorCodec.calibrate(DEFAULT_REPRESENTATION, [m.vectors for m in multi])
     records = [
-        EncodedRecord(d["_id"], d["_id"], d["text"], s, d["title"], {"parity": "even" if n % 2 == 0 else "odd"}, codec.encode(m.vectors))
+        EncodedRecord(d["_id"], d["_id"], d["text"], s, d["title"], {"parity": "even" if n % 2 == 0 else "odd", "grade": (n % 4) / 2}, codec.encode(m.vectors))
         for n, (d, s, m) in enumerate(zip(docs, sparse, multi))
     ]
     counter = DocFreqCounter(len(sparse_encoder.vocab))

@@ -102,6 +102,8 @@ def test_rerank_and_filters_agree_with_numpy(backend, scenario):
         # metadata filters
         filtered = search_sparse(backend, spec.name, sparse, 10, filters={"parity": "even"})
         assert filtered and all(h.metadata["parity"] == "even" for h in filtered)
+        graded = search_sparse(backend, spec.name, sparse, 10, filters={"grade": 0.5})  # a float value: an exact match too
+        assert graded and all(h.metadata["grade"] == 0.5 for h in graded)
     finally:
         backend.drop_index(spec.name)
 

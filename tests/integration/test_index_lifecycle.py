@@ -241,8 +241,8 @@ def test_a_batch_left_half_done_is_finished_by_the_next_job_on_another_machine(s
     """An update job dies after its batch's write (or its deletes), never to be resumed; a job on
     another machine (another state folder) then ingests other documents: it finishes the stopped
     batch from the engine's journal first, so the statistics count exactly the passages stored."""
+    from lsrkit.core.types import passage_text
     from lsrkit.encoders.idf import DocFreqCounter
-    from lsrkit.ingest.statistics import passage_text
     from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
     texts = _texts(mini_docs)

@@ -160,8 +160,8 @@ def test_per_document_search_equals_max_passage_over_every_passage(ingested, spa
     documents, each with its best passage and score, in one round trip."""
     backend, spec, summary, docs = ingested
     from lsrkit.encoders import IdfQueryEncoder
-    from lsrkit.plugin.index_meta import load_index_idf
     from lsrkit.plugin import aggregate_passages
+    from lsrkit.plugin.index_meta import load_index_idf
 
     encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
     assert summary.passages_written > summary.documents  # some documents have several passages
@@ -201,8 +201,8 @@ def test_partial_candidates_rank_and_read_as_complete_ones(ingested, sparse_enco
     backend, spec, _, docs = ingested
     from lsrkit.core import RerankSettings
     from lsrkit.encoders import IdfQueryEncoder
-    from lsrkit.plugin.index_meta import load_index_idf
     from lsrkit.plugin.code_cache import CodeCache
+    from lsrkit.plugin.index_meta import load_index_idf
 
     encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, spec.name, sparse_encoder.vocab))
     complete_only = _CompleteReads(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
@@ -291,3 +291,24 @@ def test_an_index_built_before_its_codes_had_digests_is_refused_not_half_served(
     finally:
         backend.drop_index(spec.name)
         backend.close()
+
+
+def test_an_adapter_opened_without_a_vocabulary_reads_it_from_the_manifest(ingested, opensearch_url, sparse_encoder):
+    """rank_features are keyed by token string: an adapter given no vocabulary finds the sparse
+    model's through the index's manifest, and writes and searches as the one given it."""
+    from lsrkit.factory import BackendOptions, open_backend
+    from lsrkit.plugin import EncodedRecord
+
+    backend, spec, _, docs = ingested
+    plain = open_backend(BackendOptions("opensearch", url=opensearch_url))
+    try:
+        query = sparse_encoder.encode_documents([docs[3]["title"]])[0]
+        assert [h.id for h in search_sparse(plain, spec.name, query, 10)] == [h.id for h in search_sparse(backend, spec.name, query, 10)]
+        vector = sparse_encoder.encode_documents(["zebrafish telomerase"])[0]
+        plain.write(spec.name, [EncodedRecord("extra#0", "extra", "zebrafish telomerase", vector)])
+        plain.flush(spec.name)
+        assert search_sparse(backend, spec.name, vector, 1)[0].id == "extra#0"
+    finally:
+        plain.delete(spec.name, ["extra#0"])
+        plain.flush(spec.name)
+        plain.close()
