@@ -77,7 +77,7 @@ def run(*, documents: int = 200, dataset: Path) -> dict[str, Any]:
 
 
 def run_ray(*, documents: int = 300, dataset: Path, workers: list[int] = [1, 2], url: str | None = None) -> dict[str, Any]:  # noqa: B006
-    """docs/s of the local pipeline and of Ray with each worker count, into the same OpenSearch,
+    """docs/s of the local job and of Ray with each worker count, into the same OpenSearch,
     on the same documents, in one run (each into a fresh index, dropped after)."""
     import os
 

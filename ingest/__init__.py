@@ -3,7 +3,7 @@
 from lsrkit.ingest.checkpoint import Checkpoint
 from lsrkit.ingest.chunking import Chunker, Passage
 from lsrkit.ingest.deadletter import DeadLetter, read_dead_letters
-from lsrkit.ingest.pipeline import BatchResult, IngestPipeline, IngestSummary, RetryPolicy
+from lsrkit.ingest.job import BatchResult, IngestJob, IngestSummary, RetryPolicy
 from lsrkit.ingest.sources import FieldMapping, SourceRecord, read_records
 from lsrkit.ingest.validate import Validator
 
@@ -13,7 +13,7 @@ __all__ = [
     "Chunker",
     "DeadLetter",
     "FieldMapping",
-    "IngestPipeline",
+    "IngestJob",
     "IngestSummary",
     "Passage",
     "RetryPolicy",

@@ -14,7 +14,7 @@ from lsrkit.plugin.codec import MultiVectorCodec
 Reject = tuple[RecordError, str | None]  # why, and the raw record when there is one
 
 
-class SparseDocumentEncoder(Protocol):
+class EncodesSparseDocuments(Protocol):
     @property
     def vocab(self) -> list[str]: ...
 
@@ -27,7 +27,7 @@ class SparseDocumentEncoder(Protocol):
     def encode_documents(self, texts: Sequence[object]) -> list[SparseVector]: ...
 
 
-class MultiVectorDocumentEncoder(Protocol):
+class EncodesMultiVectorDocuments(Protocol):
     @property
     def fingerprint(self) -> str: ...
 
@@ -44,7 +44,7 @@ class BatchEncoder:
     """Chunk a batch of documents, encode its passages (sparse and token vectors), and build the
     records the engines store; a passage an encoder refuses is rejected alone."""
 
-    def __init__(self, sparse: SparseDocumentEncoder, multivector: MultiVectorDocumentEncoder | None, chunker: Chunker) -> None:
+    def __init__(self, sparse: EncodesSparseDocuments, multivector: EncodesMultiVectorDocuments | None, chunker: Chunker) -> None:
         self.sparse = sparse
         self.multivector = multivector
         self.chunker = chunker

@@ -17,7 +17,7 @@ from lsrkit.core import (
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder, SparseDocEncoder, SparseQueryEncoder
 from lsrkit.factory import PIPELINES, BackendOptions, ModelChoice, QualitySettings, build_pipeline, open_backend
 from lsrkit.index import Index
-from lsrkit.ingest import FieldMapping, IngestPipeline
+from lsrkit.ingest import FieldMapping, IngestJob
 from lsrkit.plugin import Backend, HybridSettings, MaxSimReranker, SearchPipeline
 
 _ADAPTERS = {
@@ -57,7 +57,7 @@ __all__ = [
     "HybridSettings",
     "IdfQueryEncoder",
     "IndexSpec",
-    "IngestPipeline",
+    "IngestJob",
     "LsrError",
     "MaxSimReranker",
     "MultiVector",

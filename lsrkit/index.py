@@ -38,7 +38,7 @@ from lsrkit.factory import (
     open_backend,
     sparse_tokenizer,
 )
-from lsrkit.ingest import FieldMapping, IngestPipeline, IngestSummary
+from lsrkit.ingest import FieldMapping, IngestJob, IngestSummary
 from lsrkit.ingest.lease import DEFAULT_LEASE_SECONDS, Lease
 from lsrkit.ingest.manifest import encoders_manifest, manifest_differences
 from lsrkit.ingest.retry import RetryPolicy
@@ -203,7 +203,7 @@ class Index:
         if runner != "local":
             raise ConfigError(f"unknown ingest runner {runner!r}: use local or ray")
         sparse, multivector = self.document_encoders()
-        job = IngestPipeline(
+        job = IngestJob(
             self.backend,
             self._spec(multivector),
             sparse,

@@ -7,7 +7,7 @@ from lsrkit.core.config import BatchPolicy
 from lsrkit.core.errors import LsrError
 from lsrkit.index import Index
 from lsrkit.ingest import Checkpoint, IngestSummary
-from lsrkit.ingest.pipeline import job_key
+from lsrkit.ingest.job import job_key
 from lsrkit.ingest.sources import Source
 from lsrkit.plugin import CODEC_META
 

@@ -31,13 +31,13 @@ from lsrkit.core.errors import ConfigError, IngestError, LsrError, RecordError
 from lsrkit.core.types import Document
 from lsrkit.factory import BackendOptions, ModelChoice, document_encoders, open_backend
 from lsrkit.index import Index
-from lsrkit.ingest import Chunker, FieldMapping, IngestPipeline, IngestSummary, Validator, read_records
+from lsrkit.ingest import Chunker, FieldMapping, IngestJob, IngestSummary, Validator, read_records
 from lsrkit.ingest.checkpoint import JobState
 from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.encoding import BatchEncoder
 from lsrkit.ingest.index_codec import IndexCodec
+from lsrkit.ingest.job import job_key, stage_of
 from lsrkit.ingest.lease import DEFAULT_LEASE_SECONDS, Lease
-from lsrkit.ingest.pipeline import job_key, stage_of
 from lsrkit.ingest.progress import Progress
 from lsrkit.ingest.retry import RetryPolicy
 from lsrkit.ingest.sources import Source, SourceFormat
@@ -153,7 +153,7 @@ def ingest_on_ray(
     sparse, multivector = index.document_encoders()
     state_dir = index.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
-    local = IngestPipeline(index.backend, index.spec(), sparse, sparse.model.tokenizer, multivector_encoder=multivector, state_dir=state_dir, progress=False)
+    local = IngestJob(index.backend, index.spec(), sparse, sparse.model.tokenizer, multivector_encoder=multivector, state_dir=state_dir, progress=False)
     job = "ray|" + job_key(source, index.backend.name, index.name, sparse, multivector, policy.write_batch)
     local.prepare(source, fmt, mapping)
     with Lease(index.backend, index.name, job, timeout=lease_timeout) as lease:
@@ -280,7 +280,7 @@ def _take(
     bar.advance(1)
 
 
-def _finish(index: Index, statistics: CorpusStatistics, local: IngestPipeline) -> None:
+def _finish(index: Index, statistics: CorpusStatistics, local: IngestJob) -> None:
     index.backend.flush(index.name)
     stored = index.backend.get_meta(index.name, STATISTICS_META) or {}
     if stored.get("applied"):

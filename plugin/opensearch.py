@@ -19,7 +19,7 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import ConflictError, ConnectionTimeout, TransportError
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 
-from lsrkit.core.config import IndexSpec, validate_index_name
+from lsrkit.core.config import BatchPolicy, IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, ConfigError, IndexExistsError, IndexMissingError, UnavailableError
 from lsrkit.core.types import Hit, SparseVector
 from lsrkit.encoders.registry import resolve
@@ -238,8 +238,9 @@ class OpenSearchBackend:
             for ok, item in helpers.streaming_bulk(
                 self.client,
                 self._actions(index, records),
-                chunk_size=500,
-                max_chunk_bytes=8 * 1024 * 1024,
+                # the caller sized the batch (BatchPolicy): one request, split only past the policy's bytes
+                chunk_size=max(1, len(records)),
+                max_chunk_bytes=BatchPolicy().write_bytes,
                 raise_on_error=False,
                 raise_on_exception=True,
                 max_retries=self.max_retries_429,

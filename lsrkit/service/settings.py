@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lsrkit.core.errors import ConfigError
 from lsrkit.factory import BackendOptions
+from lsrkit.plugin.pipeline import MAX_QUERY_CHARS
 
 ENV_SETTINGS = "LSRKIT_SERVE_SETTINGS"  # how the settings reach uvicorn's worker processes
 ENV_API_KEY = "LSRKIT_API_KEY"
@@ -34,7 +35,7 @@ class ServiceSettings:
     queue_timeout_ms: int = 1000  # a request waiting longer is answered 429
     max_body_bytes: int = 1_000_000
     max_k: int = 100
-    max_text_chars: int = 4096  # a query (the pipeline's own limit)
+    max_text_chars: int = MAX_QUERY_CHARS  # a query (the pipeline's own limit)
     max_document_chars: int = 100_000  # one text of /encode/sparse (the encoder truncates to its window)
     max_batch: int = 64  # texts per /encode request, candidates per /rerank are max_candidates
     max_candidates: int = 1000

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lsrkit.core import Document, IndexSpec
-from lsrkit.ingest import IngestPipeline, read_dead_letters
+from lsrkit.ingest import IngestJob, read_dead_letters
 from lsrkit.ingest.chunking import Chunker
 from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
@@ -47,7 +47,7 @@ def _expected_passages(sparse_encoder, docs: list[dict]) -> set[str]:
 def test_dead_letters_and_counts(tmp_path, sparse_encoder, mv_encoder, mini_docs):
     source, valid = _corpus_with_bad_records(mini_docs, tmp_path / "corpus.jsonl", 40)
     backend = QdrantEdgeBackend(tmp_path / "edge")
-    pipeline = IngestPipeline(
+    pipeline = IngestJob(
         backend,
         IndexSpec("t", multivector_dim=mv_encoder.dim),
         sparse_encoder,
@@ -158,11 +158,11 @@ def test_a_passage_the_multivector_encoder_refuses_leaves_the_others_aligned(tmp
     """The sparse encoder accepts the bad passage, the multivector encoder refuses it: every other
     passage of the batch must still be written with its own vectors, the bad one dead-lettered."""
     from lsrkit.core import Document
-    from lsrkit.ingest.pipeline import _Unit
+    from lsrkit.ingest.job import _Unit
 
     docs = [Document(d["_id"], d["text"][:300], d["title"]) for d in mini_docs[:6]]
     docs[2] = Document("bad", "this passage holds the POISON marker", "")
-    pipeline = IngestPipeline(
+    pipeline = IngestJob(
         QdrantEdgeBackend(tmp_path / "edge"),
         IndexSpec("t", multivector_dim=mv_encoder.dim),
         sparse_encoder,
@@ -195,8 +195,8 @@ def test_the_codec_is_calibrated_once_and_kept_with_the_index(tmp_path, sparse_e
     spec = IndexSpec("c", multivector_dim=mv_encoder.dim, multivector_representation="pool1-2bit")
     assert spec.multivector_representation == "2bit"  # one layout, one name
 
-    def job(source: Path, state: str) -> IngestPipeline:
-        return IngestPipeline(
+    def job(source: Path, state: str) -> IngestJob:
+        return IngestJob(
             backend, spec, sparse_encoder, sparse_encoder.model.tokenizer, multivector_encoder=mv_encoder, state_dir=tmp_path / state, progress=False
         )
 

@@ -19,14 +19,14 @@ def ingested(opensearch_url, sparse_encoder, mv_encoder, scifact_dir, tmp_path_f
     import itertools
     import json
 
-    from lsrkit.ingest import IngestPipeline
+    from lsrkit.ingest import IngestJob
 
     source = tmp_path_factory.mktemp("os") / "corpus.jsonl"
     with (scifact_dir / "corpus.jsonl").open() as handle:
         source.write_text("".join(itertools.islice(handle, 300)))
     backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
     spec = IndexSpec(f"it-{uuid.uuid4().hex[:10]}", multivector_dim=mv_encoder.dim)
-    pipeline = IngestPipeline(
+    pipeline = IngestJob(
         backend, spec, sparse_encoder, sparse_encoder.model.tokenizer, multivector_encoder=mv_encoder, state_dir=source.parent / "state", progress=False
     )
     summary = pipeline.run(source)

@@ -1,6 +1,6 @@
 """The ingestion job: read → validate → chunk → encode → bulk write → checkpoint.
 
-`IngestPipeline.stream()` yields one BatchResult per acknowledged batch; `run()` sums them.
+`IngestJob.stream()` yields one BatchResult per acknowledged batch; `run()` sums them.
 Encoding (main thread) and engine writes (a writer thread) overlap through a bounded queue;
 a batch is checkpointed only after the engine acknowledged it, with its dead letters and ids seen;
 its change to the corpus statistics is journaled and applied once (ingest/statistics.py).
@@ -24,7 +24,7 @@ from lsrkit.encoders.text import TextTokenizer
 from lsrkit.ingest.checkpoint import Checkpoint
 from lsrkit.ingest.chunking import Chunker
 from lsrkit.ingest.deadletter import DeadLetter
-from lsrkit.ingest.encoding import BatchEncoder, MultiVectorDocumentEncoder, SparseDocumentEncoder
+from lsrkit.ingest.encoding import BatchEncoder, EncodesMultiVectorDocuments, EncodesSparseDocuments
 from lsrkit.ingest.index_codec import IndexCodec
 from lsrkit.ingest.lease import DEFAULT_LEASE_SECONDS, Lease
 from lsrkit.ingest.manifest import encoders_manifest, record_manifest
@@ -80,17 +80,17 @@ class _Unit:
     rejects: list[tuple[RecordError, str | None]] = field(default_factory=list)
 
 
-class IngestPipeline:
+class IngestJob:
     """Ingest a corpus into one index of one backend, resumably."""
 
     def __init__(
         self,
         backend: Backend,
         spec: IndexSpec,
-        sparse_encoder: SparseDocumentEncoder,
+        sparse_encoder: EncodesSparseDocuments,
         tokenizer: TextTokenizer,
         *,
-        multivector_encoder: MultiVectorDocumentEncoder | None = None,
+        multivector_encoder: EncodesMultiVectorDocuments | None = None,
         state_dir: Path,
         policy: BatchPolicy = BatchPolicy(),
         chunk_window: int = 254,
@@ -384,7 +384,7 @@ def stage_of(error: RecordError) -> str:
     return {"passage": "encode", "write": "write"}.get(error.position, "validate")
 
 
-def job_key(source: Source, backend: str, index: str, sparse: SparseDocumentEncoder, multivector: MultiVectorDocumentEncoder | None, batch: int) -> str:
+def job_key(source: Source, backend: str, index: str, sparse: EncodesSparseDocuments, multivector: EncodesMultiVectorDocuments | None, batch: int) -> str:
     """What a checkpoint belongs to: the source, the engine, the index, the encoders and the batch
     size (a Ray checkpoint lists finished blocks by ordinal: a resume must cut them alike)."""
     encoders = f"{sparse.fingerprint}|{multivector.fingerprint if multivector else 'no-multivector'}"
@@ -395,4 +395,4 @@ def job_key(source: Source, backend: str, index: str, sparse: SparseDocumentEnco
     return f"{origin}|{backend}|{index}|{encoders}|batch={batch}"
 
 
-__all__ = ["BatchResult", "IngestPipeline", "IngestSummary", "RetryPolicy", "job_key"]
+__all__ = ["BatchResult", "IngestJob", "IngestSummary", "RetryPolicy", "job_key"]
