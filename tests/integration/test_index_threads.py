@@ -22,3 +22,31 @@ def test_a_thousand_distinct_k_keep_the_thread_count_constant(tmp_path, sparse_e
             assert len(index.search("cells", pipeline="sparse-idf+rerank", k=k)) == min(k, matching)
         assert threading.active_count() == threads
         assert list(index._pipelines) == ["sparse-idf+rerank"]
+
+
+def test_the_service_answers_a_thousand_distinct_k_with_a_constant_thread_count(tmp_path, sparse_encoder, mv_encoder, mini_docs, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from lsrkit.factory import BackendOptions
+    from lsrkit.index import Index
+    from lsrkit.service.app import create_app
+    from lsrkit.service.settings import ServiceSettings
+
+    options = BackendOptions("edge", data_dir=tmp_path)
+    with Index("t", backend=options, encoders=(sparse_encoder, mv_encoder)) as index:
+        index.ingest(mini_docs[:30], progress=False)
+    monkeypatch.delenv("LSRKIT_API_KEY", raising=False)
+    settings = ServiceSettings(index="t", backend=options, max_k=1000)
+    with TestClient(create_app(settings)) as client:
+        ask = {"text": "cells", "pipeline": "sparse-idf+rerank"}
+        matching = len(client.post("/search", json={**ask, "k": 1000}).json()["hits"])
+        started = threading.active_count()
+        counts = []
+        for k in range(1, 1001):
+            answer = client.post("/search", json={**ask, "k": k})
+            assert answer.status_code == 200 and len(answer.json()["hits"]) == min(k, matching)
+            counts.append(threading.active_count())
+        # the blocking-call pool may start its few threads on the first requests; after that, and
+        # whatever k is asked, no thread is added
+        assert max(counts) <= started + settings.max_in_flight
+        assert counts[-1] == counts[99]
