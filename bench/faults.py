@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from lsrkit.bench.common import machine
+from lsrkit.factory import job_state_dir
 
 RUNNER = Path(__file__).resolve().parents[1] / "docker" / "opensearch-local.sh"
 
@@ -239,7 +240,7 @@ def malformed(dataset: Path, work: Path, n: int = 600) -> Outcome:
     finish(spawn_ingest(work / "malformed.jsonl", work / "malformed", "m", "edge", None))
     expected = expected_passages(docs)
     audit = audit_edge(work / "malformed" / "edge", "m", expected)
-    state = work / "malformed" / "state" / "m"
+    state = job_state_dir(work / "malformed", "m")
     return Outcome(
         "malformed",
         len(expected),
@@ -261,7 +262,7 @@ def ingest_killed(dataset: Path, work: Path, backend: str, url: str | None, n: i
     docs, n_bad = make_corpus(dataset, n, work / f"{name}.jsonl", malformed_rate=0.01, seed=11)
     data_dir = work / name
     process = spawn_ingest(work / f"{name}.jsonl", data_dir, name, backend, url)
-    at = wait_for_checkpoint(data_dir / "state" / name, n // 4, process)
+    at = wait_for_checkpoint(job_state_dir(data_dir, name), n // 4, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     summary = finish(spawn_ingest(work / f"{name}.jsonl", data_dir, name, backend, url, resume=True))
@@ -273,11 +274,11 @@ def ingest_killed(dataset: Path, work: Path, backend: str, url: str | None, n: i
         audit.count,
         audit.duplicates,
         audit.lost,
-        dead_letters(data_dir / "state" / name),
+        dead_letters(job_state_dir(data_dir, name)),
         0,
         time.time() - started,
         {"killed_after_ordinal": at["next_ordinal"], "resumed_from": summary["resumed_from"], "bad_records": n_bad},
-        wrongly_dead_lettered(data_dir / "state" / name, n_bad),
+        wrongly_dead_lettered(job_state_dir(data_dir, name), n_bad),
         audit.stale,
     )
 
@@ -288,7 +289,7 @@ def opensearch_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: int =
     docs, _ = make_corpus(dataset, n, work / f"{name}.jsonl", seed=13)
     data_dir = work / name
     process = spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url)
-    at = wait_for_checkpoint(data_dir / "state" / name, n // 4, process)
+    at = wait_for_checkpoint(job_state_dir(data_dir, name), n // 4, process)
     pid = node.kill()
     process.wait(timeout=600)  # the job retries with backoff, then stops with the error
     first_exit = process.returncode
@@ -302,11 +303,11 @@ def opensearch_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: int =
         audit.count,
         audit.duplicates,
         audit.lost,
-        dead_letters(data_dir / "state" / name),
+        dead_letters(job_state_dir(data_dir, name)),
         0,
         time.time() - started,
         {"killed_pid": pid, "killed_after_ordinal": at["next_ordinal"], "job_exit_code_while_down": first_exit, "resumed_from": summary["resumed_from"]},
-        wrongly_dead_lettered(data_dir / "state" / name, 0),
+        wrongly_dead_lettered(job_state_dir(data_dir, name), 0),
         audit.stale,
     )
 
@@ -366,7 +367,7 @@ def update_delete_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: in
     (work / "v2.jsonl").write_text("".join(json.dumps(d) + "\n" for d in shrunk + new))
     finish(spawn_ingest(work / "v1.jsonl", data_dir, name, "opensearch", node.url))
     process = spawn_ingest(work / "v2.jsonl", data_dir, name, "opensearch", node.url)
-    at = wait_for_checkpoint(data_dir / "state" / name, len(shrunk + new) // 4, process, source=work / "v2.jsonl")
+    at = wait_for_checkpoint(job_state_dir(data_dir, name), len(shrunk + new) // 4, process, source=work / "v2.jsonl")
     node.kill()
     process.wait(timeout=600)
     update_exit = process.returncode
@@ -392,7 +393,7 @@ def update_delete_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: in
         audit["passages_stored"],
         audit["duplicated"],
         audit["lost"],
-        dead_letters(data_dir / "state" / name),
+        dead_letters(job_state_dir(data_dir, name)),
         0,
         time.time() - started,
         {
@@ -403,7 +404,7 @@ def update_delete_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: in
             "delete_rerun_exit_code": rerun.returncode,
             "delete_rerun": out.decode().strip().splitlines()[-1] if out else "",
         },
-        wrongly_dead_lettered(data_dir / "state" / name, 0),
+        wrongly_dead_lettered(job_state_dir(data_dir, name), 0),
         audit["stale"],
     )
 
@@ -487,7 +488,7 @@ def write_block(dataset: Path, work: Path, node: LocalOpenSearch, *, lifted_afte
     started = time.time()
     name = "blocked-lifted" if lifted_after else "blocked-forever"
     docs, _ = make_corpus(dataset, n, work / f"{name}.jsonl", seed=17)
-    data_dir, state = work / name, work / name / "state" / name
+    data_dir, state = work / name, job_state_dir(work / name, name)
     extra = () if lifted_after else ("--retry-for", "6")
     process = spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url, *extra)
     at = wait_for_checkpoint(state, n // 4, process)
@@ -513,7 +514,7 @@ def second_writer(dataset: Path, work: Path, node: LocalOpenSearch, *, kind: str
     started = time.time()
     name = f"second-{kind}"
     docs, _ = make_corpus(dataset, n, work / f"{name}.jsonl", seed=19)
-    data_dir, state = work / name, work / name / "state" / name
+    data_dir, state = work / name, job_state_dir(work / name, name)
     (work / f"{name}-other.jsonl").write_text("".join(json.dumps({**d, "_id": f"other-{d['_id']}"}) + "\n" for d in docs[:20]))
     process = spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url)
     wait_for_checkpoint(state, n // 4, process)
@@ -533,7 +534,7 @@ def lease_holder_killed(dataset: Path, work: Path, node: LocalOpenSearch, *, tim
     started = time.time()
     name = "lease-killed"
     docs, _ = make_corpus(dataset, n, work / f"{name}.jsonl", seed=23)
-    data_dir, state = work / name, work / name / "state" / name
+    data_dir, state = work / name, job_state_dir(work / name, name)
     lease = ("--lease-timeout", str(timeout))
     process = spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url, *lease)
     at = wait_for_checkpoint(state, n // 4, process)
@@ -569,7 +570,7 @@ def bad_inputs(dataset: Path, work: Path, n: int = 60) -> Outcome:
     writer.writerows([d["_id"], d["title"], d["text"]] for d in rows)
     good = table.getvalue().encode("utf-8").split(b"\n")
     (work / "inputs.csv").write_bytes(b"\n".join([*good[:6], b"latin1,,caf\xe9 au lait", *good[6:]]))  # one row in Latin-1
-    data_dir, state = work / "inputs", work / "inputs" / "state" / "inputs"
+    data_dir, state = work / "inputs", job_state_dir(work / "inputs", "inputs")
     finish(spawn_ingest(work / "inputs.jsonl", data_dir, "inputs", "edge", None))
     dead_jsonl, wrong = dead_letters(state), wrongly_dead_lettered(state, 1)
     finish(spawn_ingest(work / "inputs.csv", data_dir, "inputs", "edge", None))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lsrkit.bench.common import machine
+from lsrkit.core.config import opensearch_url
 
 
 def _corpus(dataset: Path, n: int, target: Path) -> Path:
@@ -79,12 +80,11 @@ def run(*, documents: int = 200, dataset: Path) -> dict[str, Any]:
 def run_ray(*, documents: int = 300, dataset: Path, workers: list[int] = [1, 2], url: str | None = None) -> dict[str, Any]:  # noqa: B006
     """docs/s of the local job and of Ray with each worker count, into the same OpenSearch,
     on the same documents, in one run (each into a fresh index, dropped after)."""
-    import os
 
     from lsrkit.factory import BackendOptions
     from lsrkit.index import Index
 
-    url = url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
+    url = opensearch_url(url)
     result: dict[str, Any] = {"documents": documents, "backend": "opensearch", "ray_dps": {}, "ray_seconds": {}}
     with tempfile.TemporaryDirectory(prefix="lsrkit-bench-ray-") as tmp:
         source = _corpus(dataset, documents, Path(tmp) / "corpus.jsonl")

@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 
 from lsrkit.bench.common import machine
+from lsrkit.core.config import DEFAULT_DATA_DIR, BatchPolicy
 
 REPEATS = 3
-CALIBRATION_DOCUMENTS = 64  # what the ingest calibrates on: its first write batch
+CALIBRATION_DOCUMENTS = BatchPolicy().write_batch  # what the ingest calibrates on: its first write batch
 
 
-def run(*, dataset: Path, data_dir: Path = Path(".lsrkit"), representations: tuple[str, ...] | None = None, write_defaults: bool = False) -> dict[str, Any]:
+def run(*, dataset: Path, data_dir: Path = DEFAULT_DATA_DIR, representations: tuple[str, ...] | None = None, write_defaults: bool = False) -> dict[str, Any]:
     from lsrkit.core.config import REPRESENTATIONS, RerankSettings
     from lsrkit.core.defaults import write_tuned_section
     from lsrkit.eval_command import default_index

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from lsrkit.bench.common import machine
+from lsrkit.core.config import DEFAULT_DATA_DIR
 
 
-def run(*, dataset: Path, backend_kind: str = "opensearch", data_dir: Path = Path(".lsrkit"), url: str | None = None, rounds: int = 2) -> dict[str, Any]:
+def run(*, dataset: Path, backend_kind: str = "opensearch", data_dir: Path = DEFAULT_DATA_DIR, url: str | None = None, rounds: int = 2) -> dict[str, Any]:
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import load_beir
     from lsrkit.factory import BackendOptions

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lsrkit.bench.common import machine
+from lsrkit.core.config import DEFAULT_DATA_DIR
 
 ALPHAS = (0.2, 0.3, 0.5)
 BETAS = (4, 8, 16)
@@ -23,7 +24,7 @@ FOLDS = 4
 REPEATS = 5  # each rerank timed 5 times, the best kept (2 left the speedup noisy: reports/README.md)
 
 
-def run(*, dataset: Path, data_dir: Path = Path(".lsrkit"), max_loss: float = 0.002, write_defaults: bool = False) -> dict[str, Any]:
+def run(*, dataset: Path, data_dir: Path = DEFAULT_DATA_DIR, max_loss: float = 0.002, write_defaults: bool = False) -> dict[str, Any]:
     from lsrkit.core.defaults import tuned, write_tuned_section
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import bootstrap_interval, load_beir

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from lsrkit.bench.common import machine
+from lsrkit.core.config import DEFAULT_DATA_DIR, opensearch_url
 
 PIPELINES = {"rerank": "sparse-idf+rerank", "hybrid_rerank": "hybrid+rerank"}
 K = 10
@@ -159,7 +160,7 @@ def run(
     *,
     dataset: Path,
     backend_kind: str = "opensearch",
-    data_dir: Path = Path(".lsrkit"),
+    data_dir: Path = DEFAULT_DATA_DIR,
     url: str | None = None,
     index: str | None = None,
     concurrency: tuple[int, ...] = (1, 4, 16),
@@ -182,7 +183,7 @@ def run(
 
     if backend_kind != "opensearch":
         raise ConfigError("bench serve measures BM25 straight to OpenSearch beside the service: --backend opensearch")
-    url = url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
+    url = opensearch_url(url)
     texts = load_queries(dataset, queries)
     target = Index(index or default_index(dataset), backend=BackendOptions("opensearch", data_dir=data_dir, url=url))
     if index is None:  # the dataset's own index, built like `bench query` builds it
@@ -190,7 +191,7 @@ def run(
 
         ensure_ingested(target, load_beir(dataset).corpus, progress=False)
     index = target.name
-    engine = ServedIndex(target)
+    served = ServedIndex(target)
     from lsrkit.plugin.opensearch import client_from_env
 
     bm25_client = client_from_env(url, ca_certs=os.environ.get("LSRKIT_CA_CERTS"))
@@ -212,7 +213,7 @@ def run(
 
     def in_process(pipeline: str) -> Callable[[str], bool]:
         def call(text: str) -> bool:
-            engine.search(pipeline, text, K, None)
+            served.search(pipeline, text, K, None)
             return True
 
         return call
@@ -264,5 +265,5 @@ def run(
     finally:
         if service.process.poll() is None:
             service.stop()
-        engine.close()
+        served.close()
         bm25_client.close()

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from lsrkit.bench.common import machine
+from lsrkit.core.config import DEFAULT_DATA_DIR
 
 
-def run(*, dataset: Path, data_dir: Path = Path(".lsrkit"), every: int = 100) -> dict[str, Any]:
+def run(*, dataset: Path, data_dir: Path = DEFAULT_DATA_DIR, every: int = 100) -> dict[str, Any]:
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import load_beir
     from lsrkit.factory import BackendOptions

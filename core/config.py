@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from lsrkit.core.defaults import tuned as tuned_defaults
@@ -12,6 +14,15 @@ from lsrkit.core.errors import ConfigError
 
 Quantization = Literal["none", "int8", "int8-per-channel", "int8-attention"]
 QUANTIZATIONS = ("none", "int8", "int8-per-channel", "int8-attention")
+
+DEFAULT_DATA_DIR = Path(".lsrkit")  # local state: Qdrant Edge / local-mode data, job state
+OPENSEARCH_URL_ENV = "LSRKIT_OPENSEARCH_URL"
+
+
+def opensearch_url(url: str | None = None) -> str:
+    """The OpenSearch to use: `url`, else $LSRKIT_OPENSEARCH_URL, else one on this machine."""
+    return url or os.environ.get(OPENSEARCH_URL_ENV) or "http://127.0.0.1:9200"
+
 
 # seconds after which the write lease of a job that died may be taken over (ingest/lease.py)
 DEFAULT_LEASE_SECONDS = 60.0
@@ -174,13 +185,14 @@ class RerankSettings:
         protecting the top the pruning was chosen for."""
         defaults = tuned_defaults()
         stage = defaults.stage(first_stage, reranked=True)
-        return cls(
-            kappa=stage.kappa,
-            k=min(defaults.prune_depth, stage.kappa),
-            interpolation=stage.interpolation,
-            alpha=defaults.alpha if pruned else None,
-            beta=defaults.beta if pruned else None,
-        )
+        return cls.of_stage(stage.kappa, stage.interpolation, prune_depth=defaults.prune_depth, pruning=(defaults.alpha, defaults.beta) if pruned else None)
+
+    @classmethod
+    def of_stage(cls, kappa: int, interpolation: float, *, prune_depth: int, pruning: tuple[float | None, int | None] | None = None) -> RerankSettings:
+        """A pipeline's rerank: κ candidates, interpolated; `pruning` (α, β) protects the top
+        `prune_depth` (what it was chosen for), which is also the default k of a search."""
+        alpha, beta = pruning or (None, None)
+        return cls(kappa=kappa, k=min(prune_depth, kappa), interpolation=interpolation, alpha=alpha, beta=beta)
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= self.kappa:

@@ -34,6 +34,7 @@ class IdfQueryEncoder:
         resolved = resolve(model, "sparse")
         self.spec = resolved.spec
         self.tokenizer = tokenizer or TextTokenizer(resolved.directory, resolved.spec.max_length)
+        self.own_table = idf is None  # the model's (or a file's) table, not one measured on a corpus
         if idf is not None:
             table = idf
         elif idf_path is not None:

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lsrkit.core.config import BatchPolicy
 from lsrkit.core.errors import BackendError, CheckpointError
 from lsrkit.core.types import Hit, passage_text
 from lsrkit.encoders.idf import DocFreqCounter, IdfTable
@@ -187,7 +188,9 @@ class DeleteSummary:
     not_found: list[str] = field(default_factory=list)
 
 
-def delete_documents(backend: Backend, index: str, doc_ids: Iterable[str], statistics: CorpusStatistics, batch: int = 64) -> DeleteSummary:
+def delete_documents(
+    backend: Backend, index: str, doc_ids: Iterable[str], statistics: CorpusStatistics, batch: int = BatchPolicy().write_batch
+) -> DeleteSummary:
     """Remove documents, their passages and vectors, and their share of the statistics; a delete
     stopped anywhere and run again ends as one that was not (its journal entry is finished first)."""
     backend.flush(index)  # what was written last is searchable, so it is found

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lsrkit.core.config import DEFAULT_LEASE_SECONDS, DEFAULT_REPRESENTATION, BatchPolicy
+from lsrkit.core.config import DEFAULT_DATA_DIR, DEFAULT_LEASE_SECONDS, DEFAULT_REPRESENTATION, BatchPolicy
 from lsrkit.core.errors import ConfigError, LsrError
 
 if TYPE_CHECKING:
@@ -49,7 +48,6 @@ MultiVectorQuantizeOpt = Annotated[
     str | None, typer.Option("--multivector-quantize", help="token-vector model's quantization: none | int8 | int8-per-channel | int8-attention")
 ]
 LeaseOpt = Annotated[float, typer.Option(help="seconds after which the write lease of a job that died is taken over")]
-DEFAULT_DIR = Path(".lsrkit")
 
 
 def _emit(result: dict[str, Any], json_out: bool, render: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -63,7 +61,7 @@ def _emit(result: dict[str, Any], json_out: bool, render: Callable[[dict[str, An
 def _options(backend: str, data_dir: Path, url: str | None) -> BackendOptions:
     from lsrkit.factory import BackendOptions
 
-    return BackendOptions(kind=backend, data_dir=data_dir, url=url, ca_certs=os.environ.get("LSRKIT_CA_CERTS"))  # type: ignore[arg-type]
+    return BackendOptions(kind=backend, data_dir=data_dir, url=url)  # type: ignore[arg-type]  # (the CA bundle: LSRKIT_CA_CERTS)
 
 
 def _models(
@@ -84,7 +82,7 @@ def _models(
 
 
 @app.command()
-def quickstart(json_out: JsonOpt = False, data_dir: DataDirOpt = DEFAULT_DIR / "quickstart", fresh: bool = False) -> None:
+def quickstart(json_out: JsonOpt = False, data_dir: DataDirOpt = DEFAULT_DATA_DIR / "quickstart", fresh: bool = False) -> None:
     """Ingest the bundled SciFact subset into Qdrant Edge and compare sparse vs sparse+rerank."""
     from lsrkit.quickstart import run_quickstart
 
@@ -127,7 +125,7 @@ def ingest(
     source: Annotated[Path, typer.Argument(help="JSONL file, BEIR folder, CSV/TSV or Parquet")],
     backend: BackendOpt = "edge",
     index: IndexOpt = "lsrkit",
-    data_dir: DataDirOpt = DEFAULT_DIR,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     url: UrlOpt = None,
     sparse_model: SparseModelOpt = None,
     multivector_model: MultiVectorModelOpt = None,
@@ -195,7 +193,7 @@ def _document_ids(ids: str | None, from_file: Path | None) -> list[str]:
 def delete(
     index: IndexOpt = "lsrkit",
     backend: BackendOpt = "edge",
-    data_dir: DataDirOpt = DEFAULT_DIR,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     url: UrlOpt = None,
     ids: Annotated[str | None, typer.Option("--ids", help="comma-separated document ids")] = None,
     from_file: Annotated[Path | None, typer.Option("--from", help="a file of document ids, one per line")] = None,
@@ -221,7 +219,7 @@ def search(
     text: Annotated[str, typer.Argument(help="the query")],
     backend: BackendOpt = "edge",
     index: IndexOpt = "lsrkit",
-    data_dir: DataDirOpt = DEFAULT_DIR,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     url: UrlOpt = None,
     pipeline: Annotated[str, typer.Option(help="bm25 | sparse-idf | sparse-model | sparse-idf+rerank | hybrid | hybrid+rerank (+ -pruned)")] = "hybrid+rerank",
     k: int = 10,
@@ -250,7 +248,7 @@ def _print_hits(result: dict[str, Any]) -> None:
 def serve(
     backend: BackendOpt = "edge",
     index: IndexOpt = "lsrkit",
-    data_dir: DataDirOpt = DEFAULT_DIR,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     url: UrlOpt = None,
     host: Annotated[str, typer.Option(help="interface to bind (127.0.0.1: this machine only)")] = "127.0.0.1",
     port: int = 8000,
@@ -298,7 +296,7 @@ def evaluate(
     dataset: DatasetOpt,
     backend: BackendOpt = "edge",
     index: Annotated[str | None, typer.Option(help="index name (default: from the dataset folder)")] = None,
-    data_dir: DataDirOpt = DEFAULT_DIR,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     url: UrlOpt = None,
     sparse_model: SparseModelOpt = None,
     multivector_model: MultiVectorModelOpt = None,
@@ -332,7 +330,7 @@ def evaluate(
 def tune(
     dataset: DatasetOpt,
     split: str = "train",
-    data_dir: DataDirOpt = DEFAULT_DIR,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     write_defaults: Annotated[bool, typer.Option(help="write the chosen settings into lsrkit's defaults file (core/tuned.json)")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -370,6 +368,8 @@ def bench_ingest(
     """Encode-only docs/s vs full ingest docs/s into Qdrant Edge; or, with --runner ray, the local job vs Ray workers into OpenSearch."""
     from lsrkit.bench.ingest import run, run_ray
 
+    if runner not in ("local", "ray"):
+        raise ConfigError(f"unknown runner {runner!r}: use local or ray")
     if runner == "ray":
         _emit(run_ray(documents=documents, dataset=dataset, workers=[int(w) for w in workers.split(",")], url=url), json_out)
     else:
@@ -378,7 +378,7 @@ def bench_ingest(
 
 @bench_app.command("query")
 def bench_query(
-    dataset: DatasetOpt, backend: BackendOpt = "opensearch", data_dir: DataDirOpt = DEFAULT_DIR, url: UrlOpt = None, json_out: JsonOpt = False
+    dataset: DatasetOpt, backend: BackendOpt = "opensearch", data_dir: DataDirOpt = DEFAULT_DATA_DIR, url: UrlOpt = None, json_out: JsonOpt = False
 ) -> None:
     """Query latency of every pipeline (its tuned settings) divided by BM25's, same engine, warm."""
     from lsrkit.bench.query import run
@@ -386,12 +386,46 @@ def bench_query(
     _emit(run(dataset=dataset, backend_kind=backend, data_dir=data_dir, url=url), json_out)
 
 
+@bench_app.command("scale")
+def bench_scale(
+    dataset: DatasetOpt,
+    backend: BackendOpt = "edge",
+    sizes: Annotated[
+        str, typer.Option(help="comma-separated passage counts, increasing: each size is built by appending to the previous one")
+    ] = "10000,100000,1000000",
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    url: UrlOpt = None,
+    queries: Annotated[int, typer.Option(help="test queries timed (the first N of the split)")] = 300,
+    sample: Annotated[int, typer.Option(help="real passages encoded once (cached under <data-dir>/bench-scale/) whose statistics the corpus takes")] = 1000,
+    seed: int = 0,
+    write_batch: Annotated[int | None, typer.Option(help="passages per Backend.write call (default: ingest's bulk)")] = None,
+    keep_index: Annotated[bool, typer.Option(help="keep the synthetic index after the run (default: dropped)")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cost of bm25, sparse-idf, sparse-idf+rerank, hybrid+rerank as the corpus grows: synthetic passages with a real corpus' statistics, written through the adapter."""
+    from lsrkit.bench.scale import run
+
+    result = run(
+        dataset=dataset,
+        backend_kind=backend,
+        sizes=sizes,
+        data_dir=data_dir,
+        url=url,
+        queries=queries,
+        sample=sample,
+        seed=seed,
+        write_batch=write_batch,
+        keep_index=keep_index,
+    )
+    _emit(result, json_out)
+
+
 @bench_app.command("serve")
 def bench_serve(
     dataset: Annotated[Path, typer.Option("--dataset", help="BEIR folder whose queries.jsonl is sent")],
     backend: BackendOpt = "opensearch",
     index: Annotated[str | None, typer.Option("--index", "-i", help="an ingested index (default: the dataset's, ingested when missing)")] = None,
-    data_dir: DataDirOpt = DEFAULT_DIR,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     url: UrlOpt = None,
     concurrency: Annotated[str, typer.Option(help="comma-separated client concurrencies")] = "1,4,16",
     queries: Annotated[int, typer.Option(help="queries per phase (the first N of queries.jsonl)")] = 200,
@@ -423,7 +457,7 @@ def bench_serve(
 @bench_app.command("rerank")
 def bench_rerank(
     dataset: DatasetOpt,
-    data_dir: DataDirOpt = DEFAULT_DIR,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     write_defaults: Annotated[bool, typer.Option(help="write the chosen α/β into lsrkit's defaults file (core/tuned.json)")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -436,7 +470,7 @@ def bench_rerank(
 @bench_app.command("multivector")
 def bench_multivector(
     dataset: DatasetOpt,
-    data_dir: DataDirOpt = DEFAULT_DIR,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     representations: Annotated[str | None, typer.Option(help="comma-separated subset (int8 is always the reference)")] = None,
     write_defaults: Annotated[bool, typer.Option(help="write the chosen representation into lsrkit's defaults file (core/tuned.json)")] = False,
     json_out: JsonOpt = False,
@@ -449,7 +483,7 @@ def bench_multivector(
 
 
 @bench_app.command("update")
-def bench_update(dataset: DatasetOpt, data_dir: DataDirOpt = DEFAULT_DIR, json_out: JsonOpt = False) -> None:
+def bench_update(dataset: DatasetOpt, data_dir: DataDirOpt = DEFAULT_DATA_DIR, json_out: JsonOpt = False) -> None:
     """An update of 1 % of the dataset (every 100th document ingested again) into its built Edge index: seconds and docs/s."""
     from lsrkit.bench.update import run
 

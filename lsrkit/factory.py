@@ -5,21 +5,20 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from lsrkit.core.config import OnnxOptions, Quantization, RerankSettings
+from lsrkit.core.config import DEFAULT_DATA_DIR, OnnxOptions, Quantization, RerankSettings, opensearch_url
 from lsrkit.core.defaults import StageDefaults
 from lsrkit.core.defaults import tuned as tuned_defaults
 from lsrkit.core.errors import ConfigError
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder, SparseDocEncoder, SparseQueryEncoder
 from lsrkit.encoders.registry import resolve
 from lsrkit.encoders.text import TextTokenizer
-from lsrkit.plugin import Backend, HybridSettings, SearchPipeline
-from lsrkit.plugin.index_meta import load_index_idf
+from lsrkit.plugin import Backend, HybridSettings, MultiVectorCodec, SearchPipeline
+from lsrkit.plugin.index_meta import index_idf
 from lsrkit.plugin.pipeline import FirstStage
 
 BackendKind = Literal["edge", "qdrant", "opensearch"]
-DEFAULT_DATA_DIR = Path(".lsrkit")
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ def _open(options: BackendOptions) -> Backend:
     from lsrkit.plugin.opensearch import OpenSearchBackend
     from lsrkit.plugin.opensearch import client_from_env as os_client
 
-    url = options.url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
+    url = opensearch_url(options.url)
     cache_mb = os.environ.get(CODE_CACHE_ENV)
     try:
         budget = int(float(cache_mb) * 2**20) if cache_mb else DEFAULT_CACHE_BYTES
@@ -113,29 +112,21 @@ def sparse_tokenizer(model: str) -> TextTokenizer:
     return TextTokenizer(resolved.directory, resolved.spec.max_length)
 
 
-def idf_query_encoder(backend: Backend, index: str, model: str) -> IdfQueryEncoder:
-    """The inference-free encoder with the model's own IDF file, else the one stored with the index."""
+def idf_query_encoder(backend: Backend, index: str, model: str, *, tokenizer: TextTokenizer | None = None) -> tuple[IdfQueryEncoder, object]:
+    """The inference-free encoder with the model's own IDF file, else the one stored with the
+    index, and the version of the corpus statistics it holds (None: the model's own file)."""
     resolved = resolve(model, "sparse")
     if resolved.spec.idf_file and (resolved.directory / resolved.spec.idf_file).is_file():
-        return IdfQueryEncoder(resolved.spec)
-    tokenizer = TextTokenizer(resolved.directory, resolved.spec.max_length)
-    table = load_index_idf(backend, index, tokenizer.vocab)
+        return IdfQueryEncoder(resolved.spec, tokenizer=tokenizer), None
+    tokenizer = tokenizer or TextTokenizer(resolved.directory, resolved.spec.max_length)
+    version, table = index_idf(backend, index, tokenizer.vocab)
     if table is None:
         raise ConfigError(f"model {model!r} ships no IDF table and index {index!r} stores none: ingest the corpus first")
-    return IdfQueryEncoder(resolved.spec, idf=table, tokenizer=tokenizer)
+    return IdfQueryEncoder(resolved.spec, idf=table, tokenizer=tokenizer), version
 
 
 PipelineName = Literal["bm25", "sparse-idf", "sparse-model", "sparse-idf+rerank", "hybrid", "hybrid+rerank", "sparse-idf+rerank-pruned", "hybrid+rerank-pruned"]
-PIPELINES: tuple[str, ...] = (
-    "bm25",
-    "sparse-idf",
-    "sparse-model",
-    "sparse-idf+rerank",
-    "hybrid",
-    "hybrid+rerank",
-    "sparse-idf+rerank-pruned",
-    "hybrid+rerank-pruned",
-)
+PIPELINES: tuple[str, ...] = get_args(PipelineName)
 
 
 def _tuned_stage(first_stage: str, reranked: bool) -> StageDefaults:
@@ -163,13 +154,11 @@ class QualitySettings:
     def rerank(self, first_stage: str, *, pruned: bool = False) -> RerankSettings:
         """The rerank of a first stage's candidates (k: the top that α/β pruning protects)."""
         hybrid = first_stage == "hybrid"
-        kappa = self.hybrid_kappa if hybrid else self.sparse_kappa
-        return RerankSettings(
-            kappa=kappa,
-            k=min(self.prune_depth, kappa),
-            interpolation=self.hybrid_interpolation if hybrid else self.sparse_interpolation,
-            alpha=self.alpha if pruned else None,
-            beta=self.beta if pruned else None,
+        return RerankSettings.of_stage(
+            self.hybrid_kappa if hybrid else self.sparse_kappa,
+            self.hybrid_interpolation if hybrid else self.sparse_interpolation,
+            prune_depth=self.prune_depth,
+            pruning=(self.alpha, self.beta) if pruned else None,
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -201,6 +190,7 @@ def build_pipeline(
     multivector: MultiVectorEncoder | None,
     model_encoder: SparseQueryEncoder | None = None,
     quality: QualitySettings | None = None,
+    codec: MultiVectorCodec | None = None,
 ) -> SearchPipeline:
     """One of PIPELINES over an existing index (k is an argument of its search). Reranked
     pipelines rerank the top κ and keep the first stage's order below them, so Recall@k does not
@@ -214,6 +204,7 @@ def build_pipeline(
         encoder if shape.first_stage != "bm25" else None,
         multivector_encoder=multivector if shape.reranked else None,
         rerank=shape.reranked,
+        codec=codec,
         settings=quality.rerank(shape.first_stage, pruned=shape.pruned),
         first_stage=shape.first_stage,
         hybrid=quality.hybrid_rerank if shape.reranked else quality.hybrid,

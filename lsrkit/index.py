@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from lsrkit.core.config import DEFAULT_REPRESENTATION, BatchPolicy, IndexSpec, OnnxOptions
-from lsrkit.core.errors import ConfigError
+from lsrkit.core.errors import ConfigError, IndexMissingError
 from lsrkit.core.types import Hit
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder, SparseDocEncoder, SparseQueryEncoder
 from lsrkit.encoders.text import TextTokenizer
@@ -46,8 +46,9 @@ from lsrkit.ingest.sources import Source, SourceFormat
 from lsrkit.ingest.statistics import CorpusStatistics, DeleteSummary, delete_documents
 from lsrkit.plugin import Backend, SearchPipeline
 from lsrkit.plugin.base import Filters
-from lsrkit.plugin.index_meta import read_manifest, statistics_version
-from lsrkit.plugin.pipeline import SearchResult
+from lsrkit.plugin.codec import MultiVectorCodec
+from lsrkit.plugin.index_meta import index_idf, read_manifest
+from lsrkit.plugin.pipeline import CODEC_META, SearchResult, index_codec
 
 DEFAULT_PIPELINE = "hybrid+rerank"
 IDF_CHECK_SECONDS = 5.0  # how stale a long-running process's IDF table may get
@@ -62,6 +63,7 @@ class LoadedEncoders:
     idf_query: IdfQueryEncoder | None = None
     multivector_query: MultiVectorEncoder | None = None
     sparse_query: SparseQueryEncoder | None = None
+    codec: MultiVectorCodec | None = None  # the token vectors' codec stored with the index
 
 
 class Index:
@@ -73,6 +75,8 @@ class Index:
     `models`: the encoders of a new index (default: the bundled ones); an existing index uses the
     ones its manifest names, and models given that differ from it are a ConfigError.
     `encoders`: document encoders already loaded, in place of `models`.
+    `representation`: how a new index stores token vectors (default: the tuned one); an
+    existing index keeps the one it was built with.
     `quality`: the pipelines' settings (default: the tuned ones).
     """
 
@@ -84,7 +88,7 @@ class Index:
         data_dir: str | Path | None = None,
         models: ModelChoice | None = None,
         encoders: DocumentEncoders | None = None,
-        representation: str = DEFAULT_REPRESENTATION,
+        representation: str | None = None,
         text_language: str = "english",
         quality: QualitySettings | None = None,
     ) -> None:
@@ -92,6 +96,8 @@ class Index:
         # options: how another process (a Ray worker) reaches the same engine; None for a Backend given opened
         self.options: BackendOptions | None
         self.backend: Backend
+        if isinstance(backend, str):
+            raise ConfigError(f"backend={backend!r}: name the engine with BackendOptions({backend!r}, data_dir=…, url=…), or give an opened Backend")
         if isinstance(backend, BackendOptions):
             if data_dir is not None and Path(data_dir) != backend.data_dir:
                 raise ConfigError(f"two state folders given: data_dir={data_dir} and the backend options' {backend.data_dir}")
@@ -99,10 +105,11 @@ class Index:
         else:
             self.options, self.backend, self.data_dir = None, backend, Path(data_dir or DEFAULT_DATA_DIR)
         self.quality = quality or QualitySettings()
-        self.representation = representation
+        self._representation = self._representation_given = representation
         self.text_language = text_language
         self._requested = models
         self._models: ModelChoice | None = None
+        self._given = encoders
         self._loaded = LoadedEncoders(documents=encoders)
         self._pipelines: dict[str, SearchPipeline] = {}  # at most one per name of PIPELINES
         self._idf_version: object = None
@@ -144,6 +151,21 @@ class Index:
         if self._loaded.documents is None:
             self._loaded.documents = document_encoders(self.models())
         return self._loaded.documents
+
+    @property
+    def representation(self) -> str:
+        """How the index stores token vectors: the one given, else the one it was built with,
+        else the tuned default (a built index cannot change it)."""
+        if self._representation is None:
+            stored = self._stored_codec()
+            self._representation = str(stored["representation"]) if stored else DEFAULT_REPRESENTATION
+        return self._representation
+
+    def _stored_codec(self) -> dict[str, Any] | None:
+        try:
+            return self.backend.get_meta(self.name, CODEC_META)
+        except IndexMissingError:
+            return None
 
     def _spec(self, multivector: MultiVectorEncoder | None) -> IndexSpec:
         return IndexSpec(
@@ -229,12 +251,16 @@ class Index:
         return summary
 
     def _tokenizer(self) -> TextTokenizer:
-        """The sparse model's tokenizer (all a delete needs of the model), from an encoder loaded already if any."""
+        """The sparse model's tokenizer (all a delete needs of the model)."""
+        return self._loaded_tokenizer() or sparse_tokenizer(self.models().sparse)
+
+    def _loaded_tokenizer(self) -> TextTokenizer | None:
+        """The sparse model's tokenizer when an encoder holding it is loaded already."""
         if self._loaded.documents is not None:
             return self._loaded.documents[0].model.tokenizer
         if self._loaded.idf_query is not None:
             return self._loaded.idf_query.tokenizer
-        return sparse_tokenizer(self.models().sparse)
+        return None
 
     # -- search --------------------------------------------------------------------------------
     def search(self, text: str, *, pipeline: str = DEFAULT_PIPELINE, k: int = 10, filters: Filters | None = None) -> list[Hit]:
@@ -253,12 +279,12 @@ class Index:
         pipeline (and a running service) sees it without a restart. Checked at most every_s."""
         encoder = self._loaded.idf_query
         now = time.monotonic()
-        if encoder is None or now - self._idf_checked < every_s:
-            return
+        if encoder is None or encoder.own_table or now - self._idf_checked < every_s:
+            return  # a model's own IDF file does not follow the corpus
         self._idf_checked = now
-        version = statistics_version(self.backend, self.name)
-        if version != self._idf_version:
-            encoder.idf, self._idf_version = idf_query_encoder(self.backend, self.name, self.models().sparse).idf, version
+        version, table = index_idf(self.backend, self.name, encoder.vocab, unless_version=self._idf_version)
+        if table is not None:
+            encoder.idf, self._idf_version = table, version
 
     def pipeline(self, name: str = DEFAULT_PIPELINE) -> SearchPipeline:
         """One of PIPELINES over this index, with this index's settings, built once per name (k is
@@ -269,23 +295,31 @@ class Index:
                 name,
                 self.backend,
                 self.name,
-                idf_encoder=self.idf_encoder() if shape.first_stage != "bm25" else None,
+                idf_encoder=self.idf_encoder() if shape.first_stage != "bm25" and name != "sparse-model" else None,
                 multivector=self.query_multivector_encoder() if shape.reranked else None,
                 model_encoder=self.sparse_query_encoder() if name == "sparse-model" else None,
                 quality=self.quality,
+                codec=self.codec() if shape.reranked else None,
             )
         return self._pipelines[name]
 
     def pipelines(self) -> list[str]:
-        """The names of PIPELINES this index can run (the reranked ones need its token vectors)."""
-        return [n for n in PIPELINES if not PipelineShape.of(n).reranked or self.models().multivector is not None]
+        """The names of PIPELINES this index can run (the reranked ones need its token vectors
+        and their codec, stored by its first written batch)."""
+        reranks = self.models().multivector is not None and self._stored_codec() is not None
+        return [n for n in PIPELINES if reranks or not PipelineShape.of(n).reranked]
+
+    def codec(self) -> MultiVectorCodec:
+        """The codec the index's token vectors were written with (read once)."""
+        if self._loaded.codec is None:
+            self._loaded.codec = index_codec(self.backend, self.name)
+        return self._loaded.codec
 
     def idf_encoder(self) -> IdfQueryEncoder:
         """The inference-free query encoder: the model's IDF file, else the corpus's stored with the index."""
         if self._loaded.idf_query is None:
-            self._idf_version = statistics_version(self.backend, self.name)
             self._idf_checked = time.monotonic()
-            self._loaded.idf_query = idf_query_encoder(self.backend, self.name, self.models().sparse)
+            self._loaded.idf_query, self._idf_version = idf_query_encoder(self.backend, self.name, self.models().sparse, tokenizer=self._loaded_tokenizer())
         return self._loaded.idf_query
 
     def query_multivector_encoder(self) -> MultiVectorEncoder:
@@ -310,7 +344,7 @@ class Index:
         for pipeline in self._pipelines.values():
             pipeline.close()
         self._pipelines.clear()
-        self._loaded.idf_query = None
+        self._loaded.idf_query = self._loaded.codec = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def count(self) -> int:
@@ -321,7 +355,9 @@ class Index:
         """Delete the index and everything stored with it."""
         self._forget_queries()
         self.backend.drop_index(self.name)
-        self._models = None
+        # the next ingest may build it with other models or codes: nothing loaded for this one stays
+        self._models, self._representation = None, self._representation_given
+        self._loaded = LoadedEncoders(documents=self._given)
 
     def close(self) -> None:
         self._forget_queries()

@@ -147,7 +147,7 @@ def ingest_on_ray(
         raise ConfigError("a Ray ingest needs to know how its workers reach the engine: open the Index with BackendOptions, not with a Backend object")
     if options.kind == "edge" or (options.kind == "qdrant" and not options.url):
         raise ConfigError(
-            "Qdrant Edge and Qdrant's local mode are one process's folder: ingest into them with the local engine (--runner local), or use OpenSearch or a Qdrant server"
+            "Qdrant Edge and Qdrant's local mode are one process's folder: ingest into them with the local runner (--runner local), or use OpenSearch or a Qdrant server"
         )
     started = time.perf_counter()
     sparse, multivector = index.document_encoders()

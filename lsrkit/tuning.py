@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from lsrkit.core.config import RerankSettings
+from lsrkit.core.config import DEFAULT_DATA_DIR, RerankSettings
+from lsrkit.core.defaults import tuned as tuned_defaults
 from lsrkit.core.types import Hit, MultiVector
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder
 from lsrkit.evaluation import BeirDataset, per_query_ndcg10, score_run
@@ -50,10 +51,12 @@ def first_stage_evidence(
     dataset: BeirDataset,
     idf: IdfQueryEncoder,
     multivector: MultiVectorEncoder,
-    depth: int = 100,
+    depth: int | None = None,
     on_query: Callable[[], None] | None = None,
 ) -> dict[str, QueryEvidence]:
-    """Both first stages and the query's token vectors, per query (no MaxSim scores yet)."""
+    """Both first stages and the query's token vectors, per query (no MaxSim scores yet), each
+    run `depth` deep (default: the hybrid pipeline's tuned depth, what its fusion sees)."""
+    depth = depth or tuned_defaults().hybrid_depth
     evidence = {}
     for qid, text in dataset.queries.items():
         runs = backend.retrieve(index, Retrieval(sparse=idf.encode_queries([text])[0], text=text, limit=depth, texts=True))
@@ -69,7 +72,7 @@ def collect(
     dataset: BeirDataset,
     idf: IdfQueryEncoder,
     multivector: MultiVectorEncoder,
-    depth: int = 100,
+    depth: int | None = None,
     on_query: Callable[[], None] | None = None,
 ) -> dict[str, QueryEvidence]:
     """first_stage_evidence with the MaxSim score of every candidate from the index's stored token vectors."""
@@ -239,7 +242,7 @@ def defaults_section(chosen: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_tune(dataset: Path, *, split: str = "train", data_dir: Path = Path(".lsrkit"), write_defaults: bool = False) -> dict[str, Any]:
+def run_tune(dataset: Path, *, split: str = "train", data_dir: Path = DEFAULT_DATA_DIR, write_defaults: bool = False) -> dict[str, Any]:
     """`lsrkit tune`: collect the evidence on the dataset's Qdrant Edge index, score the grid and,
     with `write_defaults` (a train split only), make the chosen settings lsrkit's defaults."""
     from lsrkit.core.defaults import write_tuned_section
@@ -250,8 +253,8 @@ def run_tune(dataset: Path, *, split: str = "train", data_dir: Path = Path(".lsr
     from lsrkit.index import Index
     from lsrkit.jobs import ensure_ingested
 
-    if write_defaults and split == "test":
-        raise ConfigError("defaults are chosen on a train split, never on test")
+    if write_defaults and "train" not in split:
+        raise ConfigError(f"defaults are chosen on a train split, not on {split!r}")
     data = load_beir(dataset, split)
     with Index(default_index(dataset), backend=BackendOptions("edge", data_dir=data_dir)) as target:
         ensure_ingested(target, data.corpus)

@@ -22,14 +22,18 @@ def read_manifest(backend: Backend, index: str) -> dict[str, Any] | None:
         return None
 
 
-def statistics_version(backend: Backend, index: str) -> object:
-    """What changes whenever the corpus statistics do (None: none stored)."""
-    return (backend.get_meta(index, STATISTICS_META) or {}).get("version")
+def index_idf(backend: Backend, index: str, vocab: list[str], *, unless_version: object = None) -> tuple[object, IdfTable | None]:
+    """The version of the corpus statistics ingest stored with the index and their IDF table, in
+    one read (table None: none stored, or still `unless_version`, the one the caller holds)."""
+    state = backend.get_meta(index, STATISTICS_META)
+    if not state:
+        return None, None
+    version = state.get("version")
+    if unless_version is not None and version == unless_version:
+        return version, None
+    return version, DocFreqCounter.from_state(state, len(vocab)).to_table(vocab)
 
 
 def load_index_idf(backend: Backend, index: str, vocab: list[str]) -> IdfTable | None:
     """The IDF table ingest stored with the index (None when the backend keeps none)."""
-    state = backend.get_meta(index, STATISTICS_META)
-    if not state:
-        return None
-    return DocFreqCounter.from_state(state, len(vocab)).to_table(vocab)
+    return index_idf(backend, index, vocab)[1]

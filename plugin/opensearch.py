@@ -19,8 +19,8 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import ConflictError, ConnectionTimeout, TransportError
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 
-from lsrkit.core.config import BatchPolicy, IndexSpec, validate_index_name
-from lsrkit.core.errors import BackendError, ConfigError, IndexExistsError, IndexMissingError, UnavailableError
+from lsrkit.core.config import IndexSpec, validate_index_name
+from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
 from lsrkit.core.types import Hit, SparseVector
 from lsrkit.encoders.registry import resolve
 from lsrkit.encoders.text import TextTokenizer
@@ -77,6 +77,9 @@ def _filter_clauses(filters: Filters | None) -> list[dict[str, Any]]:
     return [{"term": {filter_field(k): v}} for k, v in (filters or {}).items()]
 
 
+MAX_REQUEST_BYTES = 100 * 1024 * 1024  # OpenSearch's default http.max_content_length
+
+
 class OpenSearchBackend:
     """One OpenSearch index per lsrkit index, through an injected client."""
 
@@ -104,15 +107,16 @@ class OpenSearchBackend:
 
     def _vocab(self, index: str) -> list[str]:
         """The token strings of the index's sparse model ids (rank_features are keyed by token):
-        the vocabulary given, else the tokenizer of the model the index's manifest names."""
+        the vocabulary given, else the tokenizer of the model the index's manifest names (the
+        manifest is the index's one record of its models: Index.models() reads the same)."""
         if self.vocab is not None:
             return self.vocab
         if index not in self._vocabs:
             manifest = read_manifest(self, index)
             if not manifest:
-                raise ConfigError(
-                    f"index {index!r} records no encoders (its manifest, written before an ingest's first write): ingest into it, or give OpenSearchBackend a vocab"
-                )
+                if not self._call("exists", index, self.client.indices.exists, index=index):
+                    raise IndexMissingError(f"opensearch: index {index!r} does not exist")
+                raise BackendError(f"opensearch: index {index!r} records no encoders yet: its first ingest has not started")
             resolved = resolve(manifest["sparse"]["model"], "sparse")
             self._vocabs[index] = TextTokenizer(resolved.directory, resolved.spec.max_length).vocab
         return self._vocabs[index]
@@ -191,9 +195,9 @@ class OpenSearchBackend:
         validate_index_name(index)
         self._call("delete", index, self.client.indices.delete, index=index, ignore_unavailable=True)
         self.code_cache.forget(index)
-        self._vocabs.pop(index, None)
         if self._call("exists", META_INDEX, self.client.indices.exists, index=META_INDEX):
             self._call("delete meta", index, self.client.delete_by_query, index=META_INDEX, body={"query": {"term": {"index": index}}}, refresh=True)
+        self._vocabs.pop(index, None)  # after its manifest is gone: a read meanwhile cannot cache it again
 
     def flush(self, index: str) -> None:
         """Writes become searchable at the next refresh: refresh now."""
@@ -238,9 +242,10 @@ class OpenSearchBackend:
             for ok, item in helpers.streaming_bulk(
                 self.client,
                 self._actions(index, records),
-                # the caller sized the batch (BatchPolicy): one request, split only past the policy's bytes
+                # the caller sized the batch (its BatchPolicy, counts and bytes): one request, split
+                # only past what OpenSearch accepts in one (http.max_content_length, 100 MB)
                 chunk_size=max(1, len(records)),
-                max_chunk_bytes=BatchPolicy().write_bytes,
+                max_chunk_bytes=MAX_REQUEST_BYTES,
                 raise_on_error=False,
                 raise_on_exception=True,
                 max_retries=self.max_retries_429,
@@ -359,9 +364,9 @@ class OpenSearchBackend:
             return
         actions = ({"_op_type": "delete", "_index": index, "_id": i} for i in passage_ids)
         _, errors = self._call("delete", index, helpers.bulk, self.client, actions, raise_on_error=False, refresh=False)
-        refused = [e for e in errors if e.get("delete", {}).get("status") != 404]  # 404: not stored, as asked
-        if refused:
-            raise BackendError(f"opensearch: delete in {index!r} refused for {len(refused)} passages: {refused[0]}")
+        refused = [e.get("delete", {}) for e in errors if e.get("delete", {}).get("status") != 404]  # 404: not stored, as asked
+        if refused:  # translated as any failed item is: an overloaded engine's 429 is worth another try
+            raise status_error(f"delete of {len(refused)} passages", index, int(refused[0].get("status") or 0), refused[0].get("error"))
 
     def count(self, index: str) -> int:
         return int(self._call("count", index, self.client.count, index=index)["count"])

@@ -33,9 +33,10 @@ class MultiVectorQueryEncoder(Protocol):
 class HybridSettings:
     """BM25 + sparse fusion of the first stage. weights: (bm25, sparse)."""
 
-    method: FusionMethod = "minmax"
-    weights: tuple[float, float] = (0.5, 0.5)
-    depth: int = 100  # how many hits each run contributes before fusion
+    # defaults: the hybrid pipeline's tuned fusion (core/tuned.json)
+    method: FusionMethod = field(default_factory=lambda: tuned_defaults().hybrid.fusion)  # type: ignore[arg-type,return-value]
+    weights: tuple[float, float] = field(default_factory=lambda: (tuned_defaults().hybrid.bm25_weight, 1.0 - tuned_defaults().hybrid.bm25_weight))
+    depth: int = field(default_factory=lambda: tuned_defaults().hybrid_depth)  # how many hits each run contributes before fusion
 
     def __post_init__(self) -> None:
         if self.method not in ("rrf", "minmax"):

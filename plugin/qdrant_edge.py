@@ -53,11 +53,12 @@ def edge_errors(doing: str) -> Iterator[None]:
 def edge_filter(filters: Filters | None) -> qe.Filter | None:
     if not filters:
         return None
-    # Qdrant matches keywords, integers and booleans by value, and floats by range only
+    # Qdrant matches floats by range only, and an integer by value would miss a payload's 1.0:
+    # numbers match by range (as OpenSearch's term query matches 1 and 1.0 alike)
     return qe.Filter(
         must=[
             qe.FieldCondition(key=filter_field(k), range=qe.RangeFloat(gte=v, lte=v))
-            if isinstance(v, float)
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
             else qe.FieldCondition(key=filter_field(k), match=qe.MatchValue(v))
             for k, v in filters.items()
         ]
@@ -167,25 +168,29 @@ class QdrantEdgeBackend(QdrantReads):
 
     def _payloads(self, index: str, point_ids: list[str], fields: Fields) -> dict[str, Mapping[str, Any] | None]:
         ids: list[Any] = list(point_ids)
-        return {str(r.id): r.payload for r in self._shard(index).retrieve(ids, with_payload=_selector(fields), with_vector=False)}
+        with edge_errors(f"retrieve from {index!r} failed"):
+            return {str(r.id): r.payload for r in self._shard(index).retrieve(ids, with_payload=_selector(fields), with_vector=False)}
 
     def _scroll(self, index: str, doc_ids: list[str], offset: Any) -> tuple[list[Mapping[str, Any] | None], Any]:
         matching = qe.Filter(must=[qe.FieldCondition(key="doc_id", match=qe.MatchAny(doc_ids))])
-        points, offset = self._shard(index).scroll(qe.ScrollRequest(offset=offset, limit=256, filter=matching, with_payload=_NO_MV, with_vector=False))
+        with edge_errors(f"scroll of {index!r} failed"):
+            points, offset = self._shard(index).scroll(qe.ScrollRequest(offset=offset, limit=256, filter=matching, with_payload=_NO_MV, with_vector=False))
         return [p.payload for p in points], offset
 
     def delete(self, index: str, passage_ids: Sequence[str]) -> None:
         if passage_ids:
-            with self._lock:
+            with self._lock, edge_errors(f"delete from {index!r} failed"):
                 self._shard(index).update(qe.UpdateOperation.delete_points([point_id(i) for i in passage_ids]))
 
     def count(self, index: str) -> int:
-        return int(self._shard(index).count(qe.CountRequest(exact=True)))
+        with edge_errors(f"count of {index!r} failed"):
+            return int(self._shard(index).count(qe.CountRequest(exact=True)))
 
     def existing_ids(self, index: str, ids: Sequence[str]) -> set[str]:
         """Which of these passage ids are stored (used by resume checks and tests)."""
         by_point = {point_id(i): i for i in ids}
-        return {by_point[str(r.id)] for r in self._shard(index).retrieve(list(by_point), with_payload=False, with_vector=False)}
+        with edge_errors(f"retrieve from {index!r} failed"):
+            return {by_point[str(r.id)] for r in self._shard(index).retrieve(list(by_point), with_payload=False, with_vector=False)}
 
     # -- index metadata ------------------------------------------------------------------------
     def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None:

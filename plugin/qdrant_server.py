@@ -48,11 +48,12 @@ def _reason(exc: UnexpectedResponse) -> str:
 def _filter(filters: Filters | None) -> models.Filter | None:
     if not filters:
         return None
-    # Qdrant matches keywords, integers and booleans by value, and floats by range only
+    # Qdrant matches floats by range only, and an integer by value would miss a payload's 1.0:
+    # numbers match by range (as OpenSearch's term query matches 1 and 1.0 alike)
     return models.Filter(
         must=[
             models.FieldCondition(key=filter_field(k), range=models.Range(gte=v, lte=v))
-            if isinstance(v, float)
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
             else models.FieldCondition(key=filter_field(k), match=models.MatchValue(value=v))
             for k, v in filters.items()
         ]

@@ -1,5 +1,5 @@
 """The FastAPI app: routes, the mapping of lsrkit's errors to HTTP statuses, the lifespan that
-opens the engine once and closes it after the last request."""
+opens the served index once and closes it after the last request."""
 
 from __future__ import annotations
 

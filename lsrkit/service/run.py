@@ -1,5 +1,5 @@
 """Running the app with uvicorn: bound to 127.0.0.1 unless told otherwise; SIGTERM lets the
-requests in flight finish (uvicorn's graceful shutdown), then the lifespan closes the engine."""
+requests in flight finish (uvicorn's graceful shutdown), then the lifespan closes the served index."""
 
 from __future__ import annotations
 

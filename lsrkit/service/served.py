@@ -14,7 +14,7 @@ from lsrkit.index import Index
 from lsrkit.plugin import SearchPipeline
 from lsrkit.plugin.base import Filters
 from lsrkit.plugin.codec import MultiVectorCodec, decode_or_skip
-from lsrkit.plugin.pipeline import SearchResult, index_codec
+from lsrkit.plugin.pipeline import SearchResult
 from lsrkit.plugin.rerank import MaxSimReranker
 from lsrkit.service.settings import ServiceSettings
 
@@ -50,8 +50,8 @@ class ServedIndex:
         self.index = target.name
         self.models = load_models(target)
         self.quality = target.quality
-        self.codec: MultiVectorCodec | None = index_codec(self.backend, self.index) if self.models.multivector is not None else None
         self.pipelines: dict[str, SearchPipeline] = {name: target.pipeline(name) for name in target.pipelines()}
+        self.codec: MultiVectorCodec | None = target.codec() if any(p.rerank for p in self.pipelines.values()) else None
         self._sparse_vocab = self.models.sparse_doc.vocab
         self._query_vocab = self.models.idf_query.vocab
 

@@ -104,6 +104,8 @@ def test_rerank_and_filters_agree_with_numpy(backend, scenario):
         assert filtered and all(h.metadata["parity"] == "even" for h in filtered)
         graded = search_sparse(backend, spec.name, sparse, 10, filters={"grade": 0.5})  # a float value: an exact match too
         assert graded and all(h.metadata["grade"] == 0.5 for h in graded)
+        whole = search_sparse(backend, spec.name, sparse, 10, filters={"grade": 1})  # an integer matches a stored 1.0
+        assert whole and all(h.metadata["grade"] == 1.0 for h in whole)
     finally:
         backend.drop_index(spec.name)
 

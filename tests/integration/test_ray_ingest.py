@@ -158,7 +158,7 @@ def test_qdrant_edge_stays_on_the_local_path(tmp_path, mini_docs):
     source, _ = _corpus(mini_docs, tmp_path / "corpus.jsonl", n=5)
     cmd = [sys.executable, "-m", "lsrkit.cli", "ingest", str(source), "--backend", "edge", "--data-dir", str(tmp_path), "--runner", "ray"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "local engine" in result.stderr
+    assert result.returncode == 2 and "local runner" in result.stderr
 
 
 def test_a_ray_job_on_an_index_another_job_writes_is_refused(tmp_path, opensearch_url, mini_docs, sparse_encoder):

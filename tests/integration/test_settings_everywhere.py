@@ -65,24 +65,40 @@ def test_cli_index_search_pipeline_and_serve_use_the_same_settings(tmp_path, spa
     assert (from_index["hybrid+rerank-pruned"]["alpha"], from_index["hybrid+rerank-pruned"]["beta"]) == (tuned.alpha, tuned.beta)
 
 
-def test_tune_writes_the_defaults_file_every_pipeline_reads(tmp_path):
-    """`lsrkit tune --write-defaults` replaces the "pipelines" section (the rest is kept) and the
-    next reader gets the new numbers."""
+def test_tune_writes_the_defaults_file_every_pipeline_reads(tmp_path, monkeypatch):
+    """`--write-defaults` replaces its section of the defaults file in use ($LSRKIT_TUNED here: a
+    copy), keeps the rest, and every way of building settings reads the new numbers."""
     import shutil
 
-    from lsrkit.core.defaults import TUNED_FILE, load_tuned, write_tuned_section
-    from lsrkit.tuning import defaults_section
+    from lsrkit.core import RerankSettings
+    from lsrkit.core.defaults import TUNED_FILE, load_tuned, tuned, write_tuned_section
+    from lsrkit.core.errors import ConfigError
+    from lsrkit.factory import QualitySettings
+    from lsrkit.plugin import HybridSettings
+    from lsrkit.tuning import defaults_section, run_tune
 
     copy = tmp_path / "tuned.json"
     shutil.copy(TUNED_FILE, copy)
-    before = load_tuned(copy)
-    chosen = {
-        "hybrid": {"config": {"fusion": "rrf", "bm25_weight": 0.3}},
-        "sparse+rerank": {"config": {"kappa": 50, "interpolation": 0.1}},
-        "hybrid+rerank": {"config": {"fusion": "minmax", "bm25_weight": 0.6, "kappa": 20, "interpolation": 0.3}},
-    }
-    write_tuned_section("pipelines", defaults_section(chosen), source={"dataset": "x", "split": "train"}, path=copy)
-    after = load_tuned(copy)
-    assert (after.sparse_rerank.kappa, after.sparse_rerank.interpolation) == (50, 0.1)
-    assert (after.hybrid.fusion, after.hybrid.bm25_weight, after.hybrid_rerank.kappa) == ("rrf", 0.3, 20)
-    assert (after.alpha, after.beta, after.multivector_representation) == (before.alpha, before.beta, before.multivector_representation)
+    monkeypatch.setenv("LSRKIT_TUNED", str(copy))
+    tuned.cache_clear()
+    try:
+        before = load_tuned()
+        chosen = {
+            "hybrid": {"config": {"fusion": "rrf", "bm25_weight": 0.3}},
+            "sparse+rerank": {"config": {"kappa": 50, "interpolation": 0.1}},
+            "hybrid+rerank": {"config": {"fusion": "minmax", "bm25_weight": 0.6, "kappa": 20, "interpolation": 0.3}},
+        }
+        assert write_tuned_section("pipelines", defaults_section(chosen), source={"dataset": "x", "split": "train"}) == copy
+        after = load_tuned()
+        assert (after.alpha, after.beta, after.multivector_representation) == (before.alpha, before.beta, before.multivector_representation)
+        assert (RerankSettings.tuned("sparse").kappa, RerankSettings.tuned("sparse").interpolation) == (50, 0.1)
+        quality = QualitySettings()
+        assert (quality.sparse_kappa, quality.hybrid_kappa, quality.hybrid_interpolation) == (50, 20, 0.3)
+        assert (HybridSettings().method, HybridSettings().weights) == ("rrf", (0.3, 0.7))
+        assert HybridSettings.tuned(reranked=True).weights == (0.6, 0.4)
+        assert TUNED_FILE.read_bytes() != copy.read_bytes()  # the shipped file untouched
+        with pytest.raises(ConfigError, match="train split"):
+            run_tune(tmp_path, split="test", write_defaults=True)
+    finally:
+        monkeypatch.delenv("LSRKIT_TUNED")
+        tuned.cache_clear()
