@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lsrkit.core.config import DEFAULT_DATA_DIR, DEFAULT_LEASE_SECONDS, DEFAULT_REPRESENTATION, BatchPolicy
+from lsrkit.core.config import DEFAULT_DATA_DIR, DEFAULT_LEASE_SECONDS, BatchPolicy
 from lsrkit.core.errors import ConfigError, LsrError
 
 if TYPE_CHECKING:
@@ -35,7 +35,11 @@ UrlOpt = Annotated[str | None, typer.Option("--url", help="server URL (credentia
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 DatasetOpt = Annotated[Path, typer.Option("--dataset", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv")]
 RepresentationOpt = Annotated[
-    str, typer.Option("--multivector-representation", help="how token vectors are stored: [poolN-]int8|4bit|2bit|1bit (recorded with the index)")
+    str | None,
+    typer.Option(
+        "--multivector-representation",
+        help="how a new index stores token vectors: [poolN-]int8|4bit|2bit|1bit (default: the tuned one; an existing index keeps its own)",
+    ),
 ]
 SparseModelOpt = Annotated[
     str | None, typer.Option("--sparse-model", help="document encoder: registry name, hub id or local folder (default: the index's, else splade-tiny)")
@@ -131,7 +135,7 @@ def ingest(
     multivector_model: MultiVectorModelOpt = None,
     quantize: QuantizeOpt = None,
     multivector_quantize: MultiVectorQuantizeOpt = None,
-    representation: RepresentationOpt = DEFAULT_REPRESENTATION,
+    representation: RepresentationOpt = None,
     text_language: Annotated[str, typer.Option(help="BM25's stemming and stopwords: english, french, … or none")] = "english",
     fmt: Annotated[str, typer.Option("--format", help="auto | jsonl | beir | csv | parquet")] = "auto",
     resume: Annotated[bool, typer.Option(help="continue after the last acknowledged batch")] = False,
@@ -302,7 +306,7 @@ def evaluate(
     multivector_model: MultiVectorModelOpt = None,
     quantize: QuantizeOpt = None,
     multivector_quantize: MultiVectorQuantizeOpt = None,
-    representation: RepresentationOpt = DEFAULT_REPRESENTATION,
+    representation: RepresentationOpt = None,
     split: str = "test",
     pipelines: Annotated[str | None, typer.Option(help="comma-separated; default: all")] = None,
     report: Annotated[Path | None, typer.Option(help="write <report>.md and <report>.png")] = None,

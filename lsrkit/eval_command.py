@@ -9,7 +9,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from lsrkit.core.config import DEFAULT_REPRESENTATION
 from lsrkit.core.errors import ConfigError, LsrError
 from lsrkit.evaluation import BeirDataset, PipelineReport, evaluate_pipeline, load_beir, markdown_table, plot_quality_latency
 from lsrkit.factory import (
@@ -38,7 +37,7 @@ def run_eval(
     reingest: bool = False,
     quality: QualitySettings | None = None,
     progress: bool | None = None,
-    representation: str = DEFAULT_REPRESENTATION,
+    representation: str | None = None,
 ) -> dict[str, Any]:
     """`models`: the encoders of a new index (None: the index's own, else the bundled ones)."""
     dataset = load_beir(dataset_dir, split)

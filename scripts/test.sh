@@ -18,4 +18,4 @@ export LSRKIT_OPENSEARCH_URL="http://127.0.0.1:${OPENSEARCH_PORT}"
 trap 'bash docker/opensearch-local.sh stop || true' EXIT
 bash docker/opensearch-local.sh start
 
-.venv/bin/python -m pytest -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -p no:cacheprovider --durations=25 "$@"

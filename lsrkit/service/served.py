@@ -20,7 +20,7 @@ from lsrkit.service.settings import ServiceSettings
 
 
 @dataclass(frozen=True)
-class Models:
+class ServedEncoders:
     """The encoders of one index."""
 
     sparse_doc: SparseDocEncoder
@@ -29,10 +29,10 @@ class Models:
     multivector: MultiVectorEncoder | None
 
 
-def load_models(index: Index) -> Models:
+def load_encoders(index: Index) -> ServedEncoders:
     """The encoders the index's manifest names (those `lsrkit search` uses)."""
     sparse_doc, multivector = index.document_encoders()
-    return Models(sparse_doc, index.idf_encoder(), index.sparse_query_encoder(), multivector)
+    return ServedEncoders(sparse_doc, index.idf_encoder(), index.sparse_query_encoder(), multivector)
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,12 @@ class ServedIndex:
         self.target = target
         self.backend = target.backend
         self.index = target.name
-        self.models = load_models(target)
+        self.encoders = load_encoders(target)
         self.quality = target.quality
         self.pipelines: dict[str, SearchPipeline] = {name: target.pipeline(name) for name in target.pipelines()}
         self.codec: MultiVectorCodec | None = target.codec() if any(p.rerank for p in self.pipelines.values()) else None
-        self._sparse_vocab = self.models.sparse_doc.vocab
-        self._query_vocab = self.models.idf_query.vocab
+        self._sparse_vocab = self.encoders.sparse_doc.vocab
+        self._query_vocab = self.encoders.idf_query.vocab
 
     @classmethod
     def open(cls, settings: ServiceSettings) -> ServedIndex:
@@ -85,20 +85,20 @@ class ServedIndex:
         hits = [Hit(c, float(scores[c] or 0.0)) for c in known]
         tuned = self.quality.rerank("sparse")  # a caller's candidates are fused as the sparse pipeline's are
         settings = RerankSettings(kappa=max(len(hits), 1), k=max(1, min(k, len(hits))), interpolation=tuned.interpolation if with_scores else 0.0)
-        assert self.models.multivector is not None  # a codec means token vectors and their encoder
-        query_vectors = self.models.multivector.encode_queries([query])[0]
+        assert self.encoders.multivector is not None  # a codec means token vectors and their encoder
+        query_vectors = self.encoders.multivector.encode_queries([query])[0]
         decoded = decode_or_skip(self.codec, {c: stored[c] for c in known})
         ranked = MaxSimReranker(settings).rerank(query_vectors.vectors, hits, decoded, k=settings.k)[:k] if hits else []
         return Reranked(ranked, [c for c in ids if c not in stored])
 
     def encode_documents(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Token → weight maps of documents (the SPLADE model), as OpenSearch rank_features keys them."""
-        return [v.to_tokens(self._sparse_vocab) for v in self.models.sparse_doc.encode_documents(texts)]
+        return [v.to_tokens(self._sparse_vocab) for v in self.encoders.sparse_doc.encode_documents(texts)]
 
     def encode_queries(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Token → weight maps of queries, inference-free (tokenizer and IDF table, no model)."""
         self.target.refresh()  # the corpus statistics another job changed
-        return [v.to_tokens(self._query_vocab) for v in self.models.idf_query.encode_queries(texts)]
+        return [v.to_tokens(self._query_vocab) for v in self.encoders.idf_query.encode_queries(texts)]
 
     def close(self) -> None:
         self.target.close()
