@@ -191,7 +191,7 @@ def run(
 
         ensure_ingested(target, load_beir(dataset).corpus, progress=False)
     index = target.name
-    served = ServedIndex(target)
+    in_process_index = ServedIndex(target)
     from lsrkit.plugin.opensearch import client_from_env
 
     bm25_client = client_from_env(url, ca_certs=os.environ.get("LSRKIT_CA_CERTS"))
@@ -213,7 +213,7 @@ def run(
 
     def in_process(pipeline: str) -> Callable[[str], bool]:
         def call(text: str) -> bool:
-            served.search(pipeline, text, K, None)
+            in_process_index.search(pipeline, text, K, None)
             return True
 
         return call
@@ -265,5 +265,5 @@ def run(
     finally:
         if service.process.poll() is None:
             service.stop()
-        served.close()
+        in_process_index.close()
         bm25_client.close()
