@@ -12,4 +12,5 @@ for entry in lsrkit/*; do ln -s "$repo/$entry" "$tree/lsrkit/$(basename "$entry"
 for package in core encoders plugin ingest bench; do ln -s "$repo/$package" "$tree/lsrkit/$package"; done
 ln -s "$repo/tests" "$tree/tests"
 cd "$tree"
-exec "$repo/.venv/bin/mypy" --config-file "$repo/pyproject.toml" --cache-dir "$repo/build/mypy-cache" -p lsrkit -p tests "$@"
+# the cache (keyed by file contents) outlives a clone: a rerun checks only what changed
+exec "$repo/.venv/bin/mypy" --config-file "$repo/pyproject.toml" --cache-dir "${XDG_CACHE_HOME:-$HOME/.cache}/lsrkit-mypy" -p lsrkit -p tests "$@"

@@ -37,6 +37,24 @@ def mini_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mini_subset_dir(tmp_path_factory) -> Path:
+    """A BEIR folder of the packaged subset's first 120 documents and the queries judged on them:
+    what tests that ingest through the real encoders need, at a third of the encoding time."""
+    folder = tmp_path_factory.mktemp("data") / "scifact-mini-subset"
+    (folder / "qrels").mkdir(parents=True)
+    lines = (MINI / "corpus.jsonl").read_text().splitlines()[:120]
+    kept = {json.loads(line)["_id"] for line in lines}
+    (folder / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    qrels = (MINI / "qrels" / "test.tsv").read_text().splitlines()
+    judged = [row for row in qrels[1:] if row.split("\t")[1] in kept]
+    (folder / "qrels" / "test.tsv").write_text("\n".join([qrels[0], *judged]) + "\n")
+    queries = {row.split("\t")[0] for row in judged}
+    chosen = [line for line in (MINI / "queries.jsonl").read_text().splitlines() if json.loads(line)["_id"] in queries]
+    (folder / "queries.jsonl").write_text("\n".join(chosen) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def mini_docs() -> list[dict]:
     return [json.loads(line) for line in (MINI / "corpus.jsonl").open()]
 

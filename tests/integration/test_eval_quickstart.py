@@ -14,7 +14,7 @@ import pytest
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 
 
-def test_sparse_pipeline_scores_equal_an_exhaustive_numpy_run(tmp_path, mini_dir, sparse_encoder):
+def test_sparse_pipeline_scores_equal_an_exhaustive_numpy_run(tmp_path, mini_subset_dir, sparse_encoder):
     from lsrkit.core import Document
     from lsrkit.encoders import IdfQueryEncoder
     from lsrkit.evaluation import load_beir, run_queries, score_run
@@ -24,7 +24,7 @@ def test_sparse_pipeline_scores_equal_an_exhaustive_numpy_run(tmp_path, mini_dir
     from lsrkit.plugin.index_meta import load_index_idf
     from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
-    dataset = load_beir(mini_dir)
+    dataset = load_beir(mini_subset_dir)
     backend = QdrantEdgeBackend(tmp_path / "edge")
     Index("mini", backend=backend, data_dir=tmp_path, encoders=(sparse_encoder, None)).ingest(dataset.corpus, progress=False)
     idf = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, "mini", sparse_encoder.vocab))
@@ -78,12 +78,12 @@ def test_quickstart_main_job(tmp_path):
     assert not list(tmp_path.glob("*.jsonl"))  # nothing written outside the data folder
 
 
-def test_eval_command_with_report(tmp_path, mini_dir):
+def test_eval_command_with_report(tmp_path, mini_subset_dir):
     report = tmp_path / "report" / "mini"
     result = _cli(
         "eval",
         "--dataset",
-        str(mini_dir),
+        str(mini_subset_dir),
         "--backend",
         "edge",
         "--data-dir",
@@ -107,7 +107,7 @@ def test_eval_command_with_report(tmp_path, mini_dir):
     from lsrkit import BackendOptions, Index
     from lsrkit.evaluation import load_beir, score_run
 
-    dataset = load_beir(mini_dir)
+    dataset = load_beir(mini_subset_dir)
     with Index(result["index"], backend=BackendOptions("edge", data_dir=tmp_path / "data")) as index:
         for name in ("bm25", "hybrid+rerank"):
             run = {qid: {h.id: h.score for h in index.search(text, pipeline=name, k=100)} for qid, text in dataset.queries.items()}

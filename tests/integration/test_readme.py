@@ -13,12 +13,16 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.models
 
 
-def test_readme_api_example(tmp_path, monkeypatch):
+def test_readme_api_example(tmp_path, monkeypatch, mini_subset_dir):
+    """Only its data folder moves to a temporary one, and its corpus to the packaged subset's first
+    documents (the same records, a third of the encoding time)."""
     readme = (REPO / "README.md").read_text()
     code = re.search(r"<!-- api-example -->\n```python\n(.*?)```", readme, re.S)
     assert code, "the README lost its API example"
     monkeypatch.chdir(REPO)
-    source = code.group(1).replace('".lsrkit/example"', repr(str(tmp_path / "example")))
+    corpus = '"lsrkit/data/scifact-mini/corpus.jsonl"'
+    assert corpus in code.group(1)
+    source = code.group(1).replace('".lsrkit/example"', repr(str(tmp_path / "example"))).replace(corpus, repr(str(mini_subset_dir / "corpus.jsonl")))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exec(compile(source, "README.md", "exec"), {})
