@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +26,25 @@ def passages(dataset: Path, n: int) -> list[str]:
 
 def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()}
+
+
+def time_pipelines(
+    pipelines: dict[str, Any], queries: list[str], *, rounds: int = 1, k: int = 10
+) -> tuple[dict[str, list[float]], dict[str, dict[str, list[float]]]]:
+    """Each pipeline's wall ms per query, and its per-stage ms: a warm-up pass of every pipeline
+    over every query, then `rounds` timed passes with the pipelines interleaved query by query
+    (drift hits all of them alike)."""
+    for pipeline in pipelines.values():
+        for text in queries:
+            pipeline.search(text, k=k)
+    samples: dict[str, list[float]] = {name: [] for name in pipelines}
+    stages: dict[str, dict[str, list[float]]] = {name: {} for name in pipelines}
+    for _ in range(rounds):
+        for text in queries:
+            for name, pipeline in pipelines.items():
+                start = time.perf_counter()
+                result = pipeline.search(text, k=k)
+                samples[name].append((time.perf_counter() - start) * 1000)
+                for stage, ms in result.timings_ms.items():
+                    stages[name].setdefault(stage, []).append(ms)
+    return samples, stages

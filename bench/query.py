@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lsrkit.bench.common import machine
+from lsrkit.bench.common import machine, time_pipelines
 from lsrkit.core.config import DEFAULT_DATA_DIR
 
 
@@ -41,19 +41,7 @@ def run(*, dataset: Path, backend_kind: str = "opensearch", data_dir: Path = DEF
         if uncached is not None:
             pipelines[UNCACHED] = uncached.pipeline("sparse-idf+rerank")
         queries = list(data.queries.values())
-        samples: dict[str, list[float]] = {name: [] for name in pipelines}
-        stages: dict[str, dict[str, list[float]]] = {name: {} for name in pipelines}
-        for pipeline in pipelines.values():  # warm every pipeline on the whole query set
-            for text in queries:
-                pipeline.search(text, k=10)
-        for _ in range(rounds):  # interleave pipelines so drift hits all of them alike
-            for text in queries:
-                for name, pipeline in pipelines.items():
-                    start = time.perf_counter()
-                    result = pipeline.search(text, k=10)
-                    samples[name].append((time.perf_counter() - start) * 1000)
-                    for stage, ms in result.timings_ms.items():
-                        stages[name].setdefault(stage, []).append(ms)
+        samples, stages = time_pipelines(pipelines, queries, rounds=rounds)
         p50 = {name: float(np.percentile(v, 50)) for name, v in samples.items()}
         peer: dict[str, Any] = {}
         cache: dict[str, Any] = {}

@@ -99,7 +99,7 @@ from urllib.parse import urlparse
 import numpy as np
 import numpy.typing as npt
 
-from lsrkit.bench.common import machine
+from lsrkit.bench.common import machine, time_pipelines
 
 SCALE_PIPELINES = ("bm25", "sparse-idf", "sparse-idf+rerank", "hybrid+rerank")
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -565,18 +565,7 @@ def measure_queries(pipelines: dict[str, Any], queries: Sequence[str], stages: d
     """p50/p99 of each pipeline at k=10: a warm-up pass of every pipeline over every query, then
     one timed pass with the pipelines interleaved query by query. `stages`, when given, receives
     each pipeline's p50 per stage (encode, first_stage, fetch, rerank, hydrate)."""
-    for pipeline in pipelines.values():
-        for text in queries:
-            pipeline.search(text, k=10)
-    samples: dict[str, list[float]] = {name: [] for name in pipelines}
-    laps: dict[str, dict[str, list[float]]] = {name: {} for name in pipelines}
-    for text in queries:
-        for name, pipeline in pipelines.items():
-            start = time.perf_counter()
-            result = pipeline.search(text, k=10)
-            samples[name].append((time.perf_counter() - start) * 1000)
-            for stage, ms in result.timings_ms.items():
-                laps[name].setdefault(stage, []).append(ms)
+    samples, laps = time_pipelines(pipelines, list(queries))
     if stages is not None:
         stages.update({name: {stage: round(float(np.percentile(v, 50)), 2) for stage, v in by_stage.items()} for name, by_stage in laps.items()})
     p50_bm25 = _percentiles(samples["bm25"])[0]
