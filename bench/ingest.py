@@ -37,7 +37,7 @@ def run(*, documents: int = 200, dataset: Path) -> dict[str, Any]:
     from lsrkit.index import Index
     from lsrkit.ingest import Chunker, read_records
     from lsrkit.ingest.encoding import BatchEncoder
-    from lsrkit.plugin import DEFAULT_REPRESENTATION, MultiVectorCodec
+    from lsrkit.plugin import MultiVectorCodec, default_representation
     from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
     models = ModelChoice()
@@ -52,7 +52,7 @@ def run(*, documents: int = 200, dataset: Path) -> dict[str, Any]:
 
         def codec_for(multi: list[MultiVector | None]) -> MultiVectorCodec:
             if not codecs:  # calibrated on the first batch, as the job does
-                codecs.append(MultiVectorCodec.calibrate(DEFAULT_REPRESENTATION, [m.vectors for m in multi if m is not None]))
+                codecs.append(MultiVectorCodec.calibrate(default_representation(), [m.vectors for m in multi if m is not None]))
             return codecs[0]
 
         batch = BatchPolicy().write_batch

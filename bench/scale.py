@@ -8,7 +8,7 @@ running the encoders N times:
 1. **Source sample.** The first documents of the real corpus, chunked as ingest chunks them
    (254-token windows, 32 overlap), up to `sample` passages (whole documents), are encoded once
    with the bundled document encoders (`document_encoders(ModelChoice())`). Their token vectors
-   are turned into codes by the default codec (`MultiVectorCodec.calibrate(DEFAULT_REPRESENTATION,
+   are turned into codes by the default codec (`MultiVectorCodec.calibrate(default_representation(),
    …)`, calibrated as ingest calibrates it: on the passages of the first write batch of
    documents). The encodings are cached under `<data-dir>/bench-scale/<key>/`, the key hashing
    the encoders' fingerprints and weights, the codec, the corpus file and the sample size, so a
@@ -593,7 +593,7 @@ def run(
     keep_index: bool = False,
     log: Callable[[str], None] = _log,
 ) -> dict[str, Any]:
-    from lsrkit.core.config import DEFAULT_REPRESENTATION, BatchPolicy, IndexSpec
+    from lsrkit.core.config import BatchPolicy, IndexSpec, default_representation
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import load_beir
     from lsrkit.factory import BackendOptions, ModelChoice, document_encoders, open_backend
@@ -610,7 +610,7 @@ def run(
     sparse, multivector = document_encoders(ModelChoice())
     assert multivector is not None
     tokenizer = sparse.model.tokenizer
-    src = source_sample(dataset, sample, sparse, multivector, DEFAULT_REPRESENTATION, data_dir / "bench-scale", log)
+    src = source_sample(dataset, sample, sparse, multivector, default_representation(), data_dir / "bench-scale", log)
     synth = Synthesizer(src, tokenizer.token_ids(src.words, add_special_tokens=False), len(tokenizer.vocab), tokenizer.max_length, seed=seed)
 
     backend = open_backend(BackendOptions(backend_kind, data_dir=data_dir, url=url))  # type: ignore[arg-type]
@@ -619,7 +619,7 @@ def run(
         parsed = urlparse(url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200"))
         engine_pid = listening_pid(parsed.port or 9200) if parsed.hostname in ("127.0.0.1", "localhost", "::1") else None
     name = f"bench-scale-{default_index(dataset)}"[:120]
-    spec = IndexSpec(name=name, multivector_dim=multivector.dim, multivector_representation=DEFAULT_REPRESENTATION)
+    spec = IndexSpec(name=name, multivector_dim=multivector.dim, multivector_representation=default_representation())
     first = synth.block(min(BLOCK, targets[0]))
     if backend.needs_bm25_mean_length:
         lengths = backend.text_lengths(spec, [r.full_text for r in first.records])

@@ -81,8 +81,12 @@ class BatchPolicy:
 
 _NAME = re.compile(r"^(?:pool(?P<pool>[1-9])-)?(?P<code>int8|4bit|2bit|1bit)$")
 REPRESENTATIONS = ("int8", "4bit", "2bit", "1bit", "pool2-int8", "pool2-4bit", "pool2-2bit", "pool2-1bit", "pool3-2bit", "pool3-1bit")
-# chosen by `lsrkit bench multivector` on a train split (core/tuned.json)
-DEFAULT_REPRESENTATION = tuned_defaults().multivector_representation
+
+
+def default_representation() -> str:
+    """How a new index stores token vectors unless told: the one `lsrkit bench multivector`
+    chose on a train split (the defaults file; read when asked, never at import)."""
+    return tuned_defaults().multivector_representation
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ class IndexSpec:
 
     name: str
     multivector_dim: int | None = 384
-    multivector_representation: str = DEFAULT_REPRESENTATION
+    multivector_representation: str = field(default_factory=default_representation)
     sparse_idf_modifier: bool = False
     with_bm25: bool = True
     text_language: str = "english"  # BM25's stemming and stopwords (the engine's analyzer); "none": neither

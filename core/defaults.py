@@ -114,7 +114,7 @@ def write_tuned_section(section: str, value: Any, *, source: Mapping[str, Any], 
     data[section] = value
     data.setdefault("sources", {})[section] = dict(source)
     try:
-        write_json_atomic(path, data)
+        write_json_atomic(path, data, indent=2)
     except OSError as exc:
         raise ConfigError(f"cannot write the defaults file {path} ({exc.strerror}): point {TUNED_ENV} at a copy you may write") from exc
     tuned.cache_clear()

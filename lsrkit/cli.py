@@ -335,7 +335,7 @@ def tune(
     dataset: DatasetOpt,
     split: str = "train",
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
-    write_defaults: Annotated[bool, typer.Option(help="write the chosen settings into lsrkit's defaults file (core/tuned.json)")] = False,
+    write_defaults: Annotated[bool, typer.Option(help="write the chosen settings into lsrkit's defaults file ($LSRKIT_TUNED, else core/tuned.json)")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Choose fusion, κ and rerank interpolation on a train split (Qdrant Edge index of the dataset)."""
@@ -462,7 +462,7 @@ def bench_serve(
 def bench_rerank(
     dataset: DatasetOpt,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
-    write_defaults: Annotated[bool, typer.Option(help="write the chosen α/β into lsrkit's defaults file (core/tuned.json)")] = False,
+    write_defaults: Annotated[bool, typer.Option(help="write the chosen α/β into lsrkit's defaults file ($LSRKIT_TUNED, else core/tuned.json)")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """α/β pruning vs full rerank: sweep on train, report the chosen setting on test."""
@@ -476,7 +476,9 @@ def bench_multivector(
     dataset: DatasetOpt,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     representations: Annotated[str | None, typer.Option(help="comma-separated subset (int8 is always the reference)")] = None,
-    write_defaults: Annotated[bool, typer.Option(help="write the chosen representation into lsrkit's defaults file (core/tuned.json)")] = False,
+    write_defaults: Annotated[
+        bool, typer.Option(help="write the chosen representation into lsrkit's defaults file ($LSRKIT_TUNED, else core/tuned.json)")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Size vs quality of each token-vector representation (hybrid+rerank, train and test); picks the default on train."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from lsrkit.core.config import DEFAULT_REPRESENTATION, BatchPolicy, IndexSpec, OnnxOptions
+from lsrkit.core.config import BatchPolicy, IndexSpec, OnnxOptions, default_representation
 from lsrkit.core.errors import ConfigError, IndexMissingError
 from lsrkit.core.types import Hit
 from lsrkit.encoders import IdfQueryEncoder, MultiVectorEncoder, SparseDocEncoder, SparseQueryEncoder
@@ -157,9 +157,19 @@ class Index:
         """How the index stores token vectors: the one given, else the one it was built with,
         else the tuned default (a built index cannot change it)."""
         if self._representation is None:
-            stored = self._stored_codec()
-            self._representation = str(stored["representation"]) if stored else DEFAULT_REPRESENTATION
+            self._representation = self._stored_representation() or default_representation()
         return self._representation
+
+    def _stored_representation(self) -> str | None:
+        """The representation the index was built with: its codec's, else its layout's (an index
+        whose first batch was never written, or one without token vectors, has no codec)."""
+        stored = self._stored_codec()
+        if stored:
+            return str(stored["representation"])
+        try:
+            return self.backend.spec(self.name).multivector_representation
+        except IndexMissingError:
+            return None
 
     def _stored_codec(self) -> dict[str, Any] | None:
         try:

@@ -5,14 +5,14 @@ Engine SDKs are imported only inside their adapter modules; import those directl
 """
 
 from lsrkit.plugin.base import Backend, EncodedRecord, Retrieval, Retrieved, WriteResult, search_sparse, search_text
-from lsrkit.plugin.codec import DEFAULT_REPRESENTATION, MultiVectorCodec, Representation
+from lsrkit.plugin.codec import MultiVectorCodec, Representation, default_representation
 from lsrkit.plugin.fusion import fuse, minmax_sum, rrf
 from lsrkit.plugin.pipeline import CODEC_META, HybridSettings, SearchPipeline, SearchResult, aggregate_passages, demote, index_codec
 from lsrkit.plugin.rerank import MaxSimReranker, alpha_prune, maxsim_scores
 
 __all__ = [
     "CODEC_META",
-    "DEFAULT_REPRESENTATION",
+    "default_representation",
     "Backend",
     "EncodedRecord",
     "HybridSettings",

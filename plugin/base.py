@@ -26,6 +26,15 @@ def filter_field(key: str) -> str:
     return key if key in TOP_LEVEL_FIELDS else f"metadata.{key}"
 
 
+def filter_range(value: str | int | float | bool) -> float | None:
+    """The point a filter value matches as a range on Qdrant (None: it matches by value). Numbers
+    match by range — floats only can, and an integer by value would miss a stored 1.0 — but an
+    integer past float precision (2**53: 64-bit ids, ns timestamps) by value."""
+    if isinstance(value, (bool, str)):
+        return None
+    return float(value) if isinstance(value, float) or abs(value) < 2**53 else None
+
+
 @dataclass(frozen=True)
 class EncodedRecord:
     """One passage ready to write: its id, its document, text and vectors. `multivector` is the

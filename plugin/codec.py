@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lsrkit.core.config import DEFAULT_REPRESENTATION, REPRESENTATIONS, Representation
+from lsrkit.core.config import REPRESENTATIONS, Representation, default_representation
 from lsrkit.core.errors import ConfigError, InputError
 
 FloatArray = npt.NDArray[np.float32]
 INT8_ZERO_POINT = 128
-__all__ = ["DEFAULT_REPRESENTATION", "REPRESENTATIONS", "CenteredCodes", "MultiVectorCodec", "QuantizedRows", "Representation", "pool_tokens", "quantize_rows"]
+__all__ = ["REPRESENTATIONS", "default_representation", "CenteredCodes", "MultiVectorCodec", "QuantizedRows", "Representation", "pool_tokens", "quantize_rows"]
 # the uniform quantizer step (in standard deviations) with the least squared error for a Gaussian
 _GAUSSIAN_STEP = {1: 1.5958, 2: 0.9957, 4: 0.3352}
 

@@ -195,9 +195,12 @@ class OpenSearchBackend:
         validate_index_name(index)
         self._call("delete", index, self.client.indices.delete, index=index, ignore_unavailable=True)
         self.code_cache.forget(index)
-        if self._call("exists", META_INDEX, self.client.indices.exists, index=META_INDEX):
-            self._call("delete meta", index, self.client.delete_by_query, index=META_INDEX, body={"query": {"term": {"index": index}}}, refresh=True)
-        self._vocabs.pop(index, None)  # after its manifest is gone: a read meanwhile cannot cache it again
+        self._vocabs.pop(index, None)
+        try:
+            if self._call("exists", META_INDEX, self.client.indices.exists, index=META_INDEX):
+                self._call("delete meta", index, self.client.delete_by_query, index=META_INDEX, body={"query": {"term": {"index": index}}}, refresh=True)
+        finally:  # again once its manifest is gone (or the delete failed): a read meanwhile may have cached it
+            self._vocabs.pop(index, None)
 
     def flush(self, index: str) -> None:
         """Writes become searchable at the next refresh: refresh now."""

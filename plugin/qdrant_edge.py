@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import qdrant_edge as qe
 
@@ -22,7 +22,7 @@ from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexMissingError
 from lsrkit.core.files import write_json_atomic
 from lsrkit.core.types import SparseVector
-from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult, check_layout, compare_and_put, filter_field
+from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult, check_layout, compare_and_put, filter_field, filter_range
 from lsrkit.plugin.qdrant_bm25 import bm25_for
 from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, payload, point_id
 
@@ -57,9 +57,9 @@ def edge_filter(filters: Filters | None) -> qe.Filter | None:
     # numbers match by range (as OpenSearch's term query matches 1 and 1.0 alike)
     return qe.Filter(
         must=[
-            qe.FieldCondition(key=filter_field(k), range=qe.RangeFloat(gte=v, lte=v))
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
-            else qe.FieldCondition(key=filter_field(k), match=qe.MatchValue(v))
+            qe.FieldCondition(key=filter_field(k), range=qe.RangeFloat(gte=point, lte=point))
+            if (point := filter_range(v)) is not None
+            else qe.FieldCondition(key=filter_field(k), match=qe.MatchValue(cast(str | int | bool, v)))  # no float gets here
             for k, v in filters.items()
         ]
     )

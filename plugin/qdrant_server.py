@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
@@ -16,7 +16,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from lsrkit.core.config import IndexSpec, validate_index_name
 from lsrkit.core.errors import BackendError, IndexMissingError, UnavailableError
 from lsrkit.core.types import SparseVector
-from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult, check_layout, compare_and_put, filter_field
+from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult, check_layout, compare_and_put, filter_field, filter_range
 from lsrkit.plugin.qdrant_bm25 import bm25_for
 from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, payload, point_id
 
@@ -52,9 +52,9 @@ def _filter(filters: Filters | None) -> models.Filter | None:
     # numbers match by range (as OpenSearch's term query matches 1 and 1.0 alike)
     return models.Filter(
         must=[
-            models.FieldCondition(key=filter_field(k), range=models.Range(gte=v, lte=v))
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
-            else models.FieldCondition(key=filter_field(k), match=models.MatchValue(value=v))
+            models.FieldCondition(key=filter_field(k), range=models.Range(gte=point, lte=point))
+            if (point := filter_range(v)) is not None
+            else models.FieldCondition(key=filter_field(k), match=models.MatchValue(value=cast(str | int | bool, v)))  # no float gets here
             for k, v in filters.items()
         ]
     )

@@ -152,8 +152,8 @@ class RerankStats:
 class MaxSimReranker:
     """Scores first-stage candidates by MaxSim and returns the top k, best first."""
 
-    def __init__(self, settings: RerankSettings = RerankSettings()) -> None:
-        self.settings = settings
+    def __init__(self, settings: RerankSettings | None = None) -> None:
+        self.settings = settings or RerankSettings()
         self._local = threading.local()  # a service's threads share one reranker: stats are per thread
 
     @property

@@ -134,13 +134,13 @@ def scenario(sparse_encoder, mv_encoder, mini_docs):
     token vectors in the default compact representation."""
     from lsrkit.encoders import IdfQueryEncoder
     from lsrkit.encoders.idf import DocFreqCounter
-    from lsrkit.plugin import DEFAULT_REPRESENTATION, EncodedRecord, MultiVectorCodec
+    from lsrkit.plugin import EncodedRecord, MultiVectorCodec, default_representation
 
     docs = mini_docs[:120]
     texts = [f"{d['title']} {d['text']}".strip() for d in docs]
     sparse = sparse_encoder.encode_documents(texts)
     multi = mv_encoder.encode_documents(texts)
-    codec = MultiVectorCodec.calibrate(DEFAULT_REPRESENTATION, [m.vectors for m in multi])
+    codec = MultiVectorCodec.calibrate(default_representation(), [m.vectors for m in multi])
     records = [
         EncodedRecord(d["_id"], d["_id"], d["text"], s, d["title"], {"parity": "even" if n % 2 == 0 else "odd", "grade": (n % 4) / 2}, codec.encode(m.vectors))
         for n, (d, s, m) in enumerate(zip(docs, sparse, multi))

@@ -10,7 +10,7 @@ import pytest
 pytestmark = pytest.mark.models
 
 
-def test_the_service_answers_a_thousand_distinct_k_with_a_constant_thread_count(tmp_path, sparse_encoder, mv_encoder, mini_docs, monkeypatch):
+def test_a_thousand_distinct_k_add_no_thread_in_process_or_through_the_service(tmp_path, sparse_encoder, mv_encoder, mini_docs, monkeypatch):
     from starlette.testclient import TestClient
 
     from lsrkit.factory import BackendOptions
@@ -21,9 +21,11 @@ def test_the_service_answers_a_thousand_distinct_k_with_a_constant_thread_count(
     options = BackendOptions("edge", data_dir=tmp_path)
     with Index("t", backend=options, encoders=(sparse_encoder, mv_encoder)) as index:
         index.ingest(mini_docs[:30], progress=False)
-        for k in range(1, 101):  # in-process too: one pipeline per name, whatever k is asked
-            index.search("cells", pipeline="sparse-idf+rerank", k=k)
-        assert list(index._pipelines) == ["sparse-idf+rerank"]
+        matching = len(index.search("cells", pipeline="sparse-idf+rerank", k=1000))
+        threads = threading.active_count()
+        for k in range(1, 1001):  # in-process: one pipeline (one rerank thread) per name, whatever k is asked
+            assert len(index.search("cells", pipeline="sparse-idf+rerank", k=k)) == min(k, matching)
+        assert threading.active_count() == threads and list(index._pipelines) == ["sparse-idf+rerank"]
     monkeypatch.delenv("LSRKIT_API_KEY", raising=False)
     settings = ServiceSettings(index="t", backend=options, max_k=1000)
     with TestClient(create_app(settings)) as client:

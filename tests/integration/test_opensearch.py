@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from lsrkit.core import IndexExistsError, IndexSpec
-from lsrkit.plugin import DEFAULT_REPRESENTATION, Retrieval, Retrieved, SearchPipeline, index_codec, search_sparse, search_text
+from lsrkit.plugin import Retrieval, Retrieved, SearchPipeline, default_representation, index_codec, search_sparse, search_text
 from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env, rank_feature_query
 
 pytestmark = [pytest.mark.models, pytest.mark.opensearch]
@@ -105,7 +105,7 @@ def test_hybrid_rerank_and_one_round_trip_fetch(ingested, sparse_encoder, mv_enc
     read = backend.retrieve(spec.name, Retrieval(sparse=encoder.encode_queries([query])[0], limit=5, multivectors=True))
     hits, vectors = read.sparse, read.multivectors
     codec = index_codec(backend, spec.name)
-    assert codec.name == DEFAULT_REPRESENTATION and set(vectors) == {h.id for h in hits}
+    assert codec.name == default_representation() and set(vectors) == {h.id for h in hits}
     assert all(codec.decode(v).dim == 384 for v in vectors.values())
 
 
@@ -311,4 +311,18 @@ def test_an_adapter_opened_without_a_vocabulary_reads_it_from_the_manifest(inges
     finally:
         plain.delete(spec.name, ["extra#0"])
         plain.flush(spec.name)
+        plain.close()
+
+
+def test_a_search_of_an_index_that_does_not_exist_says_so(opensearch_url, sparse_encoder):
+    """An adapter with no vocabulary of its own looks for the index's manifest: a missing index is
+    IndexMissingError (the service answers it as a client's mistake), not a configuration hint."""
+    from lsrkit.core import IndexMissingError
+    from lsrkit.factory import BackendOptions, open_backend
+
+    plain = open_backend(BackendOptions("opensearch", url=opensearch_url))
+    try:
+        with pytest.raises(IndexMissingError):
+            search_sparse(plain, f"missing-{uuid.uuid4().hex[:8]}", sparse_encoder.encode_documents(["cells"])[0], 5)
+    finally:
         plain.close()

@@ -78,6 +78,7 @@ def test_tune_writes_the_defaults_file_every_pipeline_reads(tmp_path, monkeypatc
     from lsrkit.tuning import defaults_section, run_tune
 
     copy = tmp_path / "tuned.json"
+    shipped = TUNED_FILE.read_bytes()
     shutil.copy(TUNED_FILE, copy)
     monkeypatch.setenv("LSRKIT_TUNED", str(copy))
     tuned.cache_clear()
@@ -96,9 +97,28 @@ def test_tune_writes_the_defaults_file_every_pipeline_reads(tmp_path, monkeypatc
         assert (quality.sparse_kappa, quality.hybrid_kappa, quality.hybrid_interpolation) == (50, 20, 0.3)
         assert (HybridSettings().method, HybridSettings().weights) == ("rrf", (0.3, 0.7))
         assert HybridSettings.tuned(reranked=True).weights == (0.6, 0.4)
-        assert TUNED_FILE.read_bytes() != copy.read_bytes()  # the shipped file untouched
+        assert TUNED_FILE.read_bytes() == shipped != copy.read_bytes()  # the copy written, the shipped file untouched
         with pytest.raises(ConfigError, match="train split"):
             run_tune(tmp_path, split="test", write_defaults=True)
     finally:
         monkeypatch.delenv("LSRKIT_TUNED")
         tuned.cache_clear()
+
+
+def test_a_built_index_keeps_its_representation_and_a_dropped_one_takes_the_default(tmp_path, sparse_encoder, mv_encoder, mini_docs):
+    """The tuned representation is a new index's default only: reopened without one, an index is
+    extended with the codes it was built with; dropped, the next build takes the default again."""
+    from lsrkit.core.config import default_representation
+    from lsrkit.factory import BackendOptions
+    from lsrkit.index import Index
+
+    options = BackendOptions("edge", data_dir=tmp_path)
+    other = "int8" if default_representation() != "int8" else "1bit"
+    with Index("t", backend=options, encoders=(sparse_encoder, mv_encoder), representation=other) as index:
+        index.ingest(mini_docs[:8], progress=False)
+    with Index("t", backend=options, encoders=(sparse_encoder, mv_encoder)) as index:
+        assert index.representation == other
+        index.ingest(mini_docs[8:12], progress=False)  # no "exists with another layout"
+        assert index.codec().name == other and index.count() >= 12
+        index.drop()
+        assert index.representation == default_representation()
