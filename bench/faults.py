@@ -503,6 +503,8 @@ def write_block(dataset: Path, work: Path, node: LocalOpenSearch, *, lifted_afte
         process.wait(timeout=600)
         notes["exit_code_while_blocked"] = process.returncode
         notes["error"] = _last_line(process)
+        # the job may pass a batch or two between the checkpoint seen above and the block taking hold
+        notes["checkpoint_at_stop"] = json.loads((state / "checkpoint.json").read_text())["next_ordinal"]
         _write_block(node.url, name, False)
         notes["resumed_from"] = finish(spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url, resume=True))["resumed_from"]
     return _lifecycle_outcome("write_block_lifted" if lifted_after else "write_block_never_lifted", node.url, name, docs, state, started, notes)
