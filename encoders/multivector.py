@@ -99,7 +99,7 @@ class MultiVectorEncoder:
     def _run(self, sequences: list[list[int]], side: str) -> list[MultiVector]:
         batch = self.model.tokenizer.pad(sequences)
         try:
-            hidden = self.model.session.run(None, batch.feeds(self.model.input_names))[0]
+            hidden = self.model.run(batch.feeds(self.model.input_names))
         except Exception as exc:  # onnxruntime's errors are untyped
             raise EncoderError(f"onnxruntime failed on a batch of {len(sequences)} texts: {exc}") from exc
         out = []

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import onnxruntime as ort
 
 from lsrkit.core.config import OnnxOptions
 from lsrkit.core.errors import EncoderError
 from lsrkit.encoders.export import ExportedModel, load_exported, weights_fingerprint
 from lsrkit.encoders.registry import ModelKind, ModelSpec, ResolvedModel, resolve
+from lsrkit.encoders.run_signal import signal_model_run
 from lsrkit.encoders.text import TextTokenizer
 
 
@@ -26,6 +29,11 @@ class LoadedModel:
     @property
     def spec(self) -> ModelSpec:
         return self.resolved.spec
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The graph's first output; a thread inside `model_run_signal` signals as the run starts."""
+        signal_model_run()
+        return self.session.run(None, feeds)[0]  # type: ignore[arg-type, no-any-return]
 
     def describe(self) -> dict[str, str]:
         """What an index records of the model that encoded it: how to load it again, and what

@@ -94,7 +94,7 @@ class _SparseModelEncoder:
     def _run(self, sequences: list[list[int]]) -> list[SparseVector]:
         batch = self.model.tokenizer.pad(sequences)
         try:
-            logits = self.model.session.run(None, batch.feeds(self.model.input_names))[0]
+            logits = self.model.run(batch.feeds(self.model.input_names))
         except Exception as exc:  # onnxruntime's errors are untyped
             raise EncoderError(f"onnxruntime failed on a batch of {len(sequences)} texts: {exc}") from exc
         pooled = max_pool(logits, batch.attention_mask, self.model.spec.activation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -12,6 +13,7 @@ from lsrkit.core.config import RerankSettings
 from lsrkit.core.defaults import tuned as tuned_defaults
 from lsrkit.core.errors import ConfigError, InputError
 from lsrkit.core.types import Hit, MultiVector, SparseVector, unencodable_at
+from lsrkit.encoders.run_signal import model_run_signal
 from lsrkit.plugin.base import Backend, Filters, Retrieval, Retrieved
 from lsrkit.plugin.codec import MultiVectorCodec, decode_or_skip
 from lsrkit.plugin.fusion import FusionMethod, fuse
@@ -201,9 +203,12 @@ class SearchPipeline:
             raise InputError(f"k={k} exceeds the candidate limit {self.settings.max_kappa}")
         timer = _Laps()
         pending: Future[list[MultiVector]] | None = None
-        if self._encoder_thread is not None and self.multivector_encoder is not None:
-            pending = self._encoder_thread.submit(self.multivector_encoder.encode_queries, [text])
+        model_running = threading.Event()
+        if self._encoder_thread is not None:
+            pending = self._encoder_thread.submit(self._encode_query_vectors, text, model_running)
         sparse = self.query_encoder.encode_queries([text])[0] if self.query_encoder is not None and self.first_stage != "bm25" else None
+        if pending is not None:
+            model_running.wait()  # an engine call that holds the GIL must not start before the model runs
         timer.lap("encode")
         # a sparse or BM25 run returned as read carries its texts; fused or reranked candidates
         # are read without them, and the k returned are hydrated
@@ -220,6 +225,11 @@ class SearchPipeline:
             hits = self.backend.hydrate(self.index, hits)
             timer.lap("hydrate")
         return SearchResult(hits, timer.done())
+
+    def _encode_query_vectors(self, text: str, model_running: threading.Event) -> list[MultiVector]:
+        assert self.multivector_encoder is not None
+        with model_run_signal(model_running):
+            return self.multivector_encoder.encode_queries([text])
 
     def describe(self) -> dict[str, object]:
         """What this pipeline runs with: its first stage, fusion and rerank settings."""

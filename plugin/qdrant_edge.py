@@ -24,7 +24,7 @@ from lsrkit.core.files import write_json_atomic
 from lsrkit.core.types import SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult, check_layout, compare_and_put, filter_field, filter_range
 from lsrkit.plugin.qdrant_bm25 import bm25_for
-from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, payload, point_id
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Nearest, Point, QdrantReads, build_points, payload, point_id
 
 _SPEC_FILE = "lsrkit-index.json"
 _NO_MV = qe.PayloadSelector.Exclude([MV_PAYLOAD])
@@ -160,11 +160,20 @@ class QdrantEdgeBackend(QdrantReads):
 
     # -- reads (retrieve, hydrate, fetch_multivectors: QdrantReads) ---------------------------
     def _nearest(self, index: str, indices: list[int], values: list[float], using: str, limit: int, filters: Filters | None, fields: Fields) -> list[Point]:
-        request = qe.QueryRequest(
-            limit=limit, query=qe.Query.Nearest(qe.SparseVector(indices, values), using=using), filter=edge_filter(filters), with_payload=_selector(fields)
-        )
+        return self._nearest_many(index, [(indices, values, using)], limit, filters, fields)[0]
+
+    def _nearest_many(self, index: str, queries: list[Nearest], limit: int, filters: Filters | None, fields: Fields) -> list[list[Point]]:
+        matching, selector = edge_filter(filters), _selector(fields)
+        requests = [
+            qe.QueryRequest(limit=limit, query=qe.Query.Nearest(qe.SparseVector(indices, values), using=using), filter=matching, with_payload=selector)
+            for indices, values, using in queries
+        ]
+        if not requests:
+            return []
         with edge_errors(f"query on {index!r} failed"):
-            return [(p.score, p.payload) for p in self._shard(index).query(request)]
+            shard = self._shard(index)
+            answers = [shard.query(requests[0])] if len(requests) == 1 else shard.query_batch(qe.QueryBatchRequest(requests))
+        return [[(p.score, p.payload) for p in points] for points in answers]
 
     def _payloads(self, index: str, point_ids: list[str], fields: Fields) -> dict[str, Mapping[str, Any] | None]:
         ids: list[Any] = list(point_ids)

@@ -92,6 +92,7 @@ def build_points(records: Sequence[EncodedRecord], make_point: Callable[[Encoded
 
 Fields = tuple[str, ...] | None  # payload fields to read; None: all of it but the token vectors
 Point = tuple[float, Mapping[str, Any] | None]  # a scored point's score and payload
+Nearest = tuple[list[int], list[float], str]  # a sparse query: term ids, weights, the vector's name
 
 
 class QdrantReads:
@@ -104,6 +105,11 @@ class QdrantReads:
 
     def _nearest(self, index: str, indices: list[int], values: list[float], using: str, limit: int, filters: Filters | None, fields: Fields) -> list[Point]:
         raise NotImplementedError
+
+    def _nearest_many(self, index: str, queries: list[Nearest], limit: int, filters: Filters | None, fields: Fields) -> list[list[Point]]:
+        """Several nearest queries of one search, each answered as `_nearest` would; an adapter
+        with a batch call overrides this to run them together."""
+        return [self._nearest(index, indices, values, using, limit, filters, fields) for indices, values, using in queries]
 
     def _payloads(self, index: str, point_ids: list[str], fields: Fields) -> dict[str, Mapping[str, Any] | None]:
         raise NotImplementedError
@@ -135,23 +141,28 @@ class QdrantReads:
         fields: Fields = (*PASSAGE_FIELDS, *((MV_PAYLOAD,) if request.multivectors else ())) if by_id else None
         found = Retrieved()
 
-        def run(indices: list[int], values: list[float], using: str) -> list[Hit]:
-            def read(limit: int) -> list[Hit]:
-                points = self._nearest(index, indices, values, using, limit, request.filters, fields)
-                if fields is not None and MV_PAYLOAD in fields:
-                    found.multivectors.update(stored_multivectors((str((data or {}).get("id", "")), data) for _, data in points))
-                return [hit_from_payload(data, score) for score, data in points]
+        def hits(points: list[Point]) -> list[Hit]:
+            if fields is not None and MV_PAYLOAD in fields:
+                found.multivectors.update(stored_multivectors((str((data or {}).get("id", "")), data) for _, data in points))
+            return [hit_from_payload(data, score) for score, data in points]
 
-            if not request.documents:
-                return read(request.limit)
-            best = best_passages(read, request.limit)
+        def run(query: Nearest) -> list[Hit]:
+            best = best_passages(lambda limit: hits(self._nearest(index, *query, limit, request.filters, fields)), request.limit)
             return self.hydrate(index, best) if request.texts else best
 
+        runs: dict[str, Nearest] = {}
         if request.sparse is not None and len(request.sparse):
-            found.sparse = run(request.sparse.ids.tolist(), request.sparse.weights.tolist(), SPARSE)
+            runs[SPARSE] = (request.sparse.ids.tolist(), request.sparse.weights.tolist(), SPARSE)
         if request.text is not None:
             terms, counts = bm25_for(self.spec(index)).query(request.text)
-            found.bm25 = run(terms, counts, BM25) if terms else []
+            if terms:
+                runs[BM25] = (terms, counts, BM25)
+        if request.documents:
+            answered = {name: run(query) for name, query in runs.items()}
+        else:  # a hybrid's two runs in one engine call
+            answered = dict(zip(runs, map(hits, self._nearest_many(index, list(runs.values()), request.limit, request.filters, fields))))
+        found.sparse = answered.get(SPARSE, [])
+        found.bm25 = answered.get(BM25, [])
         return found
 
     def text_lengths(self, spec: IndexSpec, texts: Sequence[str]) -> list[int]:

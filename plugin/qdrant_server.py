@@ -18,7 +18,7 @@ from lsrkit.core.errors import BackendError, IndexMissingError, UnavailableError
 from lsrkit.core.types import SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult, check_layout, compare_and_put, filter_field, filter_range
 from lsrkit.plugin.qdrant_bm25 import bm25_for
-from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, build_points, payload, point_id
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Nearest, Point, QdrantReads, build_points, payload, point_id
 
 
 def _selector(fields: Fields) -> Any:
@@ -164,19 +164,16 @@ class QdrantBackend(QdrantReads):
 
     # -- reads (retrieve, hydrate, fetch_multivectors: QdrantReads) ---------------------------
     def _nearest(self, index: str, indices: list[int], values: list[float], using: str, limit: int, filters: Filters | None, fields: Fields) -> list[Point]:
-        vector = models.SparseVector(indices=indices, values=values)
-        response = self._call(
-            "query",
-            index,
-            self.client.query_points,
-            index,
-            query=vector,
-            using=using,
-            limit=limit,
-            query_filter=_filter(filters),
-            with_payload=_selector(fields),
-        )
-        return [(p.score, p.payload) for p in response.points]
+        return self._nearest_many(index, [(indices, values, using)], limit, filters, fields)[0]
+
+    def _nearest_many(self, index: str, queries: list[Nearest], limit: int, filters: Filters | None, fields: Fields) -> list[list[Point]]:
+        matching, selector = _filter(filters), _selector(fields)
+        requests = [
+            models.QueryRequest(query=models.SparseVector(indices=indices, values=values), using=using, limit=limit, filter=matching, with_payload=selector)
+            for indices, values, using in queries
+        ]
+        responses = self._call("query", index, self.client.query_batch_points, index, requests) if requests else []
+        return [[(p.score, p.payload) for p in response.points] for response in responses]
 
     def _payloads(self, index: str, point_ids: list[str], fields: Fields) -> dict[str, Mapping[str, Any] | None]:
         records = self._call("retrieve", index, self.client.retrieve, index, ids=point_ids, with_payload=_selector(fields), with_vectors=False)

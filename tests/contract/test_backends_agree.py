@@ -138,6 +138,9 @@ def test_one_retrieval_serves_both_runs_per_document_and_without_text(backend, s
         by_id = {r.id: r for r in records[6:] + split}
         assert set(bare.multivectors) == {h.id for h in bare.sparse}
         assert all(by_id[i].multivector == v for i, v in bare.multivectors.items())
+        both_bare = backend.retrieve(spec.name, Retrieval(sparse=sparse, text=text, limit=15, multivectors=True))
+        assert [h.id for h in both_bare.sparse] == [h.id for h in both.sparse] and [h.id for h in both_bare.bm25] == [h.id for h in both.bm25]
+        assert set(both_bare.multivectors) == {h.id for h in both_bare.sparse + both_bare.bm25}
         every = search_sparse(backend, spec.name, sparse, len(records) + len(split))
         best: dict[str, str] = {}
         for hit in every:
