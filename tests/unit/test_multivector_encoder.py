@@ -58,3 +58,37 @@ def test_int8_attention_recipe_keeps_token_vectors(mv_encoder, mini_docs):
     assert cosines.mean() >= 0.998 and cosines.min() >= 0.99
     alone = quantized.encode_documents([texts[7]])[0]
     np.testing.assert_array_equal(alone.vectors, quantized.encode_documents(texts[:10])[7].vectors)
+
+
+def test_a_query_encoding_signals_as_its_model_starts_running(mv_encoder):
+    """The pipeline's engine call waits for this signal (Qdrant Edge holds the GIL, onnxruntime
+    releases it): it must come before the ONNX run, not after the encoding."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lsrkit.encoders.run_signal import model_run_signal
+
+    running = threading.Event()
+    seen_at_run: list[bool] = []
+    session = mv_encoder.model.session
+
+    class Watched:
+        def __getattr__(self, name):
+            return getattr(session, name)
+
+        def run(self, *args, **kwargs):
+            seen_at_run.append(running.is_set())
+            return session.run(*args, **kwargs)
+
+    def encode():
+        with model_run_signal(running):
+            return mv_encoder.encode_queries(["what causes the signal to be sent"])
+
+    mv_encoder.model.session = Watched()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            vectors = pool.submit(encode).result()[0]
+    finally:
+        mv_encoder.model.session = session
+    assert seen_at_run == [True] and running.is_set() and len(vectors) > 0
+    mv_encoder.encode_queries(["outside the block nothing is signalled"])  # no event: no error
