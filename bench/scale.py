@@ -614,10 +614,7 @@ def run(
     synth = Synthesizer(src, tokenizer.token_ids(src.words, add_special_tokens=False), len(tokenizer.vocab), tokenizer.max_length, seed=seed)
 
     backend = open_backend(BackendOptions(backend_kind, data_dir=data_dir, url=url))  # type: ignore[arg-type]
-    engine_pid = None
-    if backend.name == "opensearch":
-        parsed = urlparse(url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200"))
-        engine_pid = listening_pid(parsed.port or 9200) if parsed.hostname in ("127.0.0.1", "localhost", "::1") else None
+    engine_pid = _engine_pid(backend.name, url)
     name = f"bench-scale-{default_index(dataset)}"[:120]
     spec = IndexSpec(name=name, multivector_dim=multivector.dim, multivector_representation=default_representation())
     first = synth.block(min(BLOCK, targets[0]))
@@ -694,6 +691,57 @@ def run(
         if not keep_index:
             backend.drop_index(name)
         backend.close()
+
+
+def measure_kept(
+    *,
+    dataset: Path,
+    backend_kind: str = "edge",
+    data_dir: Path = Path(".lsrkit"),
+    url: str | None = None,
+    queries: int = 300,
+    log: Callable[[str], None] = _log,
+) -> dict[str, Any]:
+    """The query half of `run` on the index a run kept (--keep-index), as it is now: to measure
+    a change of the query path at 1M without building 1M passages again. Memory is the peak of
+    opening the index and the queries (no build), write throughput is not measured."""
+    from lsrkit.eval_command import default_index
+    from lsrkit.evaluation import load_beir
+    from lsrkit.factory import BackendOptions, ModelChoice, document_encoders, open_backend
+    from lsrkit.index import Index
+
+    texts = list(load_beir(dataset).queries.values())[:queries]
+    sparse, multivector = document_encoders(ModelChoice())
+    name = f"bench-scale-{default_index(dataset)}"[:120]
+    with PeakMemory(_engine_pid(backend_kind, url)) as memory:
+        backend = open_backend(BackendOptions(backend_kind, data_dir=Path(data_dir), url=url))  # type: ignore[arg-type]
+        index = Index(name, backend=backend, data_dir=Path(data_dir), encoders=(sparse, multivector))
+        try:
+            passages = backend.count(name)
+            pipelines = {p: index.pipeline(p) for p in SCALE_PIPELINES}
+            stage_p50: dict[str, dict[str, float]] = {}
+            measured = measure_queries(pipelines, texts, stage_p50)
+            disk = backend.disk_bytes(name)
+        finally:
+            index.close()
+            backend.close()
+    result = {
+        "passages": passages,
+        "bytes_per_passage": round(disk / passages, 1) if disk and passages else None,
+        "rss_mb": {"engine": _rounded(memory.peak.get("engine" if backend_kind != "edge" else "lsrkit")), "lsrkit": _rounded(memory.peak.get("lsrkit"))},
+        "pipelines": measured,
+        "stage_p50_ms": stage_p50,
+    }
+    log(f"{backend_kind} {passages} (kept index): {json.dumps(result)}")
+    return {"backend": backend_kind, "dataset": str(dataset), "sizes": {str(passages): result}, "measured_on_kept_index": True, "machine": machine()}
+
+
+def _engine_pid(backend_kind: str, url: str | None) -> int | None:
+    """The local OpenSearch node's pid (its memory is the engine's); None for an in-process engine."""
+    if backend_kind != "opensearch":
+        return None
+    parsed = urlparse(url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200"))
+    return listening_pid(parsed.port or 9200) if parsed.hostname in ("127.0.0.1", "localhost", "::1") else None
 
 
 def _rounded(value: float | None) -> float | None:

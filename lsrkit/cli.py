@@ -404,12 +404,16 @@ def bench_scale(
     seed: int = 0,
     write_batch: Annotated[int | None, typer.Option(help="passages per Backend.write call (default: ingest's bulk)")] = None,
     keep_index: Annotated[bool, typer.Option(help="keep the synthetic index after the run (default: dropped)")] = False,
+    measure_kept: Annotated[bool, typer.Option(help="build nothing: time the pipelines on the index an earlier --keep-index run left")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Cost of bm25, sparse-idf, sparse-idf+rerank, hybrid+rerank as the corpus grows: synthetic passages with a real corpus' statistics, written through the adapter."""
-    from lsrkit.bench.scale import run
+    from lsrkit.bench import scale
 
-    result = run(
+    if measure_kept:
+        _emit(scale.measure_kept(dataset=dataset, backend_kind=backend, data_dir=data_dir, url=url, queries=queries), json_out)
+        return
+    result = scale.run(
         dataset=dataset,
         backend_kind=backend,
         sizes=sizes,

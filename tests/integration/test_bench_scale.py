@@ -93,3 +93,14 @@ def test_statistics_are_counted_as_ingest_counts_them(scale_run: tuple[dict[str,
     real_nnz = set(np.diff(sample.sparse_offsets).tolist())
     assert all(len(r.sparse) in real_nnz and (r.sparse.weights > 0).all() and r.multivector for r in block.records)
     assert len({r.doc_id for r in block.records}) < len(block.records)  # documents of several passages, as in the source
+
+
+def test_a_kept_index_is_measured_again_without_a_build(mini_dir: Path, tmp_path: Path) -> None:
+    from lsrkit.bench.scale import SCALE_PIPELINES, measure_kept, run
+
+    run(dataset=mini_dir, backend_kind="edge", sizes="1500", data_dir=tmp_path, queries=3, sample=SAMPLE, keep_index=True)
+    again = measure_kept(dataset=mini_dir, backend_kind="edge", data_dir=tmp_path, queries=3)
+    entry = again["sizes"]["1500"]
+    assert again["measured_on_kept_index"] and entry["passages"] == 1500 and entry["bytes_per_passage"] > 0
+    assert tuple(entry["pipelines"]) == SCALE_PIPELINES and all(v["p50_ms"] > 0 for v in entry["pipelines"].values())
+    assert set(entry["stage_p50_ms"]["sparse-idf+rerank"]) >= {"encode", "first_stage", "rerank", "total"}
