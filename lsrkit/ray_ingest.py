@@ -8,7 +8,10 @@ encode step (`BatchEncoder`) and write step (`BatchWriter`: journal, bulks retri
 engine is unavailable, deletes) against OpenSearch or a Qdrant server. The driver holds the
 index's write lease, applies each finished block's change to the statistics (once: changes have
 ids derived from the job and the block) and checkpoints the finished blocks, so a driver killed
-and run again with `resume` skips the blocks the engine acknowledged. A killed actor is restarted
+and run again with `resume` skips the blocks the engine acknowledged. An actor writes (journal,
+bulks, deletes) only while its driver holds the lease: a driver SIGKILLed leaves its actors running
+for a moment, and the job that takes the lease over finishes the stopped run's changes from what
+the engine holds then (`worker_check`). A killed actor is restarted
 by Ray and its block retried, at most `BLOCK_RETRIES` times (ids are deterministic: no
 duplicates); a block that still fails, or an engine that stays unavailable, stops the job
 non-zero. Qdrant Edge is one process's folder: it stays on the local path.
@@ -21,7 +24,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,12 +40,13 @@ from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.encoding import BatchEncoder
 from lsrkit.ingest.index_codec import IndexCodec
 from lsrkit.ingest.job import job_key, stage_of
-from lsrkit.ingest.lease import DEFAULT_LEASE_SECONDS, Lease
+from lsrkit.ingest.lease import DEFAULT_LEASE_SECONDS, LEASE_META, Lease, LeaseLostError
 from lsrkit.ingest.progress import Progress
-from lsrkit.ingest.retry import RetryPolicy
+from lsrkit.ingest.retry import RetryPolicy, retrying
 from lsrkit.ingest.sources import Source, SourceFormat
 from lsrkit.ingest.statistics import STATISTICS_META, Change, CorpusStatistics, EngineJournal
 from lsrkit.ingest.writing import BatchWriter
+from lsrkit.plugin.base import Backend
 
 CODEC_WAIT_SECONDS = 900.0  # how long a block of a new index waits for the first block's codec
 BLOCK_RETRIES = 3  # a block whose worker died this many times stops the job (a poison block, not a flaky node)
@@ -68,11 +72,40 @@ def change_id(run: str, block: int) -> str:
     return hashlib.sha256(f"{run}|{block}".encode()).hexdigest()[:32]
 
 
+def worker_check(backend: Backend, index: str, lease: str, retry: RetryPolicy) -> Callable[[], None]:
+    """An actor's check before its block's journal entry, each bulk and the deletes: the driver
+    that started it still holds the index's write lease (token `lease`), else LeaseLostError.
+
+    A driver SIGKILLed does not take its actors with it at once (Ray starts each worker in its own
+    process group; a worker exits when it finds its raylet gone, seconds later). The job that takes
+    the lease over finishes the stopped run's open changes from what the engine holds then; a block
+    an orphaned actor journaled or wrote after that was never counted, and the resumed job's rerun
+    of the block, finding its passages stored, took them for counted ones (stored, not counted).
+    Checked before each write, as the local job checks its own lease: a write already sent when
+    the lease is taken over is not called back."""
+
+    def check() -> None:
+        holder = retrying(lambda: backend.get_meta(index, LEASE_META), retry) or {}
+        if holder.get("token") != lease:
+            raise LeaseLostError(f"index {index!r}: its Ray driver no longer holds the write lease (it stopped): this worker writes nothing more")
+
+    return check
+
+
 class BlockWriter:
     """A Ray actor: the encoders loaded once; each block chunked, encoded and written."""
 
     def __init__(
-        self, options: dict[str, Any], index: str, models: dict[str, Any], job: str, run: str, codec: dict[str, Any], threads: int, policy: dict[str, Any]
+        self,
+        options: dict[str, Any],
+        index: str,
+        models: dict[str, Any],
+        job: str,
+        run: str,
+        codec: dict[str, Any],
+        threads: int,
+        policy: dict[str, Any],
+        lease: str,
     ) -> None:
         self.backend = open_backend(BackendOptions(**options))
         # onnxruntime's threads: the actor's share of the machine, not a thread per core in every actor
@@ -80,7 +113,9 @@ class BlockWriter:
         self.encoder = BatchEncoder(sparse, multivector, Chunker(sparse.model.tokenizer.tokenizer))
         # the driver lists each block's change as open before it hands the block out
         statistics = CorpusStatistics(self.backend, index, sparse.model.tokenizer, journal=EngineJournal(self.backend, index, register=False))
-        self.writer = BatchWriter(self.backend, index, statistics, policy=BatchPolicy(**policy["batch"]), retry=RetryPolicy(**policy["retry"]))
+        retry = RetryPolicy(**policy["retry"])
+        check = worker_check(self.backend, index, lease, retry)  # `lease`: the driver's lease token
+        self.writer = BatchWriter(self.backend, index, statistics, policy=BatchPolicy(**policy["batch"]), retry=retry, check=check)
         self.codec = IndexCodec(self.backend, index, codec["representation"], enabled=multivector is not None)
         # a new index's codec is calibrated on the job's first block alone (ordinal 0: blocks
         # start at their first record, rejected ones included), as the local job's first batch
@@ -180,6 +215,7 @@ def ingest_on_ray(
                 "codec": {"representation": local.spec.multivector_representation, "new": stored is None},
                 "threads": max(1, (os.cpu_count() or 1) // workers) if address is None else 0,
                 "policy": {"batch": asdict(policy), "retry": asdict(retry)},
+                "lease": lease.token,
             }
             read = _run_blocks(blocks, actor, workers, address, checkpoint, checkpoint_path, dead_path, statistics, lease, progress)
         _finish(index, statistics, local)

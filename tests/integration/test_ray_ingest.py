@@ -157,6 +157,75 @@ def test_a_worker_killed_and_the_driver_killed_lose_and_duplicate_nothing(tmp_pa
     _state(opensearch_url, index, sparse_encoder)  # drops it
 
 
+def test_a_killed_drivers_worker_writes_nothing_once_the_resumed_job_took_the_lease(tmp_path, opensearch_url, mini_docs):
+    """The interleaving behind the test above's flaky runs, in order, in this process (the actor
+    class without Ray): a driver dies with a block handed out, its change listed open and not yet
+    journaled; the resumed job takes the lease over and finishes the open changes (none journaled);
+    only then does the dead driver's worker — still running: Ray starts each worker in its own
+    process group, so the driver's SIGKILL spares it for seconds — journal and write the block.
+    Those passages were counted by no one, and the resumed job's rerun of the block found them
+    stored and took them for counted ones (-old +new on equal passages): stored, never counted.
+    The worker must find its driver's lease gone and write nothing."""
+    from dataclasses import asdict
+
+    from lsrkit.core.config import BatchPolicy
+    from lsrkit.core.types import Document, passage_text
+    from lsrkit.encoders.idf import DocFreqCounter
+    from lsrkit.factory import BackendOptions
+    from lsrkit.index import Index
+    from lsrkit.ingest.lease import Lease, LeaseLostError
+    from lsrkit.ingest.retry import RetryPolicy
+    from lsrkit.ingest.statistics import Change, CorpusStatistics
+    from lsrkit.ray_ingest import BlockWriter, change_id
+
+    name = f"ray-orphan-{uuid.uuid4().hex[:8]}"
+    options = BackendOptions("opensearch", data_dir=tmp_path, url=opensearch_url)
+    index = Index(name, backend=options)
+    try:
+        index.ingest(mini_docs[:2], progress=False)  # the index, its manifest and codec
+        tokenizer = index.document_encoders()[0].model.tokenizer
+        statistics = CorpusStatistics(index.backend, name, tokenizer)  # the drivers'
+
+        def worker(run: str, lease: Lease) -> BlockWriter:
+            return BlockWriter(
+                options={**asdict(options), "data_dir": str(tmp_path)},
+                index=name,
+                models=asdict(index.models()),
+                job="ray|the job",
+                run=run,
+                codec={"representation": index.representation, "new": False},
+                threads=1,
+                policy={"batch": asdict(BatchPolicy()), "retry": asdict(RetryPolicy())},
+                lease=lease.token,
+            )
+
+        block = [Document(d["_id"], d["text"], d.get("title", "")) for d in mini_docs[2:6]]
+        stopped = Lease(index.backend, name, "the killed driver", timeout=1.0).acquire()
+        orphan = worker("run-1", stopped)
+        statistics.journal.open([change_id("run-1", 2)])  # block 2 handed out
+        stopped.abandon()  # the driver is killed: its lease is renewed no more
+        time.sleep(1.2)
+        resumed = Lease(index.backend, name, "the resumed driver").acquire()  # taken over
+        statistics.finish_open()
+        with pytest.raises(LeaseLostError):
+            orphan.block(2, block)
+        index.backend.flush(name)
+        assert index.backend.read_documents(name, [d.id for d in block]) == [] and statistics.journal.get(change_id("run-1", 2)) is None
+        result = worker("run-2", resumed).block(2, block)  # the resumed run's block 2
+        statistics.apply(Change(**result["change"]), result["written"])
+        resumed.release()
+        index.backend.flush(name)
+        stored = index.backend.read_documents(name, [d["_id"] for d in mini_docs[:6]])
+        fresh = DocFreqCounter(len(tokenizer.vocab))
+        fresh.add(tokenizer.token_ids([passage_text(h.title, h.text) for h in stored], add_special_tokens=False))
+        stats = index.backend.get_meta(name, "idf") or {}
+        assert len(stored) > 2 and {k: stats.get(k) for k in ("n_docs", "ids", "counts")} == fresh.state()
+        assert statistics.journal.open_changes() == []  # no entry left for a later job to count again
+    finally:
+        index.drop()
+        index.close()
+
+
 def test_qdrant_edge_stays_on_the_local_path(tmp_path, mini_docs):
     source, _ = _corpus(mini_docs, tmp_path / "corpus.jsonl", n=5)
     cmd = [sys.executable, "-m", "lsrkit.cli", "ingest", str(source), "--backend", "edge", "--data-dir", str(tmp_path), "--runner", "ray"]
