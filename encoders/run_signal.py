@@ -18,11 +18,12 @@ _waiting = threading.local()
 def model_run_signal(event: threading.Event) -> Iterator[None]:
     """Within the block, this thread sets `event` when a model run starts, and at the latest
     when the block ends (an encoder that never signals costs the waiter the whole encoding)."""
+    outer = getattr(_waiting, "event", None)
     _waiting.event = event
     try:
         yield
     finally:
-        _waiting.event = None
+        _waiting.event = outer
         event.set()
 
 

@@ -33,7 +33,7 @@ class LoadedModel:
     def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         """The graph's first output; a thread inside `model_run_signal` signals as the run starts."""
         signal_model_run()
-        return self.session.run(None, feeds)[0]  # type: ignore[arg-type, no-any-return]
+        return self.session.run(None, feeds)[0]  # type: ignore[no-any-return]
 
     def describe(self) -> dict[str, str]:
         """What an index records of the model that encoded it: how to load it again, and what

@@ -92,6 +92,15 @@ class EngineJournal:
     def listed(self) -> list[str]:
         return list((self.backend.get_meta(self.index, OPEN_META) or {}).get("ids") or [])
 
+    def delist_unjournaled(self) -> None:
+        """Forget the ids listed whose entry was never put. A stopped Ray run's worker can still
+        put its entry after the job that took the lease over finished the open changes: unlisted,
+        that entry is never rolled forward (the block is redone, and counted, under a new id)."""
+        listed = self.listed()
+        journaled = [i for i in listed if self.get(i) is not None]
+        if journaled != listed:
+            self.backend.put_meta(self.index, OPEN_META, {"ids": journaled})
+
 
 class CorpusStatistics:
     """The document frequencies of one index and the journal of their changes."""
@@ -111,6 +120,7 @@ class CorpusStatistics:
                 finish_delete(self.backend, self, change)
             else:
                 self.roll_forward(change)
+        self.journal.delist_unjournaled()
         return len(changes)
 
     def roll_forward(self, change: Change) -> None:

@@ -82,7 +82,8 @@ def worker_check(backend: Backend, index: str, lease: str, retry: RetryPolicy) -
     an orphaned actor journaled or wrote after that was never counted, and the resumed job's rerun
     of the block, finding its passages stored, took them for counted ones (stored, not counted).
     Checked before each write, as the local job checks its own lease: a write already sent when
-    the lease is taken over is not called back."""
+    the lease is taken over is not called back. A journal entry put after the takeover (the check
+    passed just before it) stays unlisted: `finish_open` delists ids it found no entry for."""
 
     def check() -> None:
         holder = retrying(lambda: backend.get_meta(index, LEASE_META), retry) or {}

@@ -101,6 +101,9 @@ class Backend(Protocol):
     # (Qdrant: computed client-side): ingest measures it (text_lengths) before a new index's first
     # write. False for one that keeps its own length statistics (OpenSearch).
     needs_bm25_mean_length: bool
+    # True for an in-process engine whose reads hold the GIL (Qdrant Edge): a search starts its
+    # engine call only once the query's token-vector model runs, or the two cannot overlap
+    reads_hold_gil: bool
 
     def ensure_index(self, spec: IndexSpec, *, recreate: bool = False) -> bool:
         """Create the index if absent (True when created); an existing one must have the same

@@ -85,6 +85,7 @@ class OpenSearchBackend:
 
     name = "opensearch"
     needs_bm25_mean_length = False  # the engine keeps its own length statistics
+    reads_hold_gil = False  # HTTP: the GIL is free while the cluster answers
 
     def __init__(
         self,

@@ -185,7 +185,7 @@ class SearchPipeline:
         self.aggregate = aggregate
         self.reranker = MaxSimReranker(self.settings)
         # the query's token vectors are encoded while the first stage runs (onnxruntime releases
-        # the GIL; the engine round trip is mostly waiting)
+        # the GIL while its model runs)
         self._encoder_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsrkit-query-mv") if rerank else None
 
     def search(self, text: str, *, k: int | None = None, filters: Filters | None = None) -> SearchResult:
@@ -206,9 +206,12 @@ class SearchPipeline:
         model_running = threading.Event()
         if self._encoder_thread is not None:
             pending = self._encoder_thread.submit(self._encode_query_vectors, text, model_running)
+            pending.add_done_callback(lambda _: model_running.set())  # failed or cancelled before its run: no wait
         sparse = self.query_encoder.encode_queries([text])[0] if self.query_encoder is not None and self.first_stage != "bm25" else None
-        if pending is not None:
-            model_running.wait()  # an engine call that holds the GIL must not start before the model runs
+        if pending is not None and self.backend.reads_hold_gil:
+            # the model's run releases the GIL, the engine call does not: started first, they overlap
+            # (an encoder that never signals its run is waited for whole)
+            model_running.wait()
         timer.lap("encode")
         # a sparse or BM25 run returned as read carries its texts; fused or reranked candidates
         # are read without them, and the k returned are hydrated

@@ -24,7 +24,7 @@ from lsrkit.core.files import write_json_atomic
 from lsrkit.core.types import SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult, check_layout, compare_and_put, filter_field, filter_range
 from lsrkit.plugin.qdrant_bm25 import bm25_for
-from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Nearest, Point, QdrantReads, build_points, payload, point_id
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, SparseQuery, build_points, payload, point_id
 
 _SPEC_FILE = "lsrkit-index.json"
 _NO_MV = qe.PayloadSelector.Exclude([MV_PAYLOAD])
@@ -69,6 +69,7 @@ class QdrantEdgeBackend(QdrantReads):
     """Qdrant Edge shards under one data folder, reopened across runs."""
 
     name = "edge"
+    reads_hold_gil = True  # the binding keeps the GIL for the whole query
 
     def __init__(self, data_dir: str | Path) -> None:
         self.data_dir = Path(data_dir).expanduser()
@@ -159,10 +160,7 @@ class QdrantEdgeBackend(QdrantReads):
         return result
 
     # -- reads (retrieve, hydrate, fetch_multivectors: QdrantReads) ---------------------------
-    def _nearest(self, index: str, indices: list[int], values: list[float], using: str, limit: int, filters: Filters | None, fields: Fields) -> list[Point]:
-        return self._nearest_many(index, [(indices, values, using)], limit, filters, fields)[0]
-
-    def _nearest_many(self, index: str, queries: list[Nearest], limit: int, filters: Filters | None, fields: Fields) -> list[list[Point]]:
+    def _nearest_many(self, index: str, queries: list[SparseQuery], limit: int, filters: Filters | None, fields: Fields) -> list[list[Point]]:
         matching, selector = edge_filter(filters), _selector(fields)
         requests = [
             qe.QueryRequest(limit=limit, query=qe.Query.Nearest(qe.SparseVector(indices, values), using=using), filter=matching, with_payload=selector)

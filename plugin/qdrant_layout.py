@@ -92,24 +92,24 @@ def build_points(records: Sequence[EncodedRecord], make_point: Callable[[Encoded
 
 Fields = tuple[str, ...] | None  # payload fields to read; None: all of it but the token vectors
 Point = tuple[float, Mapping[str, Any] | None]  # a scored point's score and payload
-Nearest = tuple[list[int], list[float], str]  # a sparse query: term ids, weights, the vector's name
+SparseQuery = tuple[list[int], list[float], str]  # term ids, weights, the name of the sparse vector
 
 
 class QdrantReads:
     """The reads both Qdrant adapters serve the same way, over four engine calls each provides:
-    a nearest query on a named sparse vector, a retrieve by point ids, a scroll by doc_id, and
-    its index's spec."""
+    nearest queries on named sparse vectors (several in one call), a retrieve by point ids, a
+    scroll by doc_id, and its index's spec."""
 
     # the BM25 weights are computed here, client-side, with the corpus's mean length baked in
     needs_bm25_mean_length = True
+    reads_hold_gil = False  # the server's HTTP calls; Edge's in-process reads do hold it
 
-    def _nearest(self, index: str, indices: list[int], values: list[float], using: str, limit: int, filters: Filters | None, fields: Fields) -> list[Point]:
+    def _nearest_many(self, index: str, queries: list[SparseQuery], limit: int, filters: Filters | None, fields: Fields) -> list[list[Point]]:
+        """Each query's `limit` nearest points (score, payload), in one engine call."""
         raise NotImplementedError
 
-    def _nearest_many(self, index: str, queries: list[Nearest], limit: int, filters: Filters | None, fields: Fields) -> list[list[Point]]:
-        """Several nearest queries of one search, each answered as `_nearest` would; an adapter
-        with a batch call overrides this to run them together."""
-        return [self._nearest(index, indices, values, using, limit, filters, fields) for indices, values, using in queries]
+    def _nearest(self, index: str, query: SparseQuery, limit: int, filters: Filters | None, fields: Fields) -> list[Point]:
+        return self._nearest_many(index, [query], limit, filters, fields)[0]
 
     def _payloads(self, index: str, point_ids: list[str], fields: Fields) -> dict[str, Mapping[str, Any] | None]:
         raise NotImplementedError
@@ -146,21 +146,22 @@ class QdrantReads:
                 found.multivectors.update(stored_multivectors((str((data or {}).get("id", "")), data) for _, data in points))
             return [hit_from_payload(data, score) for score, data in points]
 
-        def run(query: Nearest) -> list[Hit]:
-            best = best_passages(lambda limit: hits(self._nearest(index, *query, limit, request.filters, fields)), request.limit)
+        def by_document(query: SparseQuery) -> list[Hit]:
+            best = best_passages(lambda limit: hits(self._nearest(index, query, limit, request.filters, fields)), request.limit)
             return self.hydrate(index, best) if request.texts else best
 
-        runs: dict[str, Nearest] = {}
+        runs: dict[str, SparseQuery] = {}
         if request.sparse is not None and len(request.sparse):
             runs[SPARSE] = (request.sparse.ids.tolist(), request.sparse.weights.tolist(), SPARSE)
         if request.text is not None:
             terms, counts = bm25_for(self.spec(index)).query(request.text)
             if terms:
                 runs[BM25] = (terms, counts, BM25)
-        if request.documents:
-            answered = {name: run(query) for name, query in runs.items()}
-        else:  # a hybrid's two runs in one engine call
-            answered = dict(zip(runs, map(hits, self._nearest_many(index, list(runs.values()), request.limit, request.filters, fields))))
+        if request.documents:  # read deeper per run until it covers `limit` documents
+            answered = {name: by_document(query) for name, query in runs.items()}
+        else:  # every run (a hybrid's two) in one engine call
+            points = self._nearest_many(index, list(runs.values()), request.limit, request.filters, fields)
+            answered = {name: hits(found_points) for name, found_points in zip(runs, points, strict=True)}
         found.sparse = answered.get(SPARSE, [])
         found.bm25 = answered.get(BM25, [])
         return found

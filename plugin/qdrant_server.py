@@ -18,7 +18,7 @@ from lsrkit.core.errors import BackendError, IndexMissingError, UnavailableError
 from lsrkit.core.types import SparseVector
 from lsrkit.plugin.base import EncodedRecord, Filters, WriteResult, check_layout, compare_and_put, filter_field, filter_range
 from lsrkit.plugin.qdrant_bm25 import bm25_for
-from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Nearest, Point, QdrantReads, build_points, payload, point_id
+from lsrkit.plugin.qdrant_layout import BM25, MV_PAYLOAD, SPARSE, Fields, Point, QdrantReads, SparseQuery, build_points, payload, point_id
 
 
 def _selector(fields: Fields) -> Any:
@@ -163,10 +163,7 @@ class QdrantBackend(QdrantReads):
         """Writes are acknowledged once applied (wait=True): nothing to do."""
 
     # -- reads (retrieve, hydrate, fetch_multivectors: QdrantReads) ---------------------------
-    def _nearest(self, index: str, indices: list[int], values: list[float], using: str, limit: int, filters: Filters | None, fields: Fields) -> list[Point]:
-        return self._nearest_many(index, [(indices, values, using)], limit, filters, fields)[0]
-
-    def _nearest_many(self, index: str, queries: list[Nearest], limit: int, filters: Filters | None, fields: Fields) -> list[list[Point]]:
+    def _nearest_many(self, index: str, queries: list[SparseQuery], limit: int, filters: Filters | None, fields: Fields) -> list[list[Point]]:
         matching, selector = _filter(filters), _selector(fields)
         requests = [
             models.QueryRequest(query=models.SparseVector(indices=indices, values=values), using=using, limit=limit, filter=matching, with_payload=selector)

@@ -66,3 +66,29 @@ def test_query_encoder_inputs(scenario, texts):
     else:
         with pytest.raises(EncoderError):
             encoder.encode_queries(texts)
+
+
+def test_a_query_encoder_that_fails_or_never_signals_neither_hangs_nor_loses_the_search(edge_pipeline, scenario):
+    """On Edge the engine call waits for the token-vector model to start running: an encoder
+    that raises before any run gives its error, one that never signals (a user's own) is waited
+    for whole, and both give the same hits as the bundled encoder."""
+    from lsrkit.core import EncoderError
+
+    class Failing:
+        def encode_queries(self, texts):
+            raise EncoderError("the model file is gone")
+
+    class Silent:  # never goes through LoadedModel.run: no signal
+        def encode_queries(self, texts):
+            return [scenario["mv_encoder"].encode_queries(texts)[0]]
+
+    expected = [h.id for h in edge_pipeline.search("cells and tissues").hits]
+    bundled = edge_pipeline.multivector_encoder
+    try:
+        edge_pipeline.multivector_encoder = Failing()
+        with pytest.raises(EncoderError, match="gone"):
+            edge_pipeline.search("cells and tissues")
+        edge_pipeline.multivector_encoder = Silent()
+        assert [h.id for h in edge_pipeline.search("cells and tissues").hits] == expected
+    finally:
+        edge_pipeline.multivector_encoder = bundled
