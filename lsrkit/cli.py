@@ -492,6 +492,22 @@ def bench_multivector(
     _emit(run(dataset=dataset, data_dir=data_dir, representations=names, write_defaults=write_defaults), json_out)
 
 
+@bench_app.command("peers")
+def bench_peers(
+    dataset: DatasetOpt,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    split: Annotated[str, typer.Option(help="qrels split whose queries are run")] = "test",
+    queries: Annotated[int | None, typer.Option(help="the first N queries of the split (default: all)")] = None,
+    plaid: Annotated[bool, typer.Option(help="run PLAID (fast-plaid, in its own environment: made by scripts/setup-peers-env.sh when missing)")] = True,
+    peers_env: Annotated[Path | None, typer.Option(help="PLAID's environment (default: .venv-peers in the repo)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """lsrkit's reranked pipelines against PLAID, MUVERA and exhaustive MaxSim on the same token vectors: quality, latency, size, build time."""
+    from lsrkit.bench.peers import PEERS_ENV, run, without_rankings
+
+    _emit(without_rankings(run(dataset=dataset, data_dir=data_dir, split=split, queries=queries, plaid=plaid, peers_env=peers_env or PEERS_ENV)), json_out)
+
+
 @bench_app.command("update")
 def bench_update(dataset: DatasetOpt, data_dir: DataDirOpt = DEFAULT_DATA_DIR, json_out: JsonOpt = False) -> None:
     """An update of 1 % of the dataset (every 100th document ingested again) into its built Edge index: seconds and docs/s."""

@@ -1,0 +1,75 @@
+"""PLAID (fast-plaid) as `lsrkit bench peers` runs it, in the peers' own environment.
+
+fast-plaid pins its own torch, so this file runs under that environment's Python (made by
+scripts/setup-peers-env.sh) and imports nothing of lsrkit. Input: an .npz holding the passages'
+float token vectors (`doc_tokens`, all passages' rows concatenated, and `doc_lengths`) and the
+queries' (`query_tokens`, `query_lengths`); a JSON list of settings. Output: JSON with, per index
+(one per `nbits`), its build seconds and bytes on disk, and per search setting, each query's
+top passages (row numbers of the input, best first) and wall milliseconds of its search alone
+(one query per call, as a service answers them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+
+def _split(rows, lengths):  # type: ignore[no-untyped-def]
+    import numpy as np
+    import torch
+
+    ends = np.cumsum(lengths)
+    return [torch.from_numpy(rows[end - n : end].astype(np.float32)) for end, n in zip(ends.tolist(), lengths.tolist())]
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.name.endswith(".lock"))
+
+
+def main() -> None:
+    import numpy as np
+    import torch
+    from fast_plaid import search
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--vectors", type=Path, required=True)
+    parser.add_argument("--settings", required=True, help='JSON: {"nbits": [2, 4], "search": [{"n_ivf_probe": 8, "n_full_scores": 4096}, ...]}')
+    parser.add_argument("--index-dir", type=Path, required=True)
+    parser.add_argument("--top-k", type=int, default=200)
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args()
+    settings = json.loads(args.settings)
+    torch.set_num_threads(os.cpu_count() or 1)
+
+    with np.load(args.vectors) as data:
+        documents = _split(data["doc_tokens"], data["doc_lengths"])
+        queries = _split(data["query_tokens"], data["query_lengths"])
+    report: dict[str, object] = {"torch": torch.__version__, "threads": torch.get_num_threads(), "indexes": {}}
+    for nbits in settings["nbits"]:
+        folder = args.index_dir / f"nbits{nbits}"
+        start = time.perf_counter()
+        index = search.FastPlaid(index=str(folder), device="cpu")
+        index.create(documents_embeddings=documents, nbits=nbits)
+        build = time.perf_counter() - start
+        searches = {}
+        for setting in settings["search"]:
+            label = f"ivf{setting['n_ivf_probe']}-full{setting['n_full_scores']}"
+            for query in queries[:3]:  # warm-up: lazy loads and allocations
+                index.search(queries_embeddings=[query], top_k=args.top_k, show_progress=False, **setting)
+            ranked, millis = [], []
+            for query in queries:
+                begin = time.perf_counter()
+                result = index.search(queries_embeddings=[query], top_k=args.top_k, show_progress=False, **setting)
+                millis.append((time.perf_counter() - begin) * 1000)
+                ranked.append([[int(i), float(s)] for i, s in result[0]])
+            searches[label] = {**setting, "ranked": ranked, "search_ms": millis}
+        report["indexes"][f"nbits{nbits}"] = {"nbits": nbits, "build_seconds": round(build, 2), "bytes": _folder_bytes(folder), "searches": searches}  # type: ignore[index]
+    args.output.write_text(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
