@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.models
 
 QUERIES = 6
-ROW_KEYS = {"ndcg10", "recall100", "p50_ms", "p99_ms", "encode_ms", "bytes_per_passage", "build_seconds", "ranking"}
+ROW_KEYS = {"ndcg10", "recall100", "p50_ms", "p99_ms", "encode_ms", "bytes_per_passage", "build_seconds", "min_documents_returned", "ranking"}
 
 
 @pytest.fixture(scope="module")
@@ -91,4 +91,5 @@ def test_plaid_in_its_own_environment(peers_run: tuple[dict[str, Any], Path], mi
     corpus = _corpus_ids(mini_subset_dir)
     for row in plaid.values():
         assert all(docs and set(docs) <= corpus for docs in row["ranking"].values())
-    assert result["speedup_vs_plaid_at_equal_ndcg"] > 0
+    speedup = result["speedup_vs_plaid_at_equal_ndcg"] if result["plaid_reaches_lsrkit_ndcg"] else result["speedup_vs_plaid_best_ndcg"]
+    assert speedup > 0
