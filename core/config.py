@@ -79,8 +79,29 @@ class BatchPolicy:
                 raise ConfigError(f"BatchPolicy.{name} must be >= 1, got {getattr(self, name)}")
 
 
-_NAME = re.compile(r"^(?:pool(?P<pool>[1-9])-)?(?P<code>int8|4bit|2bit|1bit)$")
-REPRESENTATIONS = ("int8", "4bit", "2bit", "1bit", "pool2-int8", "pool2-4bit", "pool2-2bit", "pool2-1bit", "pool3-2bit", "pool3-1bit")
+_NAME = re.compile(r"^(?:pool(?P<pool>[1-9])-)?(?P<code>int8|(?P<residual>res)?[124]bit)$")
+REPRESENTATIONS = (
+    "int8",
+    "4bit",
+    "2bit",
+    "1bit",
+    "pool2-int8",
+    "pool2-4bit",
+    "pool2-2bit",
+    "pool2-1bit",
+    "pool3-2bit",
+    "pool3-1bit",
+    "res2bit",
+    "res1bit",
+    "pool2-res2bit",
+    "pool2-res1bit",
+    "pool3-res2bit",
+    "pool3-res1bit",
+)
+# a residual token's centroid id: always one byte, so a token's width follows from the name alone
+# (no codec needed to split the bytes); a calibration batch of ~10⁴ tokens supports no more centroids
+RESIDUAL_ID_BYTES = 1
+RESIDUAL_MAX_CENTROIDS = 2 ** (8 * RESIDUAL_ID_BYTES)
 
 
 def default_representation() -> str:
@@ -91,19 +112,25 @@ def default_representation() -> str:
 
 @dataclass(frozen=True)
 class Representation:
-    """A token pooling factor and a code width.
+    """A token pooling factor and a code width; `residual`: each token is stored as the id of its
+    nearest corpus centroid plus a b-bit code of what is left (PLAID / ColBERTv2).
 
     >>> r = Representation.parse("pool2-1bit")
     >>> (r.pool, r.bits, r.name, r.bytes_per_token(384))
     (2, 1, 'pool2-1bit', 48)
+    >>> r = Representation.parse("pool3-res2bit")
+    >>> (r.pool, r.bits, r.residual, r.name, r.bytes_per_token(384))
+    (3, 2, True, 'pool3-res2bit', 97)
     """
 
     bits: int = 8
     pool: int = 1
+    residual: bool = False
 
     def __post_init__(self) -> None:
-        if self.bits not in (8, 4, 2, 1) or not 1 <= self.pool <= 9:
-            raise ConfigError(f"no multivector representation with {self.bits} bits and pooling {self.pool}")
+        if self.bits not in (8, 4, 2, 1) or not 1 <= self.pool <= 9 or (self.residual and self.bits == 8):
+            kind = "residual " if self.residual else ""
+            raise ConfigError(f"no multivector representation with {kind}{self.bits} bits and pooling {self.pool}")
 
     @classmethod
     def parse(cls, name: str) -> Representation:
@@ -111,16 +138,18 @@ class Representation:
         if match is None:
             raise ConfigError(f"unknown multivector representation {name!r}; choose from {', '.join(REPRESENTATIONS)} (poolN- with N in 1-9)")
         code = match["code"]
-        return cls(bits=8 if code == "int8" else int(code[0]), pool=int(match["pool"] or 1))
+        return cls(bits=8 if code == "int8" else int(code[-4]), pool=int(match["pool"] or 1), residual=match["residual"] is not None)
 
     @property
     def name(self) -> str:
-        code = "int8" if self.bits == 8 else f"{self.bits}bit"
+        code = "int8" if self.bits == 8 else f"{'res' if self.residual else ''}{self.bits}bit"
         return code if self.pool == 1 else f"pool{self.pool}-{code}"
 
     def bytes_per_token(self, dim: int) -> int:
         """Bytes of one *stored* token (pooling stores fewer of them)."""
-        return dim + 4 if self.bits == 8 else dim * self.bits // 8
+        if self.bits == 8:
+            return dim + 4
+        return dim * self.bits // 8 + (RESIDUAL_ID_BYTES if self.residual else 0)
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,23 @@
 """Compact token vectors: how a passage's multivector is stored once, and read back for scoring.
 
 A representation is an optional token pooling (similar tokens of a passage merged, ×2 or ×3
-fewer) followed by one of two codes:
+fewer) followed by one of three codes:
 - `int8`: per-token symmetric int8 with one float32 scale per token;
 - `4bit`, `2bit`, `1bit`: per-dimension scalar codes after centering each dimension on the
   corpus mean and dividing by its spread (both measured on the first batch ingested and stored
-  with the index), with the uniform step that suits a Gaussian. Documents stay compact; queries
-  stay float (asymmetric scoring, see rerank.maxsim_scores).
+  with the index), with the uniform step that suits a Gaussian;
+- `res4bit`, `res2bit`, `res1bit` (PLAID / ColBERTv2 residuals): a one-byte id of the token's
+  nearest centroid (k-means on the same first batch) and the per-dimension scalar code of the
+  residual, token minus centroid, which spreads far less than the token itself.
+Documents stay compact; queries stay float (asymmetric scoring, see rerank.maxsim_scores).
 A stored multivector is opaque bytes to the engines: only this module reads or writes them.
 """
 
 from __future__ import annotations
 
+import base64
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +25,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lsrkit.core.config import REPRESENTATIONS, Representation, default_representation
+from lsrkit.core.config import REPRESENTATIONS, RESIDUAL_MAX_CENTROIDS, Representation, default_representation
 from lsrkit.core.errors import ConfigError, InputError
 
 FloatArray = npt.NDArray[np.float32]
 INT8_ZERO_POINT = 128
-__all__ = ["REPRESENTATIONS", "default_representation", "CenteredCodes", "MultiVectorCodec", "QuantizedRows", "Representation", "pool_tokens", "quantize_rows"]
+__all__ = [
+    "REPRESENTATIONS",
+    "default_representation",
+    "CenteredCodes",
+    "MultiVectorCodec",
+    "QuantizedRows",
+    "Representation",
+    "ResidualCodes",
+    "centroid_count",
+    "pool_tokens",
+    "quantize_rows",
+]
 # the uniform quantizer step (in standard deviations) with the least squared error for a Gaussian
 _GAUSSIAN_STEP = {1: 1.5958, 2: 0.9957, 4: 0.3352}
 
@@ -82,12 +98,37 @@ class CenteredCodes:
         return (self.center + normalized * self.spread).astype(np.float32)
 
 
-StoredMultiVector = npt.NDArray[np.floating] | QuantizedRows | CenteredCodes
+@dataclass(frozen=True, slots=True)
+class ResidualCodes:
+    """Residual codes: token j ≈ centroids[ids[j]] + residual_j, with the residuals stored as
+    CenteredCodes (their own center and spread). Every token of an index shares `centroids`."""
+
+    ids: npt.NDArray[np.uint8]
+    residual: CenteredCodes
+    centroids: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return self.residual.dim
+
+    @property
+    def bits(self) -> int:
+        return self.residual.bits
+
+    def dequantize(self) -> FloatArray:
+        return (self.centroids[self.ids] + self.residual.dequantize()).astype(np.float32)
+
+
+StoredMultiVector = npt.NDArray[np.floating] | QuantizedRows | CenteredCodes | ResidualCodes
+CODES = (QuantizedRows, CenteredCodes, ResidualCodes)  # the decoded kinds that are not plain float rows
 
 
 def as_floats(stored: StoredMultiVector) -> FloatArray:
     """Stored token vectors as float rows (codes dequantized)."""
-    return stored.dequantize() if isinstance(stored, (QuantizedRows, CenteredCodes)) else np.asarray(stored, dtype=np.float32)
+    return stored.dequantize() if isinstance(stored, CODES) else np.asarray(stored, dtype=np.float32)
 
 
 def quantize_rows(vectors: npt.NDArray[np.floating]) -> QuantizedRows:
@@ -151,22 +192,64 @@ def pool_tokens(vectors: FloatArray, factor: int) -> FloatArray:
     return pooled.astype(np.float32)
 
 
+def centroid_count(tokens: int) -> int:
+    """How many centroids a residual codec calibrated on `tokens` vectors gets: the power of two
+    nearest 4·√tokens (PLAID's rule scaled to a calibration sample), at most one per 8 tokens
+    (a centroid must be a mean of several) and at most what the one-byte id addresses.
+
+    >>> [centroid_count(n) for n in (1, 40, 1000, 4400, 13000)]
+    [1, 4, 64, 256, 256]
+    """
+    wanted = 2 ** round(math.log2(4.0 * math.sqrt(max(tokens, 1))))
+    supported = 2 ** int(math.log2(max(tokens // 8, 1)))
+    return max(1, min(wanted, supported, RESIDUAL_MAX_CENTROIDS))
+
+
+def nearest_centroids(vectors: FloatArray, centroids: FloatArray) -> npt.NDArray[np.intp]:
+    """Each row's nearest centroid (Euclidean): argmin ‖c‖² - 2·x·c, one matmul."""
+    if not len(vectors):
+        return np.zeros(0, dtype=np.intp)
+    distances = vectors @ centroids.T
+    distances *= -2.0
+    distances += np.einsum("kd,kd->k", centroids, centroids)[None, :]
+    return np.argmin(distances, axis=1)
+
+
+def kmeans_centroids(tokens: FloatArray, count: int) -> FloatArray:
+    """`count` k-means centroids of `tokens` (Lloyd from random tokens, fixed seed: one sample,
+    one codec), rounded to float16 as the index stores them."""
+    from scipy.cluster.vq import kmeans2
+
+    with warnings.catch_warnings():  # an emptied cluster keeps its last position: fine here
+        warnings.simplefilter("ignore")
+        centroids, _ = kmeans2(tokens.astype(np.float32), count, iter=20, minit="points", rng=np.random.default_rng(0))
+    return np.asarray(centroids, dtype=np.float16).astype(np.float32)
+
+
 @dataclass(frozen=True, eq=False)
 class MultiVectorCodec:
     """One index's representation with its calibration (the centered codes' per-dimension center
-    and spread): turns float token vectors into the stored bytes and the bytes into codes the
-    rerank scores."""
+    and spread; for residual codes, the centroids and the residuals' center and spread): turns
+    float token vectors into the stored bytes and the bytes into codes the rerank scores."""
 
     representation: Representation
     dim: int
     center: FloatArray | None = None
     spread: FloatArray | None = None
+    centroids: FloatArray | None = None
 
     def __post_init__(self) -> None:
-        if self.dim < 1 or (self.dim * self.representation.bits) % 8:
-            raise ConfigError(f"{self.representation.name} needs a token dimension whose bits fill whole bytes, got {self.dim}")
-        if self.representation.bits < 8 and (self.center is None or self.spread is None):
-            raise ConfigError(f"{self.representation.name} needs a calibration (center and spread): use MultiVectorCodec.calibrate")
+        rep = self.representation
+        if self.dim < 1 or (self.dim * rep.bits) % 8:
+            raise ConfigError(f"{rep.name} needs a token dimension whose bits fill whole bytes, got {self.dim}")
+        if rep.bits < 8 and (self.center is None or self.spread is None):
+            raise ConfigError(f"{rep.name} needs a calibration (center and spread): use MultiVectorCodec.calibrate")
+        if rep.residual != (self.centroids is not None):
+            raise ConfigError(f"{rep.name} {'needs' if rep.residual else 'takes no'} centroids: use MultiVectorCodec.calibrate")
+        if self.centroids is not None and (
+            self.centroids.ndim != 2 or self.centroids.shape[1] != self.dim or not 1 <= len(self.centroids) <= RESIDUAL_MAX_CENTROIDS
+        ):
+            raise ConfigError(f"{rep.name} needs 1 to {RESIDUAL_MAX_CENTROIDS} centroids of dim {self.dim}, got shape {self.centroids.shape}")
 
     @classmethod
     def calibrate(cls, representation: str | Representation, sample: Sequence[FloatArray]) -> MultiVectorCodec:
@@ -180,7 +263,11 @@ class MultiVectorCodec:
         if rep.bits == 8:
             return cls(rep, dim)
         tokens = np.concatenate([pool_tokens(v, rep.pool) for v in arrays])
-        return cls(rep, dim, tokens.mean(axis=0).astype(np.float32), np.maximum(tokens.std(axis=0), 1e-6).astype(np.float32))
+        centroids = None
+        if rep.residual:
+            centroids = kmeans_centroids(tokens, centroid_count(len(tokens)))
+            tokens = tokens - centroids[nearest_centroids(tokens, centroids)]
+        return cls(rep, dim, tokens.mean(axis=0).astype(np.float32), np.maximum(tokens.std(axis=0), 1e-6).astype(np.float32), centroids)
 
     @property
     def name(self) -> str:
@@ -197,10 +284,15 @@ class MultiVectorCodec:
             rows = quantize_rows(array)
             return rows.scales.astype("<f4").tobytes() + rows.codes.tobytes()
         assert self.center is not None and self.spread is not None
+        prefix = b""
+        if self.centroids is not None:  # ids first, then the residuals' codes (as int8 puts its scales first)
+            ids = nearest_centroids(array, self.centroids)
+            array = array - self.centroids[ids]
+            prefix = ids.astype(np.uint8).tobytes()
         bits = self.representation.bits
         normalized = (array - self.center) / self.spread
         levels = np.clip(np.floor(normalized / _GAUSSIAN_STEP[bits] + 2 ** (bits - 1)), 0, 2**bits - 1).astype(np.uint8)
-        return pack_levels(levels, bits).tobytes()
+        return prefix + pack_levels(levels, bits).tobytes()
 
     def decode(self, data: bytes) -> StoredMultiVector:
         """Stored bytes → codes, not upcast (the rerank scores codes)."""
@@ -212,26 +304,38 @@ class MultiVectorCodec:
             scales = np.frombuffer(data, dtype="<f4", count=tokens)
             return QuantizedRows(np.frombuffer(data, dtype=np.uint8, offset=4 * tokens).reshape(tokens, self.dim), scales.astype(np.float32))
         assert self.center is not None and self.spread is not None
-        return CenteredCodes(np.frombuffer(data, dtype=np.uint8).reshape(tokens, width), self.representation.bits, self.center, self.spread)
+        if self.centroids is None:
+            return CenteredCodes(np.frombuffer(data, dtype=np.uint8).reshape(tokens, width), self.representation.bits, self.center, self.spread)
+        ids = np.frombuffer(data, dtype=np.uint8, count=tokens)  # RESIDUAL_ID_BYTES: one byte an id
+        if tokens and int(ids.max()) >= len(self.centroids):
+            raise InputError(f"stored multivector names centroid {int(ids.max())}, the codec has {len(self.centroids)}")
+        packed = np.frombuffer(data, dtype=np.uint8, offset=tokens).reshape(tokens, width - 1)
+        return ResidualCodes(ids, CenteredCodes(packed, self.representation.bits, self.center, self.spread), self.centroids)
 
     def to_meta(self) -> dict[str, Any]:
-        """What the index stores so that every reader decodes as the writer encoded."""
-        return {
+        """What the index stores so that every reader decodes as the writer encoded (centroids as
+        base64 of little-endian float16: 256 × 384 of them are ~260 KB)."""
+        meta: dict[str, Any] = {
             "representation": self.name,
             "dim": self.dim,
             "center": None if self.center is None else self.center.tolist(),
             "spread": None if self.spread is None else self.spread.tolist(),
         }
+        if self.centroids is not None:
+            meta["centroids"] = base64.b64encode(self.centroids.astype("<f2").tobytes()).decode("ascii")
+        return meta
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> MultiVectorCodec:
         try:
-            center, spread = meta.get("center"), meta.get("spread")
+            center, spread, centroids = meta.get("center"), meta.get("spread"), meta.get("centroids")
+            dim = int(meta["dim"])
             return cls(
                 Representation.parse(meta["representation"]),
-                int(meta["dim"]),
+                dim,
                 None if center is None else np.asarray(center, dtype=np.float32),
                 None if spread is None else np.asarray(spread, dtype=np.float32),
+                None if centroids is None else np.frombuffer(base64.b64decode(centroids, validate=True), dtype="<f2").reshape(-1, dim).astype(np.float32),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"the multivector codec stored with the index is unreadable: {exc}") from exc

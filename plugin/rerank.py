@@ -17,7 +17,7 @@ import numpy.typing as npt
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import InputError
 from lsrkit.core.types import Hit
-from lsrkit.plugin.codec import CenteredCodes, QuantizedRows, StoredMultiVector, as_floats, unpack_levels
+from lsrkit.plugin.codec import CODES, CenteredCodes, QuantizedRows, ResidualCodes, StoredMultiVector, as_floats, unpack_levels
 from lsrkit.plugin.integer_gemm import QueryCodes, integer_products, quantize_query, row_scaled_products
 
 FloatArray = npt.NDArray[np.float32]
@@ -30,7 +30,8 @@ def maxsim_scores(query: FloatArray, documents: Sequence[StoredMultiVector]) -> 
 
     Compact documents are scored from their codes against the float query (asymmetric): int8
     rows and centered low-bit codes on an integer GEMM with the query rounded to 7 bits per token
-    (lsrkit.plugin.integer_gemm); float documents with a float matmul.
+    (lsrkit.plugin.integer_gemm); residual codes the same way for the residual, plus the query's
+    float products with the token's centroid; float documents with a float matmul.
 
     >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     >>> d1 = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float16)
@@ -46,12 +47,14 @@ def maxsim_scores(query: FloatArray, documents: Sequence[StoredMultiVector]) -> 
 
 class _MaxSim:
     """MaxSim of one query against any number of document batches (the β scan scores a block at
-    a time): the query is checked and quantized once per kind of code."""
+    a time): the query is checked once, and quantized once per codec."""
 
     def __init__(self, query: FloatArray) -> None:
         self.query = np.asarray(query, dtype=np.float32)
         self._int8_query: QueryCodes | None = None
-        self._centered: tuple[QueryCodes, FloatArray, FloatArray] | None = None
+        # per codec (keyed by its arrays' identity): the σ-weighted query, and q·C (centroids × query tokens)
+        self._centered: tuple[FloatArray, QueryCodes, FloatArray, FloatArray] | None = None
+        self._centroid_products: tuple[FloatArray, FloatArray] | None = None
 
     def __call__(self, documents: Sequence[StoredMultiVector]) -> FloatArray:
         query = self.query
@@ -60,7 +63,7 @@ class _MaxSim:
         nonempty = [documents[int(i)] for i in np.flatnonzero(lengths)]
         if not nonempty or query.shape[0] == 0:
             return scores
-        dims = {d.dim if isinstance(d, (QuantizedRows, CenteredCodes)) else d.shape[1] for d in nonempty}
+        dims = {d.dim if isinstance(d, CODES) else d.shape[1] for d in nonempty}
         if dims != {query.shape[1]}:
             raise InputError(f"query vectors have dim {query.shape[1]}, stored ones {sorted(dims)}")
         starts = np.concatenate(([0], np.cumsum(lengths[lengths > 0])[:-1]))
@@ -68,6 +71,8 @@ class _MaxSim:
             maxima = self._int8_maxima(nonempty, starts)  # type: ignore[arg-type]
         elif all(isinstance(d, CenteredCodes) for d in nonempty):
             maxima = self._centered_maxima(nonempty, starts)  # type: ignore[arg-type]
+        elif all(isinstance(d, ResidualCodes) for d in nonempty):
+            maxima = self._residual_maxima(nonempty, starts)  # type: ignore[arg-type]
         else:
             rows = [as_floats(d) for d in nonempty]
             sims = np.concatenate(rows).astype(np.float32, copy=False) @ query.T  # upcast once
@@ -86,20 +91,38 @@ class _MaxSim:
     def _centered_maxima(self, documents: Sequence[CenteredCodes], starts: npt.NDArray[np.int64]) -> FloatArray:
         """q·(c + σ⊙step·(levels - m)) = step·(q⊙σ)·levels + q·c - step·m·Σ(q⊙σ): only the
         first term depends on the document token, so the max is taken over integer products."""
+        products, token_scale, offset = self._centered_products(documents)
+        return np.maximum.reduceat(products, starts, axis=0) * token_scale[None, :] + offset[None, :]
+
+    def _residual_maxima(self, documents: Sequence[ResidualCodes], starts: npt.NDArray[np.int64]) -> FloatArray:
+        """q·(C[id] + r) = q·C[id] + q·r: the query's products with every centroid once, gathered
+        by id, plus the residual's centered-code products; the max is over their float sum."""
+        first = documents[0]
+        if any(d.centroids is not first.centroids for d in documents):
+            raise InputError("candidates' codes come from different codecs: score one index's codes at a time")
+        products, token_scale, offset = self._centered_products([d.residual for d in documents])
+        if self._centroid_products is None or self._centroid_products[0] is not first.centroids:
+            self._centroid_products = (first.centroids, np.ascontiguousarray(first.centroids @ self.query.T, dtype=np.float32))
+        sims = np.take(self._centroid_products[1], np.concatenate([d.ids for d in documents]), axis=0)
+        sims += np.multiply(products, token_scale[None, :], dtype=np.float32)
+        return np.maximum.reduceat(sims, starts, axis=0) + offset[None, :]
+
+    def _centered_products(self, documents: Sequence[CenteredCodes]) -> tuple[npt.NDArray[np.int32], FloatArray, FloatArray]:
+        """Every candidate token's integer products with the query (weighted by σ), and the
+        per-query-token scale and offset that turn them into dot products."""
         first = documents[0]
         if any(d.bits != first.bits or d.packed.shape[1] != first.packed.shape[1] or d.center is not first.center for d in documents):
             raise InputError("candidates' codes come from different codecs: score one index's codes at a time")
-        if self._centered is None:
+        if self._centered is None or self._centered[0] is not first.center:
             weighted = quantize_query(self.query * first.spread[None, :])
             middle = (2**first.bits - 1) / 2.0
             token_scale = (first.step * weighted.scales).astype(np.float32)
             offset = self.query @ first.center - middle * token_scale * weighted.codes.sum(axis=0, dtype=np.int64)
-            self._centered = (weighted, token_scale, offset.astype(np.float32))
-        weighted, token_scale, offset = self._centered
+            self._centered = (first.center, weighted, token_scale, offset.astype(np.float32))
+        _, weighted, token_scale, offset = self._centered
         # one unpack of every candidate's packed rows (they share a width), not one per candidate
         levels = unpack_levels(np.concatenate([d.packed for d in documents]), first.bits, first.dim)
-        products = integer_products(levels, weighted, 0)
-        return np.maximum.reduceat(products, starts, axis=0) * token_scale[None, :] + offset[None, :]
+        return integer_products(levels, weighted, 0), token_scale, offset
 
 
 def alpha_prune(first_stage: Sequence[float], k: int, alpha: float) -> int:

@@ -213,3 +213,42 @@ def test_the_codec_is_calibrated_once_and_kept_with_the_index(tmp_path, sparse_e
     with pytest.raises(IndexExistsError):
         backend.ensure_index(IndexSpec("c", multivector_dim=mv_encoder.dim, multivector_representation="1bit"))
     backend.close()
+
+
+def test_an_index_of_residual_codes_stores_its_centroids_and_reranks_from_them(tmp_path, sparse_encoder, mv_encoder, mini_docs):
+    """A residual representation end to end on Qdrant Edge: the first batch's k-means centroids
+    are kept with the index, every stored passage decodes against them, and the rerank scores
+    the codes as it scores their decoded float vectors."""
+    import numpy as np
+
+    from lsrkit.core import RerankSettings
+    from lsrkit.encoders import IdfQueryEncoder
+    from lsrkit.plugin import CODEC_META, MultiVectorCodec, SearchPipeline
+    from lsrkit.plugin.codec import ResidualCodes
+    from lsrkit.plugin.index_meta import load_index_idf
+    from lsrkit.plugin.rerank import maxsim_scores
+
+    source = tmp_path / "a.jsonl"
+    source.write_text("".join(json.dumps(d) + "\n" for d in mini_docs[:16]))
+    backend = QdrantEdgeBackend(tmp_path / "edge")
+    spec = IndexSpec("r", multivector_dim=mv_encoder.dim, multivector_representation="pool1-res2bit")
+    assert spec.multivector_representation == "res2bit"
+    IngestJob(backend, spec, sparse_encoder, sparse_encoder.model.tokenizer, multivector_encoder=mv_encoder, state_dir=tmp_path / "s", progress=False).run(
+        source
+    )
+    stored = backend.get_meta("r", CODEC_META)
+    assert stored["representation"] == "res2bit" and isinstance(stored["centroids"], str)
+    codec = MultiVectorCodec.from_meta(stored)
+    assert codec.centroids is not None and codec.centroids.shape[1] == mv_encoder.dim
+    passages = sorted(_expected_passages(sparse_encoder, mini_docs[:16]))
+    vectors = backend.fetch_multivectors("r", passages)
+    decoded = {p: codec.decode(v) for p, v in vectors.items()}
+    assert len(decoded) == len(passages) and all(isinstance(d, ResidualCodes) and d.dim == mv_encoder.dim for d in decoded.values())
+    query = mv_encoder.encode_queries([mini_docs[3]["title"]])[0].vectors
+    codes = [decoded[p] for p in passages]
+    np.testing.assert_allclose(maxsim_scores(query, codes), maxsim_scores(query, [c.dequantize() for c in codes]), atol=0.02 * len(query) / 9)
+    encoder = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, "r", sparse_encoder.vocab))
+    pipeline = SearchPipeline(backend, "r", encoder, multivector_encoder=mv_encoder, rerank=True, settings=RerankSettings(kappa=20, k=5))
+    result = pipeline.search(mini_docs[3]["title"])
+    assert result.hits[0].id == mini_docs[3]["_id"] and "maxsim" in result.hits[0].stage_scores
+    backend.close()

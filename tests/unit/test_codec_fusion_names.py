@@ -126,3 +126,64 @@ def test_qdrant_bm25_counts_query_terms_and_text_lengths():
     assert bm25.lengths(["the cells are running", "cell"]) == [2, 1]  # "the", "are": stopwords
     plain = QdrantBm25(IndexSpec("t", text_language="none"))
     assert len(plain.query("cells cell running")[0]) == 3
+
+
+def _clustered(rng, n: int, dim: int = 64, clusters: int = 6, centers: np.ndarray | None = None) -> np.ndarray:
+    """Token vectors around a few directions, as a model's tokens gather around common meanings."""
+    centers = rng.normal(size=(clusters, dim)) if centers is None else centers
+    v = centers[rng.integers(0, clusters, size=n)] + 0.35 * rng.normal(size=(n, dim))
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_residual_names_parse_and_count_their_centroid_id():
+    assert {"res1bit", "res2bit", "pool2-res1bit", "pool2-res2bit", "pool3-res1bit", "pool3-res2bit"} <= set(REPRESENTATIONS)
+    rep = Representation.parse("pool1-res4bit")
+    assert (rep.residual, rep.bits, rep.pool, rep.name) == (True, 4, 1, "res4bit")
+    assert Representation.parse("pool3-res1bit").bytes_per_token(384) == 48 + 1  # the one-byte centroid id
+    assert not Representation.parse("pool3-1bit").residual and Representation.parse("pool3-1bit").name == "pool3-1bit"
+    for bad in ("resint8", "res3bit", "res8bit", "pool0-res1bit", "res1bit-pool2"):
+        with pytest.raises(ConfigError):
+            Representation.parse(bad)
+
+
+def test_residual_codes_round_trip_closer_with_more_bits_and_closer_than_centered_codes():
+    rng = np.random.default_rng(5)
+    centers = rng.normal(size=(6, 64))
+    sample = [_clustered(rng, n, centers=centers) for n in (200, 150, 90)]
+    held_out = _clustered(np.random.default_rng(6), 80, centers=centers)  # new tokens of the same corpus
+    errors = {}
+    for name in ("res1bit", "res2bit", "res4bit", "1bit", "2bit", "4bit"):
+        codec = MultiVectorCodec.calibrate(name, sample)
+        decoded = codec.decode(codec.encode(held_out))
+        assert len(decoded) == len(held_out) and decoded.dim == 64
+        errors[name] = float(np.mean(np.sum((decoded.dequantize() - held_out) ** 2, axis=1)))
+    assert errors["res4bit"] < errors["res2bit"] < errors["res1bit"] < 0.5
+    for bits in (1, 2, 4):  # the centroid takes the shared part away: the residual spreads less
+        assert errors[f"res{bits}bit"] < errors[f"{bits}bit"]
+
+
+def test_residual_calibration_follows_the_centroid_rule_and_its_meta_stays_small():
+    from lsrkit.plugin.codec import ResidualCodes, centroid_count, decode_or_skip
+
+    rng = np.random.default_rng(8)
+    sample = [_clustered(rng, 100) for _ in range(10)]
+    codec = MultiVectorCodec.calibrate("res2bit", sample)
+    assert codec.centroids is not None and len(codec.centroids) == centroid_count(1000) == 64
+    meta = json.loads(json.dumps(codec.to_meta()))
+    again = MultiVectorCodec.from_meta(meta)
+    np.testing.assert_array_equal(again.centroids, codec.centroids)  # float16 in the meta, float16-exact in the codec
+    data = codec.encode(sample[0])
+    assert again.encode(sample[0]) == data
+    decoded = again.decode(data)
+    assert isinstance(decoded, ResidualCodes) and decoded.bits == 2
+    # ids come first, one byte each: an id past the centroids is a corrupt record, skipped on read
+    corrupt = bytes([255]) + data[1:]
+    assert set(decode_or_skip(codec, {"ok": data, "bad": corrupt})) == {"ok"}
+    # the largest codec (256 centroids of 384 dims) keeps its meta document small
+    big = MultiVectorCodec.calibrate("res1bit", [_tokens(rng, 2100, dim=384)])
+    assert big.centroids is not None and len(big.centroids) == 256
+    assert len(json.dumps(big.to_meta())) < 300_000
+    with pytest.raises(ConfigError):  # a residual codec without its centroids is unreadable
+        MultiVectorCodec.from_meta({k: v for k, v in big.to_meta().items() if k != "centroids"})
+    with pytest.raises(ConfigError):
+        MultiVectorCodec.from_meta({**big.to_meta(), "centroids": "not base64!"})

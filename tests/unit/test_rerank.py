@@ -188,3 +188,68 @@ def test_bootstrap_interval_narrows_with_more_queries():
     wide, narrow = bootstrap_interval(deltas, size=100), bootstrap_interval(deltas, size=3000)
     assert wide[0] < narrow[0] <= narrow[1] < wide[1]
     assert narrow[0] < sum(deltas) / len(deltas) < narrow[1]
+
+
+def _clustered(rng, n, dim=384, centers=None):
+    centers = rng.normal(size=(8, dim)) if centers is None else centers
+    return _normalized(centers[rng.integers(0, len(centers), size=n)] + 0.4 * rng.normal(size=(n, dim)))
+
+
+@pytest.mark.parametrize("name", ["res1bit", "res2bit", "res4bit", "pool2-res1bit", "pool3-res2bit"])
+def test_residual_codes_score_as_a_naive_loop_over_their_decoded_values(name):
+    """q·centroid from a float product, q·residual from the integer path: together they equal
+    MaxSim over the dequantized tokens, up to the query's 7-bit rounding of the residual term."""
+    from lsrkit.plugin.codec import MultiVectorCodec, ResidualCodes
+
+    rng = np.random.default_rng(12)
+    centers = rng.normal(size=(8, 384))
+    docs = [_clustered(rng, n, centers=centers) for n in (5, 40, 1, 120, 60)]
+    codec = MultiVectorCodec.calibrate(name, docs)
+    query = _clustered(rng, 9, centers=centers)
+    stored = [codec.decode(codec.encode(d)) for d in docs] + [codec.decode(b"")]
+    assert all(isinstance(s, ResidualCodes) for s in stored)
+    naive = [sum(max((float(q @ t) for t in s.dequantize()), default=0.0) for q in query) if len(s) else 0.0 for s in stored]
+    np.testing.assert_allclose(maxsim_scores(query, stored), naive, rtol=0, atol=0.02 * len(query) / 9)
+    if codec.representation.pool == 1:  # decoding is stable: the codes of the decoded vectors are the codes
+        assert all(codec.encode(s.dequantize()) == codec.encode(d) for s, d in zip(stored, docs))
+
+
+def test_residual_codes_in_the_beta_scan_score_as_in_one_pass():
+    """The β scan scores blocks with one query preparation (q·C included): every score it kept
+    is the one-pass score, and the scan stops where the rule says."""
+    from lsrkit.plugin.codec import MultiVectorCodec
+
+    rng = np.random.default_rng(13)
+    centers = rng.normal(size=(8, 384))
+    hits = [Hit(f"d{i}", float(100 - i)) for i in range(40)]
+    floats = {h.id: _clustered(rng, int(rng.integers(1, 30)), centers=centers) for h in hits}
+    codec = MultiVectorCodec.calibrate("pool2-res1bit", list(floats.values()))
+    codes = {i: codec.decode(codec.encode(v)) for i, v in floats.items()}
+    query = _clustered(rng, 6, centers=centers)
+    k, beta = 3, 4
+    reranker = MaxSimReranker(RerankSettings(kappa=40, k=k, beta=beta))
+    out = reranker.rerank(query, hits, codes)
+    scores = maxsim_scores(query, [codes[h.id] for h in hits])
+    top: list[float] = []
+    misses, expected = 0, len(hits)
+    for i, s in enumerate(scores.tolist()):
+        if len(top) < k or s > min(top):
+            top, misses = sorted(top + [s])[-k:], 0
+        else:
+            misses += 1
+            if misses == beta:
+                expected = i + 1
+                break
+    assert reranker.last_stats.scored == expected < len(hits)
+    assert [h.stage_scores["maxsim"] for h in out] == pytest.approx(sorted(scores[:expected].tolist(), reverse=True), abs=1e-5)
+
+
+def test_residual_codes_of_two_codecs_are_not_scored_together():
+    from lsrkit.plugin.codec import MultiVectorCodec
+
+    rng = np.random.default_rng(14)
+    docs = [_clustered(rng, 30) for _ in range(3)]
+    one, other = MultiVectorCodec.calibrate("res1bit", docs[:2]), MultiVectorCodec.calibrate("res1bit", docs[1:])
+    query = _clustered(rng, 4)
+    with pytest.raises(InputError):
+        maxsim_scores(query, [one.decode(one.encode(docs[0])), other.decode(other.encode(docs[0]))])
