@@ -20,7 +20,10 @@ from lsrkit.ingest import read_dead_letters
 pytestmark = pytest.mark.models
 
 
-def _corpus(mini_docs: list[dict], path: Path, n: int = 150) -> tuple[Path, list[dict]]:
+CORPUS = 150  # documents: ~19 blocks of 8, room for a kill after the first and three more after it
+
+
+def _corpus(mini_docs: list[dict], path: Path, n: int = CORPUS) -> tuple[Path, list[dict]]:
     docs = mini_docs[:n]
     lines = [json.dumps(d) for d in docs]
     lines.insert(5, "{broken json")
@@ -79,18 +82,33 @@ def _state(url: str, index: str, sparse_encoder, *, drop: bool = True) -> dict:
         backend.close()
 
 
-def test_ray_ingest_equals_the_local_ingest(tmp_path, opensearch_url, mini_docs, sparse_encoder):
-    source, _ = _corpus(mini_docs, tmp_path / "corpus.jsonl")
-    local, ray = f"local-{uuid.uuid4().hex[:8]}", f"ray-{uuid.uuid4().hex[:8]}"
-    local_summary = _done(_ingest(source, tmp_path / "local", local, opensearch_url))
-    ray_summary = _done(_ingest(source, tmp_path / "ray", ray, opensearch_url, "--runner", "ray", "--workers", "2"))
+# one write batch for every job of this module: the codec is calibrated on the first batch, so jobs
+# compared byte for byte must cut the corpus alike (8 documents a block: many blocks from few documents)
+BATCH = ("--write-batch", "8")
+
+
+@pytest.fixture(scope="module")
+def local_job(tmp_path_factory, opensearch_url, mini_docs, sparse_encoder):
+    """The reference both tests compare with: the local job on the same corpus, run once."""
+    folder = tmp_path_factory.mktemp("ray-local")
+    source, _ = _corpus(mini_docs, folder / "corpus.jsonl")
+    index = f"local-{uuid.uuid4().hex[:8]}"
+    summary = _done(_ingest(source, folder / "data", index, opensearch_url, *BATCH))
+    yield source, summary, folder / "data" / "state" / index, _state(opensearch_url, index, sparse_encoder, drop=False)
+    _state(opensearch_url, index, sparse_encoder)  # drops it
+
+
+def test_ray_ingest_equals_the_local_ingest(tmp_path, opensearch_url, sparse_encoder, local_job):
+    source, local_summary, local_state, clean = local_job
+    ray = f"ray-{uuid.uuid4().hex[:8]}"
+    ray_summary = _done(_ingest(source, tmp_path / "ray", ray, opensearch_url, "--runner", "ray", "--workers", "2", *BATCH))
     assert {k: ray_summary[k] for k in ("documents", "passages_written", "rejected")} == {
         k: local_summary[k] for k in ("documents", "passages_written", "rejected")
     }
     dead = {(d["position"], d["reason"]) for d in read_dead_letters(tmp_path / "ray" / "state" / ray / "dead-letter.jsonl")}
-    assert dead == {(d["position"], d["reason"]) for d in read_dead_letters(tmp_path / "local" / "state" / local / "dead-letter.jsonl")}
+    assert dead == {(d["position"], d["reason"]) for d in read_dead_letters(local_state / "dead-letter.jsonl")}
     assert len(dead) == 3
-    assert _state(opensearch_url, ray, sparse_encoder) == _state(opensearch_url, local, sparse_encoder)
+    assert _state(opensearch_url, ray, sparse_encoder) == clean
 
 
 def _block_writers() -> list[int]:
@@ -123,14 +141,15 @@ def _write_block(url: str, index: str, on: bool) -> None:
     OpenSearch(hosts=[url]).indices.put_settings(index=index, body={"index.blocks.write": on})
 
 
-def test_a_worker_killed_and_the_driver_killed_lose_and_duplicate_nothing(tmp_path, opensearch_url, mini_docs, sparse_encoder):
+def test_a_worker_killed_and_the_driver_killed_lose_and_duplicate_nothing(tmp_path, opensearch_url, mini_docs, sparse_encoder, local_job):
     """A worker's process is SIGKILLed from outside after the first block (Ray restarts the actor and
     retries its block), a write block is set and lifted, then the driver is SIGKILLed (with its
     cluster) after more blocks and run again with --resume: the index ends as the local job's."""
-    source, docs = _corpus(mini_docs, tmp_path / "corpus.jsonl", n=300)
+    source, _, _, clean = local_job
+    docs = mini_docs[:CORPUS]
     index = f"ray-faults-{uuid.uuid4().hex[:8]}"
     state = tmp_path / "data" / "state" / index
-    first = _ingest(source, tmp_path / "data", index, opensearch_url, "--runner", "ray", "--workers", "2", "--write-batch", "16")
+    first = _ingest(source, tmp_path / "data", index, opensearch_url, "--runner", "ray", "--workers", "2", *BATCH)
     _wait(lambda: len(_checkpoint(state).get("done", [])) >= 1 and bool(_block_writers()), first)
     _write_block(opensearch_url, index, True)  # the actors ride out a write block lifted within their retry policy
     time.sleep(3)
@@ -141,10 +160,8 @@ def test_a_worker_killed_and_the_driver_killed_lose_and_duplicate_nothing(tmp_pa
     _wait(lambda: len(_checkpoint(state).get("done", [])) >= killed_at + 3, first)  # the job went on past the dead worker
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    _done(_ingest(source, tmp_path / "data", index, opensearch_url, "--runner", "ray", "--workers", "2", "--write-batch", "16", "--resume"))
-    local = f"local-{uuid.uuid4().hex[:8]}"
-    _done(_ingest(source, tmp_path / "local", local, opensearch_url, "--write-batch", "16"))
-    faulted, clean = _state(opensearch_url, index, sparse_encoder, drop=False), _state(opensearch_url, local, sparse_encoder)
+    _done(_ingest(source, tmp_path / "data", index, opensearch_url, "--runner", "ray", "--workers", "2", *BATCH, "--resume"))
+    faulted = _state(opensearch_url, index, sparse_encoder, drop=False)
     # passages, token-vector bytes, codec and statistics: as the local job without faults (compared
     # part by part: pytest's diff of two large dicts of bytes runs for many minutes)
     differ = [part for part in clean if faulted[part] != clean[part]]
