@@ -246,10 +246,15 @@ class MultiVectorCodec:
             raise ConfigError(f"{rep.name} needs a calibration (center and spread): use MultiVectorCodec.calibrate")
         if rep.residual != (self.centroids is not None):
             raise ConfigError(f"{rep.name} {'needs' if rep.residual else 'takes no'} centroids: use MultiVectorCodec.calibrate")
-        if self.centroids is not None and (
-            self.centroids.ndim != 2 or self.centroids.shape[1] != self.dim or not 1 <= len(self.centroids) <= RESIDUAL_MAX_CENTROIDS
-        ):
-            raise ConfigError(f"{rep.name} needs 1 to {RESIDUAL_MAX_CENTROIDS} centroids of dim {self.dim}, got shape {self.centroids.shape}")
+        for name in ("center", "spread"):
+            value = getattr(self, name)
+            if value is not None and np.shape(value) != (self.dim,):
+                raise ConfigError(f"{rep.name}'s calibration {name} must have {self.dim} values, got shape {np.shape(value)}")
+        if self.centroids is not None:
+            if self.centroids.ndim != 2 or self.centroids.shape[1] != self.dim or not 1 <= len(self.centroids) <= RESIDUAL_MAX_CENTROIDS:
+                raise ConfigError(f"{rep.name} needs 1 to {RESIDUAL_MAX_CENTROIDS} centroids of dim {self.dim}, got shape {self.centroids.shape}")
+            # the index stores them as float16: the writer encodes against exactly what readers decode with
+            object.__setattr__(self, "centroids", self.centroids.astype(np.float16).astype(np.float32))
 
     @classmethod
     def calibrate(cls, representation: str | Representation, sample: Sequence[FloatArray]) -> MultiVectorCodec:

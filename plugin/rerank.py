@@ -52,8 +52,8 @@ class _MaxSim:
     def __init__(self, query: FloatArray) -> None:
         self.query = np.asarray(query, dtype=np.float32)
         self._int8_query: QueryCodes | None = None
-        # per codec (keyed by its arrays' identity): the σ-weighted query, and q·C (centroids × query tokens)
-        self._centered: tuple[FloatArray, QueryCodes, FloatArray, FloatArray] | None = None
+        # per codec: the σ-weighted query (keyed by the codec's center, spread and bits), and q·C (by its centroids)
+        self._centered: tuple[FloatArray, FloatArray, int, QueryCodes, FloatArray, FloatArray] | None = None
         self._centroid_products: tuple[FloatArray, FloatArray] | None = None
 
     def __call__(self, documents: Sequence[StoredMultiVector]) -> FloatArray:
@@ -111,15 +111,19 @@ class _MaxSim:
         """Every candidate token's integer products with the query (weighted by σ), and the
         per-query-token scale and offset that turn them into dot products."""
         first = documents[0]
-        if any(d.bits != first.bits or d.packed.shape[1] != first.packed.shape[1] or d.center is not first.center for d in documents):
+        if any(
+            d.bits != first.bits or d.packed.shape[1] != first.packed.shape[1] or d.center is not first.center or d.spread is not first.spread
+            for d in documents
+        ):
             raise InputError("candidates' codes come from different codecs: score one index's codes at a time")
-        if self._centered is None or self._centered[0] is not first.center:
+        cached = self._centered
+        if cached is None or cached[0] is not first.center or cached[1] is not first.spread or cached[2] != first.bits:
             weighted = quantize_query(self.query * first.spread[None, :])
             middle = (2**first.bits - 1) / 2.0
             token_scale = (first.step * weighted.scales).astype(np.float32)
             offset = self.query @ first.center - middle * token_scale * weighted.codes.sum(axis=0, dtype=np.int64)
-            self._centered = (first.center, weighted, token_scale, offset.astype(np.float32))
-        _, weighted, token_scale, offset = self._centered
+            cached = self._centered = (first.center, first.spread, first.bits, weighted, token_scale, offset.astype(np.float32))
+        *_, weighted, token_scale, offset = cached
         # one unpack of every candidate's packed rows (they share a width), not one per candidate
         levels = unpack_levels(np.concatenate([d.packed for d in documents]), first.bits, first.dim)
         return integer_products(levels, weighted, 0), token_scale, offset

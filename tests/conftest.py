@@ -40,9 +40,13 @@ def mini_dir() -> Path:
 def mini_subset_dir(tmp_path_factory) -> Path:
     """A BEIR folder of the packaged subset's first 120 documents and the queries judged on them:
     what tests that ingest through the real encoders need, at a third of the encoding time."""
-    folder = tmp_path_factory.mktemp("data") / "scifact-mini-subset"
+    return beir_subset(tmp_path_factory.mktemp("data") / "scifact-mini-subset", 120)
+
+
+def beir_subset(folder: Path, documents: int) -> Path:
+    """The packaged subset's first `documents` documents, as a BEIR folder with the queries judged on them."""
     (folder / "qrels").mkdir(parents=True)
-    lines = (MINI / "corpus.jsonl").read_text().splitlines()[:120]
+    lines = (MINI / "corpus.jsonl").read_text().splitlines()[:documents]
     kept = {json.loads(line)["_id"] for line in lines}
     (folder / "corpus.jsonl").write_text("\n".join(lines) + "\n")
     qrels = (MINI / "qrels" / "test.tsv").read_text().splitlines()
@@ -52,6 +56,22 @@ def mini_subset_dir(tmp_path_factory) -> Path:
     chosen = [line for line in (MINI / "queries.jsonl").read_text().splitlines() if json.loads(line)["_id"] in queries]
     (folder / "queries.jsonl").write_text("\n".join(chosen) + "\n")
     return folder
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory) -> tuple[dict, Path]:
+    """`lsrkit quickstart`, the main job, run once as a user runs it (a subprocess): its JSON result
+    and its data folder. Tests that need the packaged subset ingested open a copy of its Edge index
+    (the same corpus, encoders and settings) instead of encoding the 400 documents again."""
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("quickstart")
+    data_dir = folder / "qs"
+    command = [sys.executable, "-m", "lsrkit.cli", "quickstart", "--json", "--data-dir", str(data_dir)]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=folder, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1]), data_dir
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""`lsrkit bench peers` on 120 documents of the bundled mini corpus: the JSON, every system's rankings made of the
+"""`lsrkit bench peers` on 60 documents of the bundled mini corpus: the JSON, every system's rankings made of the
 corpus' documents, and exhaustive MaxSim equal to a naive loop. PLAID runs only where its own
 environment (scripts/setup-peers-env.sh) exists: CI does not make it."""
 
@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.conftest import beir_subset
+
 pytestmark = pytest.mark.models
 
 QUERIES = 6
@@ -18,25 +20,30 @@ ROW_KEYS = {"ndcg10", "recall100", "p50_ms", "p99_ms", "encode_ms", "bytes_per_p
 
 
 @pytest.fixture(scope="module")
-def peers_run(mini_subset_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+def peers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return beir_subset(tmp_path_factory.mktemp("data") / "scifact-mini-60", 60)
+
+
+@pytest.fixture(scope="module")
+def peers_run(peers_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     from lsrkit.bench.peers import run
 
     data_dir = tmp_path_factory.mktemp("bench-peers")
-    return run(dataset=mini_subset_dir, data_dir=data_dir, queries=QUERIES, plaid=False), data_dir
+    return run(dataset=peers_dir, data_dir=data_dir, queries=QUERIES, plaid=False), data_dir
 
 
-def _corpus_ids(mini_subset_dir: Path) -> set[str]:
-    with (mini_subset_dir / "corpus.jsonl").open(encoding="utf-8") as handle:
+def _corpus_ids(peers_dir: Path) -> set[str]:
+    with (peers_dir / "corpus.jsonl").open(encoding="utf-8") as handle:
         return {str(json.loads(line)["_id"]) for line in handle}
 
 
-def test_every_system_ranks_documents_of_the_corpus(peers_run: tuple[dict[str, Any], Path], mini_subset_dir: Path) -> None:
+def test_every_system_ranks_documents_of_the_corpus(peers_run: tuple[dict[str, Any], Path], peers_dir: Path) -> None:
     from lsrkit.bench.peers import LSRKIT_SYSTEMS, MUVERA_CANDIDATES
 
     result, _ = peers_run
     expected = {f"lsrkit {n}" for n in LSRKIT_SYSTEMS} | {"exhaustive float MaxSim", "MUVERA", f"MUVERA + MaxSim rerank of {MUVERA_CANDIDATES}"}
     assert set(result["systems"]) == expected
-    corpus = _corpus_ids(mini_subset_dir)
+    corpus = _corpus_ids(peers_dir)
     for name, row in result["systems"].items():
         assert set(row) == ROW_KEYS, name
         assert len(row["ranking"]) == QUERIES, name
@@ -51,7 +58,7 @@ def test_every_system_ranks_documents_of_the_corpus(peers_run: tuple[dict[str, A
     assert result["lsrkit_best"] in expected and result["speedup_vs_plaid_at_equal_ndcg"] is None and result["plaid"] == "not run (--no-plaid)"
 
 
-def test_exhaustive_maxsim_is_the_naive_loop(peers_run: tuple[dict[str, Any], Path], mini_subset_dir: Path) -> None:
+def test_exhaustive_maxsim_is_the_naive_loop(peers_run: tuple[dict[str, Any], Path], peers_dir: Path) -> None:
     """The first query's ranking: every passage scored on its own by Σ_q max_d q·d."""
     from lsrkit.bench.peers import _passages
     from lsrkit.evaluation import load_beir
@@ -59,7 +66,7 @@ def test_exhaustive_maxsim_is_the_naive_loop(peers_run: tuple[dict[str, Any], Pa
     from lsrkit.index import Index
 
     result, data_dir = peers_run
-    data = load_beir(mini_subset_dir)
+    data = load_beir(peers_dir)
     qid = next(q for q in data.queries if q in data.qrels)
     cache = next((data_dir / "bench-peers").glob("*.npz"))
     with np.load(cache) as stored:
@@ -68,7 +75,7 @@ def test_exhaustive_maxsim_is_the_naive_loop(peers_run: tuple[dict[str, Any], Pa
         vectors = [rows[end - n : end] for end, n in zip(ends.tolist(), stored["lengths"].tolist())]
     from lsrkit.eval_command import default_index
 
-    with Index(default_index(mini_subset_dir), backend=BackendOptions("edge", data_dir=data_dir)) as target:
+    with Index(default_index(peers_dir), backend=BackendOptions("edge", data_dir=data_dir)) as target:
         passages = _passages(data.corpus, target.idf_encoder().tokenizer.tokenizer)
         query = target.query_multivector_encoder().encode_queries([data.queries[qid]])[0].vectors
     best: dict[str, float] = {}
@@ -79,16 +86,16 @@ def test_exhaustive_maxsim_is_the_naive_loop(peers_run: tuple[dict[str, Any], Pa
     assert result["systems"]["exhaustive float MaxSim"]["ranking"][qid][:5] == naive
 
 
-def test_plaid_in_its_own_environment(peers_run: tuple[dict[str, Any], Path], mini_subset_dir: Path) -> None:
+def test_plaid_in_its_own_environment(peers_run: tuple[dict[str, Any], Path], peers_dir: Path) -> None:
     from lsrkit.bench.peers import PEERS_ENV, run
 
     if not (PEERS_ENV / "bin" / "python").is_file():
         pytest.skip(f"PLAID's environment {PEERS_ENV} is not made (scripts/setup-peers-env.sh; CI does not download its torch)")
     one_setting = {"nbits": [4], "search": [{"n_ivf_probe": 8, "n_full_scores": 4096}]}  # fast-plaid's defaults only: the sweep is the bench's
-    result = run(dataset=mini_subset_dir, data_dir=peers_run[1], queries=4, plaid=True, plaid_settings=one_setting)
+    result = run(dataset=peers_dir, data_dir=peers_run[1], queries=4, plaid=True, plaid_settings=one_setting)
     plaid = {n: r for n, r in result["systems"].items() if n.startswith("plaid-")}
     assert list(plaid) == [result["plaid_default"]]
-    corpus = _corpus_ids(mini_subset_dir)
+    corpus = _corpus_ids(peers_dir)
     for row in plaid.values():
         assert all(docs and set(docs) <= corpus for docs in row["ranking"].values())
     speedup = result["speedup_vs_plaid_at_equal_ndcg"] if result["plaid_reaches_lsrkit_ndcg"] else result["speedup_vs_plaid_best_ndcg"]

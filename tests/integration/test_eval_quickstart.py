@@ -63,8 +63,8 @@ def _cli(*args: str, cwd) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_quickstart_main_job(tmp_path):
-    result = _cli("quickstart", "--json", "--data-dir", str(tmp_path / "qs"), cwd=tmp_path)
+def test_quickstart_main_job(quickstart_run):
+    result, data_dir = quickstart_run
     assert result["docs_ingested"] == 400 and result["index_points"] >= 400
     assert result["queries"] == 60
     assert 0.5 < result["ndcg10_sparse"] < result["ndcg10_rerank"] <= 1.0
@@ -73,9 +73,9 @@ def test_quickstart_main_job(tmp_path):
     # each hit says whether it is judged relevant and where the first stage had it
     assert all(h["relevant"] == (h["id"] in example["relevant"]) for h in example["hits"])
     assert all(h["first_stage_rank"] is None or 1 <= h["first_stage_rank"] <= example["first_stage_depth"] for h in example["hits"])
-    again = _cli("quickstart", "--json", "--data-dir", str(tmp_path / "qs"), cwd=tmp_path)  # reuses the index
+    again = _cli("quickstart", "--json", "--data-dir", str(data_dir), cwd=data_dir.parent)  # reuses the index
     assert again["ndcg10_rerank"] == result["ndcg10_rerank"] and again["ndcg10_sparse"] == result["ndcg10_sparse"]
-    assert not list(tmp_path.glob("*.jsonl"))  # nothing written outside the data folder
+    assert [p.name for p in data_dir.parent.iterdir()] == [data_dir.name]  # nothing written outside the data folder
 
 
 def test_eval_command_with_report(tmp_path, mini_subset_dir):

@@ -93,9 +93,15 @@ def local_job(tmp_path_factory, opensearch_url, mini_docs, sparse_encoder):
     folder = tmp_path_factory.mktemp("ray-local")
     source, _ = _corpus(mini_docs, folder / "corpus.jsonl")
     index = f"local-{uuid.uuid4().hex[:8]}"
-    summary = _done(_ingest(source, folder / "data", index, opensearch_url, *BATCH))
-    yield source, summary, folder / "data" / "state" / index, _state(opensearch_url, index, sparse_encoder, drop=False)
-    _state(opensearch_url, index, sparse_encoder)  # drops it
+    try:
+        summary = _done(_ingest(source, folder / "data", index, opensearch_url, *BATCH))
+        yield source, summary, folder / "data" / "state" / index, _state(opensearch_url, index, sparse_encoder, drop=False)
+    finally:
+        from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
+
+        backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+        backend.drop_index(index)  # with its meta documents
+        backend.close()
 
 
 def test_ray_ingest_equals_the_local_ingest(tmp_path, opensearch_url, sparse_encoder, local_job):

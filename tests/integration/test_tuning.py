@@ -3,24 +3,29 @@ packaged SciFact subset in Qdrant Edge (real encoders, real engine)."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
+
+from lsrkit.quickstart import INDEX
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def mini_index(tmp_path_factory, mini_dir, sparse_encoder, mv_encoder):
+def mini_index(tmp_path_factory, mini_dir, quickstart_run, sparse_encoder):
     from lsrkit.encoders import IdfQueryEncoder
     from lsrkit.evaluation import load_beir
-    from lsrkit.index import Index
     from lsrkit.plugin.index_meta import load_index_idf
     from lsrkit.plugin.qdrant_edge import QdrantEdgeBackend
 
     root = tmp_path_factory.mktemp("tuning")
     dataset = load_beir(mini_dir)
+    # the main job's index of the packaged subset (default encoders and representation), copied
+    shutil.copytree(quickstart_run[1] / "edge", root / "edge")
     backend = QdrantEdgeBackend(root / "edge")
-    Index("mini", backend=backend, data_dir=root, encoders=(sparse_encoder, mv_encoder)).ingest(dataset.corpus, progress=False)
-    idf = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, "mini", sparse_encoder.vocab))
+    assert backend.count(INDEX) >= 400
+    idf = IdfQueryEncoder("splade-tiny", idf=load_index_idf(backend, INDEX, sparse_encoder.vocab))
     yield backend, dataset, idf
     backend.close()
 
@@ -29,8 +34,8 @@ def test_pruning_sweep_reports_every_setting_and_fold(mini_index, mv_encoder):
     from lsrkit.tuning import Config, collect, sweep_pruning
 
     backend, dataset, idf = mini_index
-    evidence = collect(backend, "mini", dataset, idf, mv_encoder)
-    rows = sweep_pruning(backend, "mini", evidence, dataset, Config("sparse", kappa=30, interpolation=0.3), [0.2], [4], folds=3)
+    evidence = collect(backend, INDEX, dataset, idf, mv_encoder)
+    rows = sweep_pruning(backend, INDEX, evidence, dataset, Config("sparse", kappa=30, interpolation=0.3), [0.2], [4], folds=3)
     assert [(r["alpha"], r["beta"]) for r in rows] == [(None, None), (0.2, None), (None, 4), (0.2, 4)]
     full = rows[0]
     assert full["scored"] == 30 and full["ndcg10_delta"] == 0.0 and full["fold_deltas"] == [0.0, 0.0, 0.0]
@@ -51,7 +56,7 @@ def test_tune_chooses_within_tolerance_of_the_best(mini_index, mv_encoder):
     from lsrkit.tuning import collect, tune
 
     backend, dataset, idf = mini_index
-    result = tune(collect(backend, "mini", dataset, idf, mv_encoder), dataset, has_bm25=True, tolerance=0.001)
+    result = tune(collect(backend, INDEX, dataset, idf, mv_encoder), dataset, has_bm25=True, tolerance=0.001)
     assert set(result["chosen"]) == {"sparse", "bm25", "hybrid", "sparse+rerank", "hybrid+rerank"}
     for kind, chosen in result["chosen"].items():
         best = result["best"][kind]
@@ -66,8 +71,8 @@ def test_pruned_pipeline_prunes_at_any_result_depth(mini_index, mv_encoder):
     from lsrkit.factory import build_pipeline
 
     backend, dataset, idf = mini_index
-    pruned = build_pipeline("sparse-idf+rerank-pruned", backend, "mini", idf_encoder=idf, multivector=mv_encoder)
-    full = build_pipeline("sparse-idf+rerank", backend, "mini", idf_encoder=idf, multivector=mv_encoder)
+    pruned = build_pipeline("sparse-idf+rerank-pruned", backend, INDEX, idf_encoder=idf, multivector=mv_encoder)
+    full = build_pipeline("sparse-idf+rerank", backend, INDEX, idf_encoder=idf, multivector=mv_encoder)
     scored = []
     for text in list(dataset.queries.values())[:20]:
         hits = pruned.search(text, k=100).hits
@@ -93,8 +98,8 @@ def test_pipelines_rank_as_the_tuning_replay_that_chose_their_settings(mini_inde
         config = Config("hybrid", quality.hybrid_rerank.method, quality.hybrid_rerank.weights[0], quality.hybrid_kappa, quality.hybrid_interpolation)
     else:
         config = Config("sparse", kappa=quality.sparse_kappa, interpolation=quality.sparse_interpolation)
-    evidence = collect(backend, "mini", dataset, idf, mv_encoder)
-    pipeline = build_pipeline(name, backend, "mini", idf_encoder=idf, multivector=mv_encoder)
+    evidence = collect(backend, INDEX, dataset, idf, mv_encoder)
+    pipeline = build_pipeline(name, backend, INDEX, idf_encoder=idf, multivector=mv_encoder)
     for qid, text in list(dataset.queries.items())[:15]:
         replay = [h.id for h in apply(evidence[qid], config)]
         assert [h.id for h in pipeline.search(text, k=50).hits] == replay[:50]

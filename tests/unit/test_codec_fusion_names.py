@@ -187,3 +187,20 @@ def test_residual_calibration_follows_the_centroid_rule_and_its_meta_stays_small
         MultiVectorCodec.from_meta({k: v for k, v in big.to_meta().items() if k != "centroids"})
     with pytest.raises(ConfigError):
         MultiVectorCodec.from_meta({**big.to_meta(), "centroids": "not base64!"})
+
+
+def test_residual_bytes_are_the_centroid_ids_then_the_packed_residual_levels():
+    """The stored layout, by hand: dim 8, two centroids, 1-bit residuals (level 1 where the residual
+    is ≥ the center 0, first dimension in the highest bit)."""
+    e = np.eye(8, dtype=np.float32)
+    codec = MultiVectorCodec(Representation.parse("res1bit"), 8, np.zeros(8, np.float32), np.ones(8, np.float32), e[:2].copy())
+    tokens = np.stack([e[0] + 0.1 * e[2] - 0.1 * e[3], e[1] - 0.2 * e[7]]).astype(np.float32)
+    data = codec.encode(tokens)
+    # ids 0, 1; token 0's residual (0, 0, .1, -.1, 0, 0, 0, 0) → levels 1,1,1,0,1,1,1,1; token 1's → 1,1,1,1,1,1,1,0
+    assert data == bytes([0, 1, 0b11101111, 0b11111110])
+    decoded = codec.decode(data)
+    assert decoded.ids.tolist() == [0, 1] and len(decoded) == 2
+    with pytest.raises(ConfigError):  # centroids of a wrong length
+        MultiVectorCodec.from_meta({**codec.to_meta(), "centroids": codec.to_meta()["centroids"][:-4]})
+    with pytest.raises(ConfigError):  # centroids on a representation without residuals
+        MultiVectorCodec.from_meta({**codec.to_meta(), "representation": "1bit"})
