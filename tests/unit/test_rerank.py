@@ -51,6 +51,21 @@ def test_alpha_pruning_scores_only_the_survivors():
     assert {h.id for h in out} <= {h.id for h in hits[:survivors]}
 
 
+def _beta_replay(scores: list[float], k: int, beta: int) -> int:
+    """How many candidates the β rule scores, replayed one candidate at a time: the scan stops right
+    after the first run of β candidates that each failed to enter the running top k."""
+    top: list[float] = []
+    misses = 0
+    for i, score in enumerate(scores):
+        if len(top) < k or score > min(top):
+            top, misses = sorted(top + [score])[-k:], 0
+        else:
+            misses += 1
+            if misses == beta:
+                return i + 1
+    return len(scores)
+
+
 @pytest.mark.parametrize(("seed", "k", "beta"), [(0, 3, 4), (1, 3, 4), (2, 5, 2), (3, 1, 1), (4, 10, 8), (5, 2, 30)])
 def test_beta_early_exit_stops_at_the_first_run_of_beta_misses(seed, k, beta):
     rng = np.random.default_rng(seed)
@@ -60,19 +75,7 @@ def test_beta_early_exit_stops_at_the_first_run_of_beta_misses(seed, k, beta):
     reranker = MaxSimReranker(RerankSettings(kappa=40, k=k, beta=beta))
     out = reranker.rerank(query, hits, vectors)
     scores = maxsim_scores(query, [vectors[h.id] for h in hits])
-    # replay the rule one candidate at a time: the scan stops right after the first run of β
-    # candidates that each failed to enter the running top k (whatever blocks it scored in)
-    top: list[float] = []
-    misses, expected = 0, len(hits)
-    for i, s in enumerate(scores.tolist()):
-        if len(top) < k or s > min(top):
-            top = sorted(top + [s])[-k:]
-            misses = 0
-        else:
-            misses += 1
-            if misses == beta:
-                expected = i + 1
-                break
+    expected = _beta_replay(scores.tolist(), k, beta)
     assert reranker.last_stats.scored == expected
     assert len(out) == expected and {h.id for h in out} == {h.id for h in hits[:expected]}
     assert [h.stage_scores["maxsim"] for h in out] == pytest.approx(sorted(scores[:expected].tolist(), reverse=True))
@@ -228,16 +231,7 @@ def test_residual_codes_in_the_beta_scan_score_as_in_one_pass():
     reranker = MaxSimReranker(RerankSettings(kappa=40, k=k, beta=beta))
     out = reranker.rerank(query, hits, codes)
     scores = maxsim_scores(query, [codes[h.id] for h in hits])
-    top: list[float] = []
-    misses, expected = 0, len(hits)
-    for i, s in enumerate(scores.tolist()):
-        if len(top) < k or s > min(top):
-            top, misses = sorted(top + [s])[-k:], 0
-        else:
-            misses += 1
-            if misses == beta:
-                expected = i + 1
-                break
+    expected = _beta_replay(scores.tolist(), k, beta)
     assert reranker.last_stats.scored == expected < len(hits)
     assert [h.stage_scores["maxsim"] for h in out] == pytest.approx(sorted(scores[:expected].tolist(), reverse=True), abs=1e-5)
 
