@@ -99,7 +99,7 @@ REPRESENTATIONS = (
     "pool3-res1bit",
 )
 # a residual token's centroid id: always one byte, so a token's width follows from the name alone
-# (no codec needed to split the bytes); a calibration batch of ~10⁴ tokens supports no more centroids
+# (no codec needed to split the bytes); the byte, not the calibration sample, caps the centroids at 256
 RESIDUAL_ID_BYTES = 1
 RESIDUAL_MAX_CENTROIDS = 2 ** (8 * RESIDUAL_ID_BYTES)
 
