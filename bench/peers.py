@@ -96,9 +96,8 @@ def run(
             timed = {q: _timed(lambda q=q, p=pipeline: p.search(texts[q], k=DEPTH)) for q in qids}  # the metrics come from the timed calls
             ranking = {q: {h.id: h.score for h in result.hits} for q, (result, _) in timed.items()}
             systems[f"lsrkit {name}"] = _row(ranking, data.qrels, [ms for _, ms in timed.values()], lsrkit_encode, stored_bytes, len(passages), lsrkit_build)
-        doc_vectors, token_encode_seconds = _token_vectors(
-            passages, multivector, data_dir / "bench-peers" / f"{index}-{multivector.fingerprint}-{_ids_digest(passages)}.npz"
-        )
+        vectors_name = f"{index}-{multivector.fingerprint}-{_ids_digest(passages)}"
+        doc_vectors, token_encode_seconds = _token_vectors(passages, multivector, data_dir / "bench-peers" / f"{vectors_name}.npz")
         encoded = [_timed(lambda t=t: multivector.encode_queries([t])[0].vectors) for t in texts.values()]
     query_vectors = [v for v, _ in encoded]
     encode_ms = [ms for _, ms in encoded]
@@ -110,7 +109,8 @@ def run(
     systems.update(_muvera(doc_vectors, query_vectors, encode_ms, doc_of, qids, data.qrels))
     plaid_note = None
     if plaid:
-        systems.update(_plaid(doc_vectors, query_vectors, encode_ms, doc_of, qids, data.qrels, peers_env, plaid_settings or PLAID_SETTINGS))
+        plaid_dir = data_dir / "bench-peers" / f"plaid-{vectors_name}"  # its indexes, kept for the next run on these vectors
+        systems.update(_plaid(doc_vectors, query_vectors, encode_ms, doc_of, qids, data.qrels, peers_env, plaid_settings or PLAID_SETTINGS, plaid_dir))
     else:
         plaid_note = "not run (--no-plaid)"
 
@@ -268,8 +268,10 @@ def _plaid(
     qrels: Any,
     peers_env: Path,
     settings: Mapping[str, Any],
+    index_dir: Path,
 ) -> dict[str, dict[str, Any]]:
-    """PLAID in its own environment (made by scripts/setup-peers-env.sh when missing)."""
+    """PLAID in its own environment (made by scripts/setup-peers-env.sh when missing), its indexes
+    built in (or reused from) `index_dir`."""
     python = peers_env / "bin" / "python"
     if not python.is_file():
         script = Path(__file__).resolve().parents[1] / "scripts" / "setup-peers-env.sh"
@@ -285,7 +287,7 @@ def _plaid(
         )
         output = Path(folder) / "plaid.json"
         worker = Path(__file__).with_name("plaid_worker.py")
-        command = [str(python), str(worker), "--vectors", str(vectors), "--settings", json.dumps(settings), "--index-dir", str(Path(folder) / "index")]
+        command = [str(python), str(worker), "--vectors", str(vectors), "--settings", json.dumps(settings), "--index-dir", str(index_dir)]
         subprocess.run(
             [*command, "--top-k", str(PASSAGE_DEPTH), "--output", str(output)], check=True, stdout=sys.stderr, env={**os.environ, "PYTHONWARNINGS": "ignore"}
         )
@@ -297,6 +299,7 @@ def _plaid(
             rows[f"plaid-{label}-{setting}"] = {
                 **_peer_row(ranked, result["search_ms"], encode_ms, doc_of, qids, qrels, built["bytes"], len(doc_vectors), built["build_seconds"]),
                 "settings": {"nbits": built["nbits"], "n_ivf_probe": result["n_ivf_probe"], "n_full_scores": result["n_full_scores"]},
+                "build": {key: built[key] for key in ("kmeans_seconds", "kmeans_reused", "kept_from_an_earlier_run")},
             }
     return rows
 

@@ -91,12 +91,21 @@ def test_plaid_in_its_own_environment(peers_run: tuple[dict[str, Any], Path], pe
 
     if not (PEERS_ENV / "bin" / "python").is_file():
         pytest.skip(f"PLAID's environment {PEERS_ENV} is not made (scripts/setup-peers-env.sh; CI does not download its torch)")
-    one_setting = {"nbits": [4], "search": [{"n_ivf_probe": 8, "n_full_scores": 4096}]}  # fast-plaid's defaults only: the sweep is the bench's
+    one_setting = {"nbits": [2, 4], "search": [{"n_ivf_probe": 8, "n_full_scores": 4096}]}  # fast-plaid's search default only: the sweep is the bench's
     result = run(dataset=peers_dir, data_dir=peers_run[1], queries=4, plaid=True, plaid_settings=one_setting)
     plaid = {n: r for n, r in result["systems"].items() if n.startswith("plaid-")}
-    assert list(plaid) == [result["plaid_default"]]
+    assert sorted(plaid) == ["plaid-nbits2-ivf8-full4096", result["plaid_default"]]
     corpus = _corpus_ids(peers_dir)
     for row in plaid.values():
         assert all(docs and set(docs) <= corpus for docs in row["ranking"].values())
     speedup = result["speedup_vs_plaid_at_equal_ndcg"] if result["plaid_reaches_lsrkit_ndcg"] else result["speedup_vs_plaid_best_ndcg"]
     assert speedup > 0
+    builds = {row["settings"]["nbits"]: row["build"] for row in plaid.values()}
+    assert builds[2]["kmeans_reused"] is False and builds[4]["kmeans_reused"] is True  # one k-means for both
+    assert not any(b["kept_from_an_earlier_run"] for b in builds.values())
+
+    again = run(dataset=peers_dir, data_dir=peers_run[1], queries=4, plaid=True, plaid_settings=one_setting)
+    kept = {n: r for n, r in again["systems"].items() if n.startswith("plaid-")}
+    for name, row in kept.items():  # the indexes of the first run, same build record, same rankings
+        assert row["build"]["kept_from_an_earlier_run"] and row["build_seconds"] == plaid[name]["build_seconds"]
+        assert row["ranking"] == plaid[name]["ranking"]
