@@ -18,7 +18,9 @@ Scenarios (each on real engines, each audited against the records it should have
   mid-job, lifted after 12 s (ridden out) or never (the job stops non-zero, resumed once lifted);
 - second_ingest_refused / second_delete_refused: a second job or a delete on an index a job is
   writing; lease_holder_killed: the lease's holder SIGKILLed, taken over from another machine
-  (its own UTS namespace) only after the lease timeout.
+  (its own UTS namespace) only after the lease timeout;
+- node_killed_during_ingest / node_killed_during_delete / node_killed_under_serve: one node of a
+  three-node cluster SIGKILLed (bench/node_loss.py), the cluster on ports port-20..port-18.
 Every scenario reports lost, duplicated and stale passages and wrongly dead-lettered records.
 Needs the repository checkout (docker/opensearch-local.sh) for the OpenSearch scenarios.
 """
@@ -42,6 +44,7 @@ from typing import Any
 
 from lsrkit.bench.common import machine
 from lsrkit.factory import job_state_dir
+from lsrkit.plugin.opensearch import node_urls
 
 RUNNER = Path(__file__).resolve().parents[1] / "docker" / "opensearch-local.sh"
 
@@ -59,6 +62,8 @@ class Outcome:
     notes: dict[str, Any] = field(default_factory=dict)
     wrongly_dead_lettered: int = 0  # dead letters beyond the bad records the scenario put in
     stale: int = 0  # passages stored that the final corpus does not have (or not with that text)
+    status_5xx: int | None = None  # under query load: answers 5xx other than 503 (never acceptable)
+    unanswered: int | None = None  # under query load: requests without an answer
 
 
 # -- corpora ---------------------------------------------------------------------------------------
@@ -130,7 +135,7 @@ def wrongly_dead_lettered(state_dir: Path, bad_records: int) -> int:
 def audit_opensearch(url: str, index: str, expected: set[str]) -> Audit:
     from opensearchpy import OpenSearch, helpers
 
-    client = OpenSearch(hosts=[url], timeout=60)
+    client = OpenSearch(hosts=node_urls(url), timeout=60)
     client.indices.refresh(index=index)
     ids = [hit["_source"]["id"] for hit in helpers.scan(client, index=index, query={"query": {"match_all": {}}}, _source=["id"])]
     client.close()
@@ -335,7 +340,7 @@ def audit_lifecycle(url: str, index: str, final: list[dict[str, Any]]) -> dict[s
     passages = [p for d in final for p in Chunker(tokenizer.tokenizer).split(Document(d["_id"], d["text"], d.get("title", "")))]
     expected = DocFreqCounter(len(tokenizer.vocab))
     expected.add(tokenizer.token_ids([passage_text(p.title, p.text) for p in passages], add_special_tokens=False))
-    client = OpenSearch(hosts=[url], timeout=60)
+    client = OpenSearch(hosts=node_urls(url), timeout=60)
     client.indices.refresh(index=index)
     stored = [(h["_source"]["id"], h["_source"]["text"]) for h in helpers.scan(client, index=index, query={"query": {"match_all": {}}}, _source=["id", "text"])]
     statistics = client.get(index="lsrkit-meta", id=f"{index}/idf")["_source"]["value"]
@@ -453,7 +458,7 @@ def _write_block(url: str, index: str, on: bool) -> None:
     """Set or lift OpenSearch's write block on the index, as an operator (or a full disk) does."""
     from opensearchpy import OpenSearch
 
-    client = OpenSearch(hosts=[url], timeout=30)
+    client = OpenSearch(hosts=node_urls(url), timeout=30)
     client.indices.put_settings(index=index, body={"index.blocks.write": on})
     client.close()
 
@@ -590,7 +595,7 @@ def bad_inputs(dataset: Path, work: Path, n: int = 60) -> Outcome:
     )
 
 
-SCENARIOS = (
+SCENARIOS: tuple[str, ...] = (
     "malformed",
     "bad_inputs",
     "ingest_killed_edge",
@@ -604,6 +609,8 @@ SCENARIOS = (
     "lease_holder_killed",
     "bulk_429",
 )
+CLUSTER_SCENARIOS = ("node_killed_during_ingest", "node_killed_during_delete", "node_killed_under_serve")  # bench/node_loss.py
+SCENARIOS += CLUSTER_SCENARIOS
 
 
 def run(*, dataset: Path, port: int = 9280, scenarios: list[str] | None = None) -> dict[str, Any]:
@@ -617,7 +624,7 @@ def run(*, dataset: Path, port: int = 9280, scenarios: list[str] | None = None) 
             outcomes.append(bad_inputs(dataset, work))
         if "ingest_killed_edge" in wanted:
             outcomes.append(ingest_killed(dataset, work, "edge", None))
-        needs_node = set(SCENARIOS[3:-1]) & set(wanted)
+        needs_node = set(SCENARIOS[3:-4]) & set(wanted)  # ingest_killed_opensearch … lease_holder_killed
         if needs_node:
             node = LocalOpenSearch(port)
             node.wipe()
@@ -650,4 +657,24 @@ def run(*, dataset: Path, port: int = 9280, scenarios: list[str] | None = None) 
             finally:
                 node.stop()
                 node.wipe()
-    return {"scenarios": {o.scenario: asdict(o) for o in outcomes}, "machine": machine()}
+        if set(CLUSTER_SCENARIOS) & set(wanted):
+            outcomes += _on_a_cluster(dataset, work, port - 20, [w for w in wanted if w in CLUSTER_SCENARIOS])
+    return {"scenarios": {o.scenario: {k: v for k, v in asdict(o).items() if v is not None} for o in outcomes}, "machine": machine()}
+
+
+def _on_a_cluster(dataset: Path, work: Path, port: int, wanted: list[str]) -> list[Outcome]:
+    from lsrkit.bench import node_loss
+
+    cluster = node_loss.LocalCluster(port)
+    cluster.wipe()
+    cluster.start()
+    scenario = {
+        "node_killed_during_ingest": node_loss.node_killed_during_ingest,
+        "node_killed_during_delete": node_loss.node_killed_during_delete,
+        "node_killed_under_serve": node_loss.node_killed_under_serve,
+    }
+    try:
+        return [scenario[name](dataset, work, cluster) for name in wanted]
+    finally:
+        cluster.stop()
+        cluster.wipe()

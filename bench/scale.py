@@ -740,7 +740,9 @@ def _engine_pid(backend_kind: str, url: str | None) -> int | None:
     """The local OpenSearch node's pid (its memory is the engine's); None for an in-process engine."""
     if backend_kind != "opensearch":
         return None
-    parsed = urlparse(url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200"))
+    from lsrkit.plugin.opensearch import node_urls
+
+    parsed = urlparse(node_urls(url or os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200"))[0])
     return listening_pid(parsed.port or 9200) if parsed.hostname in ("127.0.0.1", "localhost", "::1") else None
 
 

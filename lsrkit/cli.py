@@ -31,7 +31,9 @@ console = Console(stderr=True)
 BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="edge (Qdrant Edge, embedded), qdrant or opensearch")]
 IndexOpt = Annotated[str, typer.Option("--index", "-i", help="index / collection name")]
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="folder for Qdrant Edge / local-mode data and job state")]
-UrlOpt = Annotated[str | None, typer.Option("--url", help="server URL (credentials from the environment, never here)")]
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", help="server URL; an OpenSearch cluster's nodes comma-separated (credentials from the environment, never here)")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 DatasetOpt = Annotated[Path, typer.Option("--dataset", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv")]
 RepresentationOpt = Annotated[
@@ -50,6 +52,10 @@ MultiVectorModelOpt = Annotated[
 QuantizeOpt = Annotated[str | None, typer.Option("--quantize", help="sparse model's ONNX quantization: none | int8 | int8-per-channel")]
 MultiVectorQuantizeOpt = Annotated[
     str | None, typer.Option("--multivector-quantize", help="token-vector model's quantization: none | int8 | int8-per-channel | int8-attention")
+]
+ShardsOpt = Annotated[int | None, typer.Option("--shards", help="OpenSearch / Qdrant server: primary shards of a new index (default: the index's, else 1)")]
+ReplicasOpt = Annotated[
+    int | None, typer.Option("--replicas", help="OpenSearch / Qdrant server: replicas of each shard of a new index (default: the index's, else 0)")
 ]
 LeaseOpt = Annotated[float, typer.Option(help="seconds after which the write lease of a job that died is taken over")]
 
@@ -136,6 +142,8 @@ def ingest(
     quantize: QuantizeOpt = None,
     multivector_quantize: MultiVectorQuantizeOpt = None,
     representation: RepresentationOpt = None,
+    shards: ShardsOpt = None,
+    replicas: ReplicasOpt = None,
     text_language: Annotated[str, typer.Option(help="BM25's stemming and stopwords: english, french, … or none")] = "english",
     fmt: Annotated[str, typer.Option("--format", help="auto | jsonl | beir | csv | parquet")] = "auto",
     resume: Annotated[bool, typer.Option(help="continue after the last acknowledged batch")] = False,
@@ -159,7 +167,15 @@ def ingest(
     from lsrkit.ingest.retry import RetryPolicy
 
     models = _models(sparse_model, multivector_model, quantize, multivector_quantize, with_multivector=multivector)
-    with Index(index, backend=_options(backend, data_dir, url), models=models, representation=representation, text_language=text_language) as target:
+    with Index(
+        index,
+        backend=_options(backend, data_dir, url),
+        models=models,
+        representation=representation,
+        text_language=text_language,
+        shards=shards,
+        replicas=replicas,
+    ) as target:
         summary = target.ingest(
             source,
             resume=resume,
@@ -307,6 +323,8 @@ def evaluate(
     quantize: QuantizeOpt = None,
     multivector_quantize: MultiVectorQuantizeOpt = None,
     representation: RepresentationOpt = None,
+    shards: ShardsOpt = None,
+    replicas: ReplicasOpt = None,
     split: str = "test",
     pipelines: Annotated[str | None, typer.Option(help="comma-separated; default: all")] = None,
     report: Annotated[Path | None, typer.Option(help="write <report>.md and <report>.png")] = None,
@@ -326,6 +344,8 @@ def evaluate(
         report=report,
         reingest=reingest,
         representation=representation,
+        shards=shards,
+        replicas=replicas,
     )
     _emit(result, json_out, lambda r: Console().print(r["markdown"]))
 
@@ -528,10 +548,10 @@ def bench_bm25_drift(dataset: DatasetOpt, split: str = "test", json_out: JsonOpt
 def bench_faults(
     dataset: DatasetOpt,
     scenarios: Annotated[str | None, typer.Option(help="comma-separated subset")] = None,
-    port: int = 9280,
+    port: Annotated[int, typer.Option(help="the throwaway node's port (+10: the 429 node's; -20 to -18: the three-node cluster's)")] = 9280,
     json_out: JsonOpt = False,
 ) -> None:
-    """Ingest under faults (malformed records, killed job, killed OpenSearch, 429s): what survived."""
+    """Ingest under faults (malformed records, killed job, killed OpenSearch or one node of a cluster, 429s): what survived."""
     from lsrkit.bench.faults import run
 
     _emit(run(dataset=dataset, port=port, scenarios=scenarios.split(",") if scenarios else None), json_out)

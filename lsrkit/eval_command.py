@@ -38,6 +38,8 @@ def run_eval(
     quality: QualitySettings | None = None,
     progress: bool | None = None,
     representation: str | None = None,
+    shards: int | None = None,
+    replicas: int | None = None,
 ) -> dict[str, Any]:
     """`models`: the encoders of a new index (None: the index's own, else the bundled ones)."""
     dataset = load_beir(dataset_dir, split)
@@ -46,7 +48,7 @@ def run_eval(
     unknown = [n for n in names if n not in PIPELINES]
     if unknown:
         raise ConfigError(f"unknown pipelines {unknown}; choose from {', '.join(PIPELINES)}")
-    with Index(index, backend=backend_options, models=models, representation=representation, quality=quality) as target:
+    with Index(index, backend=backend_options, models=models, representation=representation, quality=quality, shards=shards, replicas=replicas) as target:
         ingest_info: dict[str, Any] = {"reused": True}
         summary = ensure_ingested(target, dataset.corpus, reingest=reingest, progress=progress)
         if summary is not None:

@@ -91,6 +91,8 @@ class Index:
         representation: str | None = None,
         text_language: str = "english",
         quality: QualitySettings | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
     ) -> None:
         self.name = name
         # options: how another process (a Ray worker) reaches the same engine; None for a Backend given opened
@@ -98,6 +100,9 @@ class Index:
         self.backend: Backend
         if isinstance(backend, str):
             raise ConfigError(f"backend={backend!r}: name the engine with BackendOptions({backend!r}, data_dir=…, url=…), or give an opened Backend")
+        in_process = backend.kind == "edge" or (backend.kind == "qdrant" and not backend.url) if isinstance(backend, BackendOptions) else backend.name == "edge"
+        if in_process and (shards not in (None, 1) or replicas not in (None, 0)):
+            raise ConfigError("an in-process engine keeps an index in one shard: shards and replicas are for OpenSearch or a Qdrant server")
         if isinstance(backend, BackendOptions):
             if data_dir is not None and Path(data_dir) != backend.data_dir:
                 raise ConfigError(f"two state folders given: data_dir={data_dir} and the backend options' {backend.data_dir}")
@@ -107,6 +112,8 @@ class Index:
         self.quality = quality or QualitySettings()
         self._representation = self._representation_given = representation
         self.text_language = text_language
+        self._sizes_given = (shards, replicas)
+        self._sizes_found: tuple[int, int] | None = None
         self._requested = models
         self._models: ModelChoice | None = None
         self._given = encoders
@@ -178,12 +185,29 @@ class Index:
             return None
 
     def _spec(self, multivector: MultiVectorEncoder | None) -> IndexSpec:
+        shards, replicas = self._sizes()
         return IndexSpec(
             name=self.name,
             multivector_dim=multivector.dim if multivector else None,
             multivector_representation=self.representation,
             text_language=self.text_language,
+            shards=shards,
+            replicas=replicas,
         )
+
+    def _sizes(self) -> tuple[int, int]:
+        """Shards and replicas: the ones given, else the existing index's (a resumed or later
+        ingest need not repeat them), else one shard and no replica (read from the engine once)."""
+        if self._sizes_found is None:
+            shards, replicas = self._sizes_given
+            if shards is None or replicas is None:
+                try:
+                    stored = self.backend.spec(self.name)
+                    shards, replicas = shards if shards is not None else stored.shards, replicas if replicas is not None else stored.replicas
+                except IndexMissingError:  # no index yet
+                    pass
+            self._sizes_found = (shards if shards is not None else 1, replicas if replicas is not None else 0)
+        return self._sizes_found
 
     def spec(self) -> IndexSpec:
         """The layout a new ingest gives the index (its document encoders loaded)."""

@@ -13,6 +13,7 @@ import base64
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from opensearchpy import OpenSearch, helpers
@@ -20,7 +21,7 @@ from opensearchpy.exceptions import ConflictError, ConnectionTimeout, TransportE
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 
 from lsrkit.core.config import IndexSpec, validate_index_name
-from lsrkit.core.errors import BackendError, IndexExistsError, IndexMissingError, UnavailableError
+from lsrkit.core.errors import BackendError, ConfigError, IndexExistsError, IndexMissingError, UnavailableError
 from lsrkit.core.types import Hit, SparseVector
 from lsrkit.encoders.registry import resolve
 from lsrkit.encoders.text import TextTokenizer
@@ -35,26 +36,46 @@ MV_DIGEST_FIELD = "mv_digest"  # the codes' content digest: what a CodeCache che
 BODY_FIELD = "body"  # title and text in one analyzed field: BM25 over the passage as a whole
 
 
+def node_urls(url: str) -> list[str]:
+    """The nodes named by `url`: one URL, or several comma-separated (the nodes of a cluster).
+
+    >>> node_urls("http://127.0.0.1:9200, http://127.0.0.1:9201")
+    ['http://127.0.0.1:9200', 'http://127.0.0.1:9201']
+    """
+    urls = [u.strip() for u in url.split(",") if u.strip()]
+    if not urls:
+        raise ConfigError(f"no OpenSearch URL in {url!r}")
+    if len({u.startswith("https://") for u in urls}) > 1:
+        raise ConfigError(f"the nodes of {url!r} mix http and https")
+    return urls
+
+
 def client_from_env(url: str, *, ca_certs: str | None = None, timeout: float = 30.0) -> OpenSearch:
-    """An OpenSearch client. Credentials only from the environment: LSRKIT_OPENSEARCH_USER and
-    LSRKIT_OPENSEARCH_PASSWORD (basic auth) or LSRKIT_OPENSEARCH_API_KEY; a CA bundle from
-    `ca_certs` or LSRKIT_CA_CERTS."""
+    """An OpenSearch client of the node or nodes `url` names (comma-separated). Credentials only
+    from the environment: LSRKIT_OPENSEARCH_USER and LSRKIT_OPENSEARCH_PASSWORD (basic auth) or
+    LSRKIT_OPENSEARCH_API_KEY; a CA bundle from `ca_certs` or LSRKIT_CA_CERTS."""
     user = os.environ.get("LSRKIT_OPENSEARCH_USER")
     password = os.environ.get("LSRKIT_OPENSEARCH_PASSWORD")
     api_key = os.environ.get("LSRKIT_OPENSEARCH_API_KEY")
     headers = {"Authorization": f"ApiKey {api_key}"} if api_key else None
     ca = ca_certs or os.environ.get("LSRKIT_CA_CERTS")
+    hosts = node_urls(url)
+    secure = hosts[0].startswith("https://")
     return OpenSearch(
-        hosts=[url],
+        hosts=hosts,
         http_auth=(user, password) if user and password else None,
         headers=headers,
-        use_ssl=url.startswith("https://"),
-        verify_certs=url.startswith("https://"),
+        use_ssl=secure,
+        verify_certs=secure,
         ca_certs=ca,
         timeout=timeout,
-        # no transport-level retries: a bulk's 429 items are retried by streaming_bulk, a failed
-        # request by the caller (one layer each, see write)
-        max_retries=0,
+        # The transport retries a request whose connection failed (refused, reset) on the next
+        # node and skips the failed node for a while (60 s, doubling); a bulk's 429 items are
+        # retried by streaming_bulk, any other failed request by the caller (one layer each, see
+        # write). One node: no retry here.
+        max_retries=len(hosts) - 1,
+        retry_on_status=(),
+        retry_on_timeout=False,
     )
 
 
@@ -160,12 +181,21 @@ class OpenSearchBackend:
         if recreate:
             self.drop_index(spec.name)
         if self._call("exists", spec.name, self.client.indices.exists, index=spec.name):
-            check_layout("opensearch: index", spec, self.spec(spec.name))
+            stored = self.spec(spec.name)
+            if stored.replicas != spec.replicas and replace(stored, replicas=spec.replicas) == spec:
+                stored = self._set_replicas(spec)  # a live setting: changed in place, not a new layout
+            check_layout("opensearch: index", spec, stored)
             if spec.multivector_dim and MV_DIGEST_FIELD not in self._properties(spec.name):
                 raise IndexExistsError(f"opensearch: index {spec.name!r} was built before its codes had digests; pass recreate to rebuild it")
             return False
         settings = {"number_of_shards": spec.shards, "number_of_replicas": spec.replicas, "refresh_interval": "1s"}
         return self._create(spec.name, {"settings": {"index": settings}, "mappings": self.mapping(spec)})
+
+    def _set_replicas(self, spec: IndexSpec) -> IndexSpec:
+        settings = {"index": {"number_of_replicas": spec.replicas}}
+        self._call("set replicas", spec.name, self.client.indices.put_settings, index=spec.name, body=settings)
+        self._call("set replicas", spec.name, self.client.indices.put_mapping, index=spec.name, body={"_meta": {"lsrkit_spec": spec.__dict__}})
+        return spec
 
     def _create(self, index: str, body: dict[str, Any]) -> bool:
         """Create an index: True when this call created it, False when it was created meanwhile."""
@@ -302,7 +332,7 @@ class OpenSearchBackend:
         for (name, _), response in zip(runs, responses):
             if "error" in response:
                 _raise_item_error("msearch", index, response)
-            setattr(found, name, _hits(response, request.texts))
+            setattr(found, name, _hits(every_shard("search", index, response), request.texts))
             if digests:
                 held = _digests(response)
                 found.multivectors.update(self.code_cache.lookup(index, held, rerank_read=request.multivectors))
@@ -336,6 +366,12 @@ class OpenSearchBackend:
         if not wanted:
             return list(hits)
         response = self._call("mget", index, self.client.mget, index=index, body={"ids": sorted(wanted)})
+        failed = [d for d in response["docs"] if "error" in d]
+        if failed:  # a shard without a live copy: not "not found"
+            error = failed[0]["error"]
+            if "index_not_found" in str(error):
+                raise IndexMissingError(f"opensearch: index {index!r} does not exist (mget)")
+            raise UnavailableError(f"opensearch: mget on {index!r}: {len(failed)} of {len(wanted)} passages unreadable ({error})")
         return completed_hits(hits, {d["_id"]: d["_source"] for d in response["docs"] if d.get("found")})
 
     def fetch_multivectors(self, index: str, ids: Sequence[str]) -> dict[str, bytes]:
@@ -350,7 +386,7 @@ class OpenSearchBackend:
             "docvalue_fields": ["id", MV_FIELD, MV_DIGEST_FIELD],
             "track_total_hits": False,
         }
-        response = self._call("fetch vectors", index, self.client.search, index=index, body=body)
+        response = every_shard("fetch vectors", index, self._call("fetch vectors", index, self.client.search, index=index, body=body))
         codes = _multivectors(response)
         self.code_cache.store(index, codes, _digests(response))
         return codes
@@ -373,7 +409,7 @@ class OpenSearchBackend:
             raise status_error(f"delete of {len(refused)} passages", index, int(refused[0].get("status") or 0), refused[0].get("error"))
 
     def count(self, index: str) -> int:
-        return int(self._call("count", index, self.client.count, index=index)["count"])
+        return int(every_shard("count", index, self._call("count", index, self.client.count, index=index))["count"])
 
     def disk_bytes(self, index: str) -> int:
         stats = self._call("stats", index, self.client.indices.stats, index=index, metric="store")
@@ -383,7 +419,8 @@ class OpenSearchBackend:
     def _ensure_meta_index(self) -> None:
         if not self._call("exists", META_INDEX, self.client.indices.exists, index=META_INDEX):
             body = {
-                "settings": {"number_of_shards": 1},
+                # a copy on every node: the statistics, codecs and manifests outlive a lost node
+                "settings": {"number_of_shards": 1, "auto_expand_replicas": "0-all"},
                 "mappings": {"properties": {"index": {"type": "keyword"}, "key": {"type": "keyword"}, "value": {"type": "object", "enabled": False}}},
             }
             self._create(META_INDEX, body)
@@ -435,6 +472,8 @@ def engine_errors(what: str, target: str, *, verb: str = "on") -> Iterator[None]
         yield
     except (OSConnectionError, ConnectionTimeout) as exc:  # TransportErrors without a status: first
         raise UnavailableError(f"opensearch: {what} {verb} {target!r}: cluster unreachable ({type(exc).__name__})") from exc
+    except helpers.ScanError as exc:  # a scroll some shard stopped answering: not a whole read
+        raise UnavailableError(f"opensearch: {what} {verb} {target!r}: {exc}") from exc
     except TransportError as exc:
         raise status_error(what, target, exc.status_code if isinstance(exc.status_code, int) else 0, exc.error) from exc
 
@@ -452,6 +491,19 @@ def status_error(what: str, target: str, status: int, reason: Any) -> BackendErr
     if status in (*RECORD_STATUSES, 401, 409) or (status == 403 and "security_exception" in text):
         return BackendError(f"opensearch: {what} on {target!r} refused: HTTP {status} {reason}")
     return UnavailableError(f"opensearch: {what} on {target!r}: HTTP {status} {reason}")
+
+
+def every_shard(what: str, target: str, response: dict[str, Any]) -> dict[str, Any]:
+    """The response of a search or count, unless a shard failed to answer: OpenSearch then answers
+    200 with the other shards' hits, which would pass for the whole index (a node lost while an
+    index has no replica left: UnavailableError, worth another try once it is back)."""
+    shards = response.get("_shards") or {}
+    if shards.get("failed"):
+        reasons = [str((f.get("reason") or {}).get("type", f.get("reason"))) for f in shards.get("failures") or []]
+        raise UnavailableError(
+            f"opensearch: {what} on {target!r}: {shards['failed']} of {shards.get('total')} shards failed ({', '.join(sorted(set(reasons)))})"
+        )
+    return response
 
 
 def _raise_item_error(what: str, target: str, item: Mapping[str, Any]) -> None:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv, start a real OpenSearch on 127.0.0.1, run the whole test suite, stop OpenSearch.
+# Set up .venv, start a real OpenSearch on 127.0.0.1 (one node, and a three-node cluster), run the
+# whole test suite, stop OpenSearch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,13 @@ command -v unzip >/dev/null || { apt-get update -qq && apt-get install -y -qq un
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export OPENSEARCH_PORT="${OPENSEARCH_PORT:-9200}"
 export LSRKIT_OPENSEARCH_URL="http://127.0.0.1:${OPENSEARCH_PORT}"
-trap 'bash docker/opensearch-local.sh stop || true' EXIT
+# the cluster tests (marker `cluster`) run on three more nodes: every index they make in 3 shards
+# with a replica each; the single node serves the rest of the suite
+export OPENSEARCH_CLUSTER_PORT="${OPENSEARCH_CLUSTER_PORT:-9210}"
+trap 'bash docker/opensearch-local.sh stop || true; OPENSEARCH_PORT="$OPENSEARCH_CLUSTER_PORT" bash docker/opensearch-local.sh stop || true' EXIT
 bash docker/opensearch-local.sh start
+OPENSEARCH_PORT="$OPENSEARCH_CLUSTER_PORT" bash docker/opensearch-local.sh start --nodes 3
+LSRKIT_OPENSEARCH_CLUSTER_URL="$(OPENSEARCH_PORT="$OPENSEARCH_CLUSTER_PORT" bash docker/opensearch-local.sh url)"
+export LSRKIT_OPENSEARCH_CLUSTER_URL
 
 .venv/bin/python -m pytest -p no:cacheprovider --durations=25 "$@"

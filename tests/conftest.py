@@ -116,6 +116,31 @@ def opensearch_url() -> str:
     return url
 
 
+CLUSTER_URL_ENV = "LSRKIT_OPENSEARCH_CLUSTER_URL"  # every node of a multi-node cluster, comma-separated
+CLUSTER_SIZES = {"shards": 3, "replicas": 1}  # how the cluster tests spread every index they create
+
+
+@pytest.fixture(scope="session")
+def opensearch_cluster_url() -> str:
+    """A live multi-node OpenSearch cluster (docker/opensearch-local.sh start --nodes 3), every
+    node named. In CI its absence fails the test; elsewhere it skips."""
+    from lsrkit.plugin.opensearch import node_urls
+
+    url = os.environ.get(CLUSTER_URL_ENV, "")
+    nodes = node_urls(url) if url else []
+    try:
+        if len(nodes) < 2:
+            raise RuntimeError(f"${CLUSTER_URL_ENV} names {len(nodes)} node(s)")
+        with urllib.request.urlopen(f"{nodes[0]}/_cluster/health?wait_for_nodes={len(nodes)}&timeout=30s", timeout=40) as response:
+            health = json.load(response)
+    except Exception as exc:  # any failure means: no cluster here
+        if os.environ.get("CI"):
+            pytest.fail(f"an OpenSearch cluster is required in CI and not reachable at {url!r}: {exc}")
+        pytest.skip(f"no OpenSearch cluster at ${CLUSTER_URL_ENV} (docker/opensearch-local.sh start --nodes 3): {exc}")
+    assert health["number_of_nodes"] == len(nodes) and health["status"] in ("green", "yellow")
+    return url
+
+
 def docker_available() -> bool:
     if not shutil.which("docker"):
         return False

@@ -31,11 +31,6 @@ def _assert_matches_exact(hits: list[Hit], records, query, rel: float) -> None:
     assert firm <= {h.id for h in hits}
 
 
-@pytest.fixture(params=["edge", "qdrant", "opensearch"])
-def backend(request):
-    return request.getfixturevalue({"edge": "edge_backend", "qdrant": "qdrant_local_backend", "opensearch": "opensearch_backend"}[request.param])
-
-
 def test_sparse_first_stage_is_the_exact_dot_product(backend, scenario):
     spec = unique_index(f"contract-{backend.name}")
     assert backend.ensure_index(spec)

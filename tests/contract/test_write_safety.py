@@ -18,11 +18,6 @@ from ..conftest import unique_index
 pytestmark = pytest.mark.models
 
 
-@pytest.fixture(params=["edge", "qdrant", "opensearch"])
-def backend(request):
-    return request.getfixturevalue({"edge": "edge_backend", "qdrant": "qdrant_local_backend", "opensearch": "opensearch_backend"}[request.param])
-
-
 @pytest.fixture()
 def index(backend):
     spec = unique_index(f"safety-{backend.name}")

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from lsrkit.index import Index
 from lsrkit.plugin import CODEC_META, search_sparse
 
+from ..conftest import CLUSTER_SIZES
+
 pytestmark = pytest.mark.models
 
 DOCS = ["a", "b", "c", "d", "e"]
@@ -153,17 +155,28 @@ def test_edge_lifecycle_equals_a_rebuild(ops, crash, sparse_encoder, mv_encoder,
         backend.close()
 
 
+def _opensearch_lifecycle(url: str, sizes: dict[str, Any], ops, crash, encoders, mini_docs, root: Path) -> None:
+    from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
+
+    backend = OpenSearchBackend(client_from_env(url), vocab=encoders[0].vocab)
+    try:
+        _run_lifecycle(lambda name: Index(name, backend=backend, data_dir=root, encoders=encoders, **sizes), mini_docs, ops, crash)
+    finally:
+        backend.close()
+
+
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(ops=operations, crash=crashes)
 def test_opensearch_lifecycle_equals_a_rebuild(ops, crash, opensearch_url, sparse_encoder, mv_encoder, mini_docs, tmp_path_factory):
-    from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
+    _opensearch_lifecycle(opensearch_url, {}, ops, crash, (sparse_encoder, mv_encoder), mini_docs, tmp_path_factory.mktemp("os"))
 
-    root = tmp_path_factory.mktemp("os")
-    backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
-    try:
-        _run_lifecycle(lambda name: Index(name, backend=backend, data_dir=root, encoders=(sparse_encoder, mv_encoder)), mini_docs, ops, crash)
-    finally:
-        backend.close()
+
+@pytest.mark.cluster
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(ops=operations, crash=crashes)
+def test_cluster_lifecycle_equals_a_rebuild(ops, crash, opensearch_cluster_url, sparse_encoder, mv_encoder, mini_docs, tmp_path_factory):
+    """The same on a multi-node cluster, every index in 3 shards with a replica each."""
+    _opensearch_lifecycle(opensearch_cluster_url, CLUSTER_SIZES, ops, crash, (sparse_encoder, mv_encoder), mini_docs, tmp_path_factory.mktemp("cluster"))
 
 
 def test_a_shrunk_document_leaves_no_stale_passage_and_the_idf_counts_the_whole_index(tmp_path, sparse_encoder, mv_encoder, mini_docs):

@@ -17,6 +17,7 @@ MODULES = [
     "lsrkit.plugin.fusion",
     "lsrkit.plugin.codec",
     "lsrkit.plugin.feature_names",
+    "lsrkit.plugin.opensearch",
     "lsrkit.plugin.pipeline",
     "lsrkit.plugin.qdrant_layout",
     "lsrkit.evaluation",

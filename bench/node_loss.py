@@ -1,0 +1,305 @@
+"""`lsrkit bench faults` on a multi-node OpenSearch cluster: one node SIGKILLed mid-job or under
+query load, and what survived.
+
+The cluster: three nodes made by docker/opensearch-local.sh (`start --nodes 3`) on their own
+ports; lsrkit is given every node's URL; each index in 3 shards with 1 replica. Scenarios:
+- node_killed_during_ingest: an ingest job with a node other than the elected cluster manager
+  SIGKILLed after a quarter of its corpus; once it is back, a second job (more documents, same
+  index) with the cluster manager itself killed (an election follows). Each job finishes, or stops non-zero and `--resume` finishes it
+  while the node is still down. Audited: lost, duplicated and stale passages, and whether the
+  corpus statistics equal a fresh count.
+- node_killed_during_delete: a delete job of half the documents with the cluster manager killed
+  while it runs; run again (the node still down) if it stopped non-zero; audited alike.
+- node_killed_under_serve: `lsrkit serve` on the cluster answering `hybrid+rerank` queries from
+  four clients while a node other than the cluster manager, then the cluster manager, is killed
+  and brought back. Counted per phase: answers 200, 503 (with or without Retry-After), other 5xx,
+  and requests left unanswered (a transport error or a 30 s timeout); the service is never
+  restarted. A request is counted in the phase it was sent in.
+The client's node list is shuffled (opensearch-py), so which node "the URL names first" means
+nothing to it: the node that matters is the elected cluster manager.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsrkit.bench.faults import (
+    RUNNER,
+    LocalOpenSearch,
+    Outcome,
+    audit_lifecycle,
+    dead_letters,
+    finish,
+    spawn_delete,
+    spawn_ingest,
+    wait_for_checkpoint,
+    wrongly_dead_lettered,
+)
+from lsrkit.factory import job_state_dir
+from lsrkit.plugin.opensearch import node_urls
+
+SPREAD = ("--shards", "3", "--replicas", "1")
+
+
+class LocalCluster(LocalOpenSearch):
+    """Nodes on ports port..port+nodes-1 (node-0, node-1, …), through the project's runner script."""
+
+    def __init__(self, port: int, nodes: int = 3, heap: str = "384m") -> None:
+        super().__init__(port)
+        self.nodes = nodes
+        self.env["OPENSEARCH_HEAP"] = heap
+        self.url = ",".join(f"http://127.0.0.1:{port + i}" for i in range(nodes))
+
+    def _run(self, *command: str) -> str:
+        return subprocess.run(["bash", str(RUNNER), *command], env=self.env, check=True, capture_output=True, text=True).stdout.strip()
+
+    def _client(self, timeout: float = 60):  # type: ignore[no-untyped-def]
+        from opensearchpy import OpenSearch
+
+        return OpenSearch(hosts=node_urls(self.url), timeout=timeout)
+
+    def start(self) -> None:
+        self._run("start", "--nodes", str(self.nodes))
+
+    def manager(self) -> int:
+        """The node elected cluster manager (its loss forces an election)."""
+        client = self._client()
+        try:
+            return int(client.cat.cluster_manager(format="json")[0]["node"].removeprefix("node-"))
+        finally:
+            client.close()
+
+    def not_manager(self) -> int:
+        return next(i for i in range(self.nodes) if i != self.manager())
+
+    def holding_a_primary_of(self, index: str) -> int:
+        client = self._client()
+        try:
+            shards = client.cat.shards(index=index, format="json")
+        finally:
+            client.close()
+        return int(next(s["node"] for s in shards if s["prirep"] == "p" and s["node"]).removeprefix("node-"))
+
+    def kill_node(self, node: int) -> None:
+        self._run("kill-node", str(node))
+
+    def revive(self, node: int) -> None:
+        """The node back and every shard copy assigned again (green)."""
+        self._run("start-node", str(node))
+        client = self._client(timeout=30)
+        try:
+            deadline = time.time() + 300
+            while True:
+                # the health API's own wait: a `timeout` parameter is taken for the client's own
+                # unless the client's is given
+                health = client.transport.perform_request(
+                    "GET", "/_cluster/health", params={"wait_for_status": "green", "timeout": "10s"}, ignore=(408,), timeout=30
+                )
+                if health.get("status") == "green":
+                    return
+                if time.time() > deadline:
+                    raise TimeoutError(f"the cluster is not green 300 s after node {node} came back: {health}")
+                # a copy whose allocation failed 5 times (e.g. its old shard lock still held on a
+                # busy node) is not tried again by itself: what an operator does, done here
+                client.transport.perform_request("POST", "/_cluster/reroute", params={"retry_failed": "true"})
+        finally:
+            client.close()
+
+
+def _documents(dataset: Path, start: int, n: int) -> list[dict[str, Any]]:
+    with (Path(dataset) / "corpus.jsonl").open(encoding="utf-8") as handle:
+        lines = [line for _, line in zip(range(start + n), handle)][start:]
+    return [json.loads(line) for line in lines]
+
+
+def _job_with_a_node_killed(source: Path, data_dir: Path, index: str, cluster: LocalCluster, manager: bool) -> dict[str, Any]:
+    """An ingest job of `source` with a node (the elected cluster manager, or another) killed once
+    a quarter of it is written; the job's exit; resumed (the node still down) when it stopped
+    non-zero; the node brought back."""
+    process = spawn_ingest(source, data_dir, index, "opensearch", cluster.url, *SPREAD)
+    documents = sum(1 for _ in source.open(encoding="utf-8"))
+    reached = wait_for_checkpoint(job_state_dir(data_dir, index), documents // 4, process, source=source)
+    node = cluster.manager() if manager else cluster.not_manager()
+    running = process.poll() is None
+    cluster.kill_node(node)
+    process.wait(timeout=900)
+    notes: dict[str, Any] = {"killed_node": node, "killed_after_ordinal": reached["next_ordinal"], "running_at_kill": running, "exit_code": process.returncode}
+    if process.returncode != 0:
+        notes["resumed_from"] = finish(spawn_ingest(source, data_dir, index, "opensearch", cluster.url, *SPREAD, resume=True))["resumed_from"]
+    cluster.revive(node)
+    return notes
+
+
+KILLS = ("other_node", "cluster_manager")  # which node each kill takes, in turn
+
+
+def node_killed_during_ingest(dataset: Path, work: Path, cluster: LocalCluster, n: int = 300, kills: tuple[str, ...] = KILLS) -> Outcome:
+    """One job of n documents per kill (the same index, each job adding its own documents)."""
+    started = time.time()
+    name = "node-lost-ingest"
+    data_dir, state = work / name, job_state_dir(work / name, name)
+    written: list[dict[str, Any]] = []
+    notes: dict[str, Any] = {}
+    for turn, label in enumerate(kills):
+        docs = _documents(dataset, turn * n, n)
+        source = work / f"{name}-{label}.jsonl"
+        source.write_text("".join(json.dumps(d) + "\n" for d in docs))
+        notes[label] = _job_with_a_node_killed(source, data_dir, name, cluster, manager=label == "cluster_manager")
+        written += docs
+    return _audited("node_killed_during_ingest", cluster, name, written, state, started, notes)
+
+
+def node_killed_during_delete(dataset: Path, work: Path, cluster: LocalCluster, n: int = 300) -> Outcome:
+    started = time.time()
+    name = "node-lost-delete"
+    data_dir, state = work / name, job_state_dir(work / name, name)
+    docs = _documents(dataset, 0, n)
+    source = work / f"{name}.jsonl"
+    source.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    finish(spawn_ingest(source, data_dir, name, "opensearch", cluster.url, *SPREAD))
+    gone = [d["_id"] for d in docs[: n // 2]]
+    process = spawn_delete(gone, data_dir, name, cluster.url)
+    time.sleep(3.0)  # past loading its tokenizer: reading or deleting
+    node = cluster.manager()
+    running = process.poll() is None
+    cluster.kill_node(node)
+    out, _ = process.communicate(timeout=900)
+    notes: dict[str, Any] = {"killed_node": node, "running_at_kill": running, "exit_code": process.returncode}
+    if process.returncode != 0:
+        rerun = spawn_delete(gone, data_dir, name, cluster.url)  # the node still down
+        rerun_out, _ = rerun.communicate(timeout=900)
+        notes.update(rerun_exit_code=rerun.returncode, rerun=rerun_out.decode().strip().splitlines()[-1] if rerun_out else "")
+    cluster.revive(node)
+    return _audited("node_killed_during_delete", cluster, name, docs[n // 2 :], state, started, notes)
+
+
+def _audited(scenario: str, cluster: LocalCluster, name: str, final: list[dict[str, Any]], state: Path, started: float, notes: dict[str, Any]) -> Outcome:
+    audit = audit_lifecycle(cluster.url, name, final)
+    return Outcome(
+        scenario,
+        audit["passages_expected"],
+        audit["passages_stored"],
+        audit["duplicated"],
+        audit["lost"],
+        dead_letters(state),
+        0,
+        time.time() - started,
+        {**notes, "statistics_exact": audit["statistics_exact"]},
+        wrongly_dead_lettered(state, 0),
+        audit["stale"],
+    )
+
+
+@dataclass
+class _Tally:
+    """The answers of one phase of the serve scenario."""
+
+    status_200: int = 0
+    status_503: int = 0
+    status_503_without_retry_after: int = 0
+    status_5xx: int = 0  # 5xx other than 503: never acceptable
+    status_other: int = 0
+    unanswered: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, status: int, retry_after: bool) -> None:
+        if status == 200:
+            self.status_200 += 1
+        elif status == 503:
+            self.status_503 += 1
+            self.status_503_without_retry_after += not retry_after
+        elif status >= 500:
+            self.status_5xx += 1
+        else:
+            self.status_other += 1
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: v for k, v in vars(self).items() if k != "lock"}
+
+
+def node_killed_under_serve(
+    dataset: Path, work: Path, cluster: LocalCluster, n: int = 120, clients: int = 4, phase_seconds: float = 8.0, kills: tuple[str, ...] = KILLS
+) -> Outcome:
+    import httpx
+
+    from lsrkit.bench.serve import _Service, load_queries
+
+    started = time.time()
+    name = "node-lost-serve"
+    data_dir = work / name
+    docs = _documents(dataset, 0, n)
+    source = work / f"{name}.jsonl"
+    source.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    command = ["--backend", "opensearch", "--index", name, "--data-dir", str(data_dir), "--url", cluster.url, *SPREAD, "--json"]
+    subprocess.run(
+        [sys.executable, "-m", "lsrkit.cli", "ingest", str(source), *command], check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
+    queries = load_queries(dataset, 50)
+    service = _Service(["--backend", "opensearch", "--url", cluster.url, "--index", name, "--data-dir", str(data_dir)], work / f"{name}.log")
+    phases: dict[str, _Tally] = {}
+    current: list[_Tally] = []  # the phase a request is counted in: the one it was sent in
+    stop = threading.Event()
+
+    def client_loop(offset: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            for turn in itertools.count(offset, clients):
+                if stop.is_set():
+                    return
+                tally = current[-1]
+                try:
+                    response = client.post(service.url + "/search", json={"text": queries[turn % len(queries)], "pipeline": "hybrid+rerank", "k": 10})
+                except httpx.HTTPError:
+                    with tally.lock:
+                        tally.unanswered += 1
+                    time.sleep(0.2)  # a service gone must not turn into a busy loop of failures
+                    continue
+                with tally.lock:
+                    tally.count(response.status_code, "retry-after" in response.headers)
+
+    def phase(label: str, seconds: float = 0.0) -> None:
+        phases[label] = _Tally()
+        current.append(phases[label])
+        time.sleep(seconds)
+
+    threads = [threading.Thread(target=client_loop, args=(i,), daemon=True) for i in range(clients)]
+    killed: dict[str, int] = {}
+    try:
+        service.wait_ready()
+        phase("all_nodes")
+        for thread in threads:
+            thread.start()
+        time.sleep(phase_seconds)
+        for label in kills:
+            killed[label] = cluster.manager() if label == "cluster_manager" else cluster.not_manager()
+            cluster.kill_node(killed[label])
+            phase(f"{label}_down", phase_seconds)
+            phase(f"{label}_returning")
+            cluster.revive(killed[label])
+            phase(f"{label}_back", phase_seconds)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        service_exit = service.stop()
+    total = {key: sum(p.as_dict()[key] for p in phases.values()) for key in _Tally().as_dict()}
+    notes = {
+        "killed_nodes": killed,
+        "phases": {label: tally.as_dict() for label, tally in phases.items()},
+        "status_503": total["status_503"],
+        "status_503_without_retry_after": total["status_503_without_retry_after"],
+        "recovered_without_restart": all(phases[f"{label}_back"].status_200 > 0 for label in killed),
+        "clients_still_running": sum(t.is_alive() for t in threads),
+        "service_exit_code": service_exit,
+    }
+    outcome = _audited("node_killed_under_serve", cluster, name, docs, job_state_dir(data_dir, name), started, notes)
+    outcome.status_5xx, outcome.unanswered = total["status_5xx"], total["unanswered"]
+    return outcome

@@ -1,0 +1,115 @@
+"""A node of the three-node cluster (scripts/test.sh starts it) SIGKILLed mid-ingest and under
+`lsrkit serve` load: nothing lost, duplicated or stale, exact statistics, no 5xx but 503 with
+Retry-After, answers back without a restart. Each scenario brings the node back (green) before
+it returns: the cluster tests after it find all three nodes."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from lsrkit.bench import node_loss
+
+pytestmark = [pytest.mark.cluster, pytest.mark.models, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cluster(opensearch_cluster_url: str) -> node_loss.LocalCluster:
+    ours = node_loss.LocalCluster(int(os.environ.get("OPENSEARCH_CLUSTER_PORT", "9210")), heap=os.environ.get("OPENSEARCH_HEAP", "512m"))
+    assert ours.url == opensearch_cluster_url, "the cluster the tests were given is not the one the runner script made"
+    return ours
+
+
+def _nothing_lost(outcome) -> None:
+    assert outcome.records_valid > 0 and outcome.records_indexed == outcome.records_valid
+    assert (outcome.lost, outcome.duplicates, outcome.stale, outcome.wrongly_dead_lettered) == (0, 0, 0, 0)
+    assert outcome.notes["statistics_exact"]
+
+
+def test_a_node_killed_during_ingest_loses_nothing(scifact_dir, tmp_path, cluster) -> None:
+    outcome = node_loss.node_killed_during_ingest(scifact_dir, tmp_path, cluster, n=160, kills=("cluster_manager",))  # the bench kills another node too
+    _nothing_lost(outcome)
+    # finished, or stopped non-zero and resumed (else finish() raised)
+    assert outcome.notes["cluster_manager"]["running_at_kill"], outcome.notes
+
+
+def test_a_node_killed_under_serve_load_never_answers_5xx(scifact_dir, tmp_path, cluster) -> None:
+    outcome = node_loss.node_killed_under_serve(scifact_dir, tmp_path, cluster, n=40, phase_seconds=4.0, kills=("cluster_manager",))
+    _nothing_lost(outcome)
+    assert outcome.status_5xx == 0 and outcome.unanswered == 0, outcome.notes["phases"]
+    assert outcome.notes["status_503_without_retry_after"] == 0
+    assert outcome.notes["recovered_without_restart"] and outcome.notes["clients_still_running"] == 0, outcome.notes
+    assert outcome.notes["phases"]["all_nodes"]["status_200"] > 0
+
+
+def test_a_shard_with_no_live_copy_is_unavailable_not_a_partial_answer(scenario, sparse_encoder, cluster, opensearch_cluster_url) -> None:
+    """An index without replicas loses a shard with the node: every read that would answer from
+    the other shards alone (search, count, the rerank's code read) raises UnavailableError (what
+    `lsrkit serve` answers 503); all answer whole again once the node is back."""
+    from dataclasses import replace
+
+    from lsrkit.core import UnavailableError
+    from lsrkit.plugin import Retrieval
+    from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
+
+    from ..conftest import unique_index
+
+    backend = OpenSearchBackend(client_from_env(opensearch_cluster_url), vocab=sparse_encoder.vocab)
+    spec = replace(unique_index("no-replica"), shards=3, replicas=0)
+    records = scenario["records"]
+    try:
+        backend.ensure_index(spec)
+        backend.write(spec.name, records)
+        backend.flush(spec.name)
+        query = scenario["query_encoder"].encode_queries([scenario["queries"][0]])[0]
+        ids = [r.id for r in records]
+        node = cluster.holding_a_primary_of(spec.name)
+        cluster.kill_node(node)
+        try:
+            with pytest.raises(UnavailableError):
+                backend.retrieve(spec.name, Retrieval(sparse=query, limit=10))
+            with pytest.raises(UnavailableError):
+                backend.count(spec.name)
+            with pytest.raises(UnavailableError):
+                backend.fetch_multivectors(spec.name, ids)
+        finally:
+            cluster.revive(node)
+        for attempt in range(30):  # back within seconds of green: the nodes reconnect to it
+            try:
+                assert backend.count(spec.name) == len(records)
+                break
+            except UnavailableError:
+                if attempt == 29:
+                    raise
+                time.sleep(1)
+        assert len(backend.fetch_multivectors(spec.name, ids)) == len(records)
+        assert backend.retrieve(spec.name, Retrieval(sparse=query, limit=10)).sparse
+    finally:
+        backend.drop_index(spec.name)
+        backend.close()
+
+
+def test_replicas_change_in_place_and_a_resumed_ingest_keeps_the_sizes(opensearch_cluster_url, sparse_encoder, tmp_path) -> None:
+    from dataclasses import replace
+
+    from lsrkit.factory import BackendOptions
+    from lsrkit.index import Index
+    from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
+
+    from ..conftest import unique_index
+
+    backend = OpenSearchBackend(client_from_env(opensearch_cluster_url), vocab=sparse_encoder.vocab)
+    spec = replace(unique_index("sizes"), shards=3, replicas=0)
+    try:
+        assert backend.ensure_index(spec)
+        assert not backend.ensure_index(replace(spec, replicas=1))  # a live setting: changed, not refused
+        settings = backend.client.indices.get_settings(index=spec.name)[spec.name]["settings"]["index"]
+        assert (settings["number_of_shards"], settings["number_of_replicas"]) == ("3", "1")
+        assert backend.spec(spec.name) == replace(spec, replicas=1)
+        with Index(spec.name, backend=BackendOptions("opensearch", data_dir=tmp_path, url=opensearch_cluster_url)) as later:
+            assert (later.spec().shards, later.spec().replicas) == (3, 1)  # an existing index's, not 1 and 0
+    finally:
+        backend.drop_index(spec.name)
+        backend.close()
