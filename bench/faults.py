@@ -468,7 +468,7 @@ def _last_line(process: subprocess.Popen[bytes]) -> str:
     return " ".join(out.split())[-400:]
 
 
-def _lifecycle_outcome(scenario: str, url: str, name: str, docs: list[dict[str, Any]], state: Path, started: float, notes: dict[str, Any]) -> Outcome:
+def lifecycle_outcome(scenario: str, url: str, name: str, docs: list[dict[str, Any]], state: Path, started: float, notes: dict[str, Any]) -> Outcome:
     audit = audit_lifecycle(url, name, docs)
     notes = {**notes, "statistics_exact": audit["statistics_exact"]}
     return Outcome(
@@ -512,7 +512,7 @@ def write_block(dataset: Path, work: Path, node: LocalOpenSearch, *, lifted_afte
         notes["checkpoint_at_stop"] = json.loads((state / "checkpoint.json").read_text())["next_ordinal"]
         _write_block(node.url, name, False)
         notes["resumed_from"] = finish(spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url, resume=True))["resumed_from"]
-    return _lifecycle_outcome("write_block_lifted" if lifted_after else "write_block_never_lifted", node.url, name, docs, state, started, notes)
+    return lifecycle_outcome("write_block_lifted" if lifted_after else "write_block_never_lifted", node.url, name, docs, state, started, notes)
 
 
 def second_writer(dataset: Path, work: Path, node: LocalOpenSearch, *, kind: str, n: int = 200) -> Outcome:
@@ -532,7 +532,7 @@ def second_writer(dataset: Path, work: Path, node: LocalOpenSearch, *, kind: str
     second.wait(timeout=600)
     refused = {"second_exit_code": second.returncode, "second_error": _last_line(second), "first_running_then": process.poll() is None}
     finish(process)
-    return _lifecycle_outcome(f"second_{kind}_refused", node.url, name, docs, state, started, refused)
+    return lifecycle_outcome(f"second_{kind}_refused", node.url, name, docs, state, started, refused)
 
 
 def lease_holder_killed(dataset: Path, work: Path, node: LocalOpenSearch, *, timeout: float = 30.0, n: int = 200) -> Outcome:
@@ -555,7 +555,7 @@ def lease_holder_killed(dataset: Path, work: Path, node: LocalOpenSearch, *, tim
     time.sleep(max(0.0, killed + timeout + 1 - time.time()))
     summary = finish(spawn_ingest(work / f"{name}.jsonl", data_dir, name, "opensearch", node.url, *lease, resume=True, host="another-machine"))
     notes.update(taken_over_after_s=round(time.time() - killed, 1), resumed_from=summary["resumed_from"])
-    return _lifecycle_outcome("lease_holder_killed", node.url, name, docs, state, started, notes)
+    return lifecycle_outcome("lease_holder_killed", node.url, name, docs, state, started, notes)
 
 
 def bad_inputs(dataset: Path, work: Path, n: int = 60) -> Outcome:

@@ -36,13 +36,11 @@ from lsrkit.bench.faults import (
     RUNNER,
     LocalOpenSearch,
     Outcome,
-    audit_lifecycle,
-    dead_letters,
     finish,
+    lifecycle_outcome,
     spawn_delete,
     spawn_ingest,
     wait_for_checkpoint,
-    wrongly_dead_lettered,
 )
 from lsrkit.factory import job_state_dir
 from lsrkit.plugin.opensearch import node_urls
@@ -183,20 +181,7 @@ def node_killed_during_delete(dataset: Path, work: Path, cluster: LocalCluster, 
 
 
 def _audited(scenario: str, cluster: LocalCluster, name: str, final: list[dict[str, Any]], state: Path, started: float, notes: dict[str, Any]) -> Outcome:
-    audit = audit_lifecycle(cluster.url, name, final)
-    return Outcome(
-        scenario,
-        audit["passages_expected"],
-        audit["passages_stored"],
-        audit["duplicated"],
-        audit["lost"],
-        dead_letters(state),
-        0,
-        time.time() - started,
-        {**notes, "statistics_exact": audit["statistics_exact"]},
-        wrongly_dead_lettered(state, 0),
-        audit["stale"],
-    )
+    return lifecycle_outcome(scenario, cluster.url, name, final, state, started, notes)
 
 
 @dataclass
