@@ -87,6 +87,17 @@ class LocalCluster(LocalOpenSearch):
             client.close()
         return int(next(s["node"] for s in shards if s["prirep"] == "p" and s["node"]).removeprefix("node-"))
 
+    def fresh(self, index: str) -> str:
+        """`index` dropped with its meta documents (a kept cluster may hold an earlier run's)."""
+        from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
+
+        backend = OpenSearchBackend(client_from_env(self.url))
+        try:
+            backend.drop_index(index)
+        finally:
+            backend.close()
+        return index
+
     def kill_node(self, node: int) -> None:
         self._run("kill-node", str(node))
 
@@ -143,7 +154,7 @@ KILLS = ("other_node", "cluster_manager")  # which node each kill takes, in turn
 def node_killed_during_ingest(dataset: Path, work: Path, cluster: LocalCluster, n: int = 300, kills: tuple[str, ...] = KILLS) -> Outcome:
     """One job of n documents per kill (the same index, each job adding its own documents)."""
     started = time.time()
-    name = "node-lost-ingest"
+    name = cluster.fresh("node-lost-ingest")
     data_dir, state = work / name, job_state_dir(work / name, name)
     written: list[dict[str, Any]] = []
     notes: dict[str, Any] = {}
@@ -158,7 +169,7 @@ def node_killed_during_ingest(dataset: Path, work: Path, cluster: LocalCluster, 
 
 def node_killed_during_delete(dataset: Path, work: Path, cluster: LocalCluster, n: int = 300) -> Outcome:
     started = time.time()
-    name = "node-lost-delete"
+    name = cluster.fresh("node-lost-delete")
     data_dir, state = work / name, job_state_dir(work / name, name)
     docs = _documents(dataset, 0, n)
     source = work / f"{name}.jsonl"
@@ -219,7 +230,7 @@ def node_killed_under_serve(
     from lsrkit.bench.serve import _Service, load_queries
 
     started = time.time()
-    name = "node-lost-serve"
+    name = cluster.fresh("node-lost-serve")
     data_dir = work / name
     docs = _documents(dataset, 0, n)
     source = work / f"{name}.jsonl"
