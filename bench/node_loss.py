@@ -43,7 +43,7 @@ from lsrkit.bench.faults import (
     wait_for_checkpoint,
 )
 from lsrkit.factory import job_state_dir
-from lsrkit.plugin.opensearch import node_urls
+from lsrkit.plugin.opensearch import client_from_env
 
 SPREAD = ("--shards", "3", "--replicas", "1")
 
@@ -61,9 +61,7 @@ class LocalCluster(LocalOpenSearch):
         return subprocess.run(["bash", str(RUNNER), *command], env=self.env, check=True, capture_output=True, text=True).stdout.strip()
 
     def _client(self, timeout: float = 60):  # type: ignore[no-untyped-def]
-        from opensearchpy import OpenSearch
-
-        return OpenSearch(hosts=node_urls(self.url), timeout=timeout)
+        return client_from_env(self.url, timeout=timeout)
 
     def start(self) -> None:
         self._run("start", "--nodes", str(self.nodes))
@@ -89,9 +87,9 @@ class LocalCluster(LocalOpenSearch):
 
     def fresh(self, index: str) -> str:
         """`index` dropped with its meta documents (a kept cluster may hold an earlier run's)."""
-        from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
+        from lsrkit.plugin.opensearch import OpenSearchBackend
 
-        backend = OpenSearchBackend(client_from_env(self.url))
+        backend = OpenSearchBackend(self._client())
         try:
             backend.drop_index(index)
         finally:
