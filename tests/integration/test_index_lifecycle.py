@@ -5,6 +5,7 @@ passages, the same vectors and the same corpus statistics (IDF). On Qdrant Edge 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -140,6 +141,7 @@ def _run_lifecycle(open_index: Callable[[str], Index], mini_docs: list[dict], op
         for index in (live, rebuilt):
             index.drop()
             index.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
