@@ -22,7 +22,9 @@ from lsrkit.bench.common import machine, time_pipelines
 from lsrkit.core.config import DEFAULT_DATA_DIR
 
 
-def run(*, dataset: Path, backend_kind: str = "opensearch", data_dir: Path = DEFAULT_DATA_DIR, url: str | None = None, rounds: int = 2) -> dict[str, Any]:
+def run(
+    *, dataset: Path, backend_kind: str = "opensearch", index: str | None = None, data_dir: Path = DEFAULT_DATA_DIR, url: str | None = None, rounds: int = 2
+) -> dict[str, Any]:
     from lsrkit.eval_command import default_index
     from lsrkit.evaluation import load_beir
     from lsrkit.factory import BackendOptions
@@ -30,7 +32,7 @@ def run(*, dataset: Path, backend_kind: str = "opensearch", data_dir: Path = DEF
     from lsrkit.jobs import ensure_ingested
 
     data = load_beir(dataset)
-    index = default_index(dataset)
+    index = index or default_index(dataset)
     target = Index(index, backend=BackendOptions(backend_kind, data_dir=data_dir, url=url))  # type: ignore[arg-type]
     backend = target.backend
     try:
@@ -66,6 +68,9 @@ def run(*, dataset: Path, backend_kind: str = "opensearch", data_dir: Path = DEF
         p95 = {name: float(np.percentile(v, 95)) for name, v in samples.items()}
         return {
             "backend": backend.name,
+            "index": index,
+            "shards": target.spec().shards,
+            "replicas": target.spec().replicas,
             "dataset": str(dataset),
             "queries": len(queries),
             "rounds": rounds,

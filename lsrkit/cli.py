@@ -402,12 +402,34 @@ def bench_ingest(
 
 @bench_app.command("query")
 def bench_query(
-    dataset: DatasetOpt, backend: BackendOpt = "opensearch", data_dir: DataDirOpt = DEFAULT_DATA_DIR, url: UrlOpt = None, json_out: JsonOpt = False
+    dataset: DatasetOpt,
+    backend: BackendOpt = "opensearch",
+    index: Annotated[str | None, typer.Option(help="index of the dataset to time (default: from the dataset folder; built when missing)")] = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    url: UrlOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Query latency of every pipeline (its tuned settings) divided by BM25's, same engine, warm."""
     from lsrkit.bench.query import run
 
-    _emit(run(dataset=dataset, backend_kind=backend, data_dir=data_dir, url=url), json_out)
+    _emit(run(dataset=dataset, backend_kind=backend, index=index, data_dir=data_dir, url=url), json_out)
+
+
+@bench_app.command("shards")
+def bench_shards(
+    dataset: DatasetOpt,
+    url: UrlOpt = None,
+    shards: Annotated[str, typer.Option(help="comma-separated primary shard counts; the first is the one the others are compared with")] = "1,3",
+    replicas: Annotated[int, typer.Option(help="replicas of every shard")] = 1,
+    pipelines: Annotated[str, typer.Option(help="comma-separated pipelines")] = "bm25,sparse-idf,hybrid,hybrid+rerank",
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    json_out: JsonOpt = False,
+) -> None:
+    """nDCG@10 and latency of the same corpus in 1 and N shards of one OpenSearch cluster (BM25 scores with per-shard statistics)."""
+    from lsrkit.bench.shards import run
+
+    counts = tuple(int(n) for n in shards.split(","))
+    _emit(run(dataset=dataset, url=url, shards=counts, replicas=replicas, pipelines=tuple(pipelines.split(",")), data_dir=data_dir), json_out)
 
 
 @bench_app.command("scale")

@@ -3,23 +3,35 @@ tune and quickstart run a dataset's index through this)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import TypeVar
+
 from lsrkit.core.config import BatchPolicy
-from lsrkit.core.errors import LsrError
+from lsrkit.core.errors import CheckpointError, LsrError
 from lsrkit.index import Index
 from lsrkit.ingest import Checkpoint, IngestSummary
+from lsrkit.ingest.checkpoint import JobState
 from lsrkit.ingest.job import job_key
 from lsrkit.ingest.sources import Source
 from lsrkit.plugin import CODEC_META
 
+S = TypeVar("S", bound=JobState)
+
 
 def is_ingested(index: Index, source: Source) -> bool:
     """True when a finished checkpoint of this very job (same source, engine, index and
-    encoders) exists, the index has points and stores its token vectors as the index asks."""
+    encoders; run locally or on Ray) exists, the index has points and stores its token vectors
+    as the index asks."""
+    from lsrkit.ray_ingest import RayCheckpoint
+
     try:
         sparse, multivector = index.document_encoders()
         job = job_key(source, index.backend.name, index.name, sparse, multivector, BatchPolicy().write_batch)  # ensure_ingested's batches
-        checkpoint = Checkpoint.load(index.state_dir / "checkpoint.json", job)
-        if checkpoint is None or not checkpoint.done or index.count() == 0:
+        local = _checkpoint(Checkpoint, index.state_dir / "checkpoint.json", job)
+        on_ray = _checkpoint(RayCheckpoint, index.state_dir / "ray-checkpoint.json", "ray|" + job)
+        finished = (local is not None and local.done) or (on_ray is not None and on_ray.finished)
+        if not finished or index.count() == 0:
             return False
         if multivector is None:
             return True
@@ -27,6 +39,21 @@ def is_ingested(index: Index, source: Source) -> bool:
         return codec is not None and codec.get("representation") == index.representation
     except LsrError:
         return False
+
+
+def _checkpoint(kind: type[S], path: Path, job: str) -> S | None:
+    """The checkpoint at `path` when it is `job`'s, whatever batch size that run cut its source
+    in (a finished job is the same index either way); else None."""
+    try:
+        stored = str(json.loads(path.read_text(encoding="utf-8")).get("job", ""))
+    except (OSError, ValueError, AttributeError):
+        return None
+    if stored.rsplit("|batch=", 1)[0] != job.rsplit("|batch=", 1)[0]:
+        return None
+    try:
+        return kind.load(path, stored)
+    except CheckpointError:
+        return None
 
 
 def ensure_ingested(index: Index, source: Source, *, reingest: bool = False, progress: bool | None = None) -> IngestSummary | None:

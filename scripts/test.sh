@@ -25,6 +25,4 @@ OPENSEARCH_PORT="$OPENSEARCH_CLUSTER_PORT" bash docker/opensearch-local.sh start
 LSRKIT_OPENSEARCH_CLUSTER_URL="$(OPENSEARCH_PORT="$OPENSEARCH_CLUSTER_PORT" bash docker/opensearch-local.sh url)"
 export LSRKIT_OPENSEARCH_CLUSTER_URL
 
-# two workers: much of the suite waits on OpenSearch nodes, subprocesses and Ray rather than on the
-# CPU; tests/conftest.py keeps together the tests that must share a worker
-.venv/bin/python -m pytest -p no:cacheprovider -n 2 --dist loadgroup --durations=25 "$@"
+.venv/bin/python -m pytest -p no:cacheprovider --durations=25 "$@"

@@ -24,23 +24,6 @@ SCIFACT = Path(os.environ.get("LSRKIT_SCIFACT", REPO.parent / "shared" / "datase
 MINI = REPO / "lsrkit" / "data" / "scifact-mini"
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for `pytest -n 2 --dist loadgroup` (scripts/test.sh): a file's tests share a worker, so
-    its module fixtures are built once; every test on the three-node cluster shares one, because some
-    kill its nodes; the tests of the quickstart's index share one, so the main job runs once."""
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        if item.get_closest_marker("cluster"):
-            group = "cluster"
-        elif "quickstart_run" in getattr(item, "fixturenames", ()):
-            group = "quickstart"
-        else:
-            group = item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def scifact_dir() -> Path:
     if not (SCIFACT / "corpus.jsonl").is_file():

@@ -113,3 +113,28 @@ def test_replicas_change_in_place_and_a_resumed_ingest_keeps_the_sizes(opensearc
     finally:
         backend.drop_index(spec.name)
         backend.close()
+
+
+def test_bench_shards_sets_three_shards_against_one(opensearch_cluster_url, tmp_path) -> None:
+    from lsrkit.bench import shards
+    from lsrkit.factory import BackendOptions
+    from lsrkit.index import Index
+
+    from ..conftest import beir_subset
+
+    dataset = beir_subset(tmp_path / "shards-mini", 40)
+    try:
+        result = shards.run(dataset=dataset, url=opensearch_cluster_url, shards=(1, 3), pipelines=("bm25", "hybrid+rerank"), data_dir=tmp_path, rounds=1)
+        assert result["nodes"] == 3 and set(result["indexes"]) == {"1", "3"}
+        assert result["indexes"]["1"]["passages"] == result["indexes"]["3"]["passages"] > 40  # every document, in passages
+        for name in ("bm25", "hybrid+rerank"):
+            one, three = result["pipelines"][name]["1"], result["pipelines"][name]["3"]
+            assert 0 < one["ndcg10"] <= 1 and 0 < three["ndcg10"] <= 1 and 0 < one["p50_ms"] <= one["p99_ms"]
+            low, high = three["delta_interval95"]
+            assert low <= three["ndcg10_delta_vs_1st"] <= high
+            assert three["ndcg10_delta_vs_1st"] == pytest.approx(three["ndcg10"] - one["ndcg10"], abs=2e-4)
+            assert three["outside_interval"] == (not low <= 0 <= high)
+    finally:
+        for n in (1, 3):
+            with Index(f"shards-mini-{n}shards", backend=BackendOptions("opensearch", data_dir=tmp_path, url=opensearch_cluster_url)) as built:
+                built.drop()

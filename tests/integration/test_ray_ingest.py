@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from lsrkit.bench import faults
+from lsrkit.factory import BackendOptions
+from lsrkit.index import Index
 from lsrkit.ingest import read_dead_letters
+from lsrkit.jobs import is_ingested
 
 pytestmark = pytest.mark.models
 
@@ -114,6 +117,9 @@ def test_ray_ingest_equals_the_local_ingest(tmp_path, opensearch_url, sparse_enc
     dead = {(d["position"], d["reason"]) for d in read_dead_letters(tmp_path / "ray" / "state" / ray / "dead-letter.jsonl")}
     assert dead == {(d["position"], d["reason"]) for d in read_dead_letters(local_state / "dead-letter.jsonl")}
     assert len(dead) == 3
+    # eval, tune and bench reuse the index a Ray job finished, as they reuse a local job's
+    with Index(ray, backend=BackendOptions("opensearch", url=opensearch_url, data_dir=tmp_path / "ray")) as built:
+        assert is_ingested(built, source)
     assert _state(opensearch_url, ray, sparse_encoder) == clean
 
 
