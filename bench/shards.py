@@ -22,6 +22,7 @@ import numpy as np
 
 from lsrkit.bench.common import machine, time_pipelines
 from lsrkit.core.config import DEFAULT_DATA_DIR
+from lsrkit.core.errors import ConfigError
 
 PIPELINES = ("bm25", "sparse-idf", "hybrid", "hybrid+rerank")
 
@@ -50,7 +51,14 @@ def run(
         built: dict[str, Any] = {}
         for n, target in indexes.items():
             summary = ensure_ingested(target, data.corpus, progress=False)
-            built[str(n)] = {"index": target.name, "passages": target.count(), "ingest_seconds": round(summary.seconds, 1) if summary else None}
+            settings = target.backend.client.indices.get_settings(index=target.name)[target.name]["settings"]["index"]  # type: ignore[attr-defined]
+            layout = (int(settings["number_of_shards"]), int(settings["number_of_replicas"]))
+            if layout != (n, replicas):  # a kept index of that name made otherwise
+                raise ConfigError(
+                    f"index {target.name!r} has {layout[0]} shards and {layout[1]} replicas, not {n} and {replicas}: drop it or name another data dir"
+                )
+            built[str(n)] = {"index": target.name, "primary_shards": layout[0], "replicas": layout[1], "passages": target.count()}
+            built[str(n)]["ingest_seconds"] = round(summary.seconds, 1) if summary else None
         quality: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in pipelines}
         timed: dict[str, Any] = {}
         for n, target in indexes.items():
@@ -79,14 +87,13 @@ def run(
                     low, high = bootstrap_interval(deltas)
                     entry["ndcg10_delta_vs_1st"] = round(float(np.mean(deltas)), 4)
                     entry["delta_interval95"] = [round(low, 4), round(high, 4)]
-                    entry["queries_ranked_differently"] = sum(1 for d in deltas if abs(d) > 1e-9)
+                    entry["queries_ndcg10_changed"] = sum(1 for d in deltas if abs(d) > 1e-9)
                     entry["outside_interval"] = not (low <= 0.0 <= high)
                 report[name][str(n)] = entry
         return {
             "dataset": str(dataset),
             "queries": len(data.queries),
             "nodes": len(node_urls(url)) if url else 1,
-            "replicas": replicas,
             "indexes": built,
             "pipelines": report,
             "rounds": rounds,

@@ -42,8 +42,8 @@ def is_ingested(index: Index, source: Source) -> bool:
 
 
 def _checkpoint(kind: type[S], path: Path, job: str) -> S | None:
-    """The checkpoint at `path` when it is `job`'s, whatever batch size that run cut its source
-    in (a finished job is the same index either way); else None."""
+    """The checkpoint at `path` when it is `job`'s, whatever batch size that run cut its source in
+    (a finished job indexed all of the source with these encoders; its codec is its own); else None."""
     try:
         stored = str(json.loads(path.read_text(encoding="utf-8")).get("job", ""))
     except (OSError, ValueError, AttributeError):
@@ -60,5 +60,7 @@ def ensure_ingested(index: Index, source: Source, *, reingest: bool = False, pro
     """Reuse an up-to-date index of `source`, or build it afresh; the summary when it was built."""
     if not reingest and is_ingested(index, source):
         return None
+    for finished in ("checkpoint.json", "ray-checkpoint.json"):  # a rebuild stopped midway must not pass for an earlier finished job
+        (index.state_dir / finished).unlink(missing_ok=True)
     index.drop()
     return index.ingest(source, progress=progress)

@@ -127,6 +127,7 @@ def test_bench_shards_sets_three_shards_against_one(opensearch_cluster_url, tmp_
         result = shards.run(dataset=dataset, url=opensearch_cluster_url, shards=(1, 3), pipelines=("bm25", "hybrid+rerank"), data_dir=tmp_path, rounds=1)
         assert result["nodes"] == 3 and set(result["indexes"]) == {"1", "3"}
         assert result["indexes"]["1"]["passages"] == result["indexes"]["3"]["passages"] > 40  # every document, in passages
+        assert [(result["indexes"][n]["primary_shards"], result["indexes"][n]["replicas"]) for n in ("1", "3")] == [(1, 1), (3, 1)]  # read from the engine
         for name in ("bm25", "hybrid+rerank"):
             one, three = result["pipelines"][name]["1"], result["pipelines"][name]["3"]
             assert 0 < one["ndcg10"] <= 1 and 0 < three["ndcg10"] <= 1 and 0 < one["p50_ms"] <= one["p99_ms"]
