@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TypeVar
 
 from lsrkit.core.config import BatchPolicy
 from lsrkit.core.errors import CheckpointError, LsrError
 from lsrkit.index import Index
 from lsrkit.ingest import Checkpoint, IngestSummary
-from lsrkit.ingest.checkpoint import JobState
+from lsrkit.ingest.checkpoint import S
 from lsrkit.ingest.job import job_key
 from lsrkit.ingest.sources import Source
 from lsrkit.plugin import CODEC_META
-
-S = TypeVar("S", bound=JobState)
 
 
 def is_ingested(index: Index, source: Source) -> bool:
