@@ -201,6 +201,7 @@ class _Tally:
     status_503: int = 0
     status_503_without_retry_after: int = 0
     status_5xx: int = 0  # 5xx other than 503: never acceptable
+    status_429: int = 0  # the service's admission control: more requests in flight than it takes
     status_other: int = 0
     unanswered: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -213,6 +214,8 @@ class _Tally:
             self.status_503_without_retry_after += not retry_after
         elif status >= 500:
             self.status_5xx += 1
+        elif status == 429:
+            self.status_429 += 1
         else:
             self.status_other += 1
 

@@ -1,4 +1,4 @@
-"""`lsrkit bench peers` on 60 documents of the bundled mini corpus: the JSON, every system's rankings made of the
+"""`lsrkit bench peers` on 30 documents of the bundled mini corpus: the JSON, every system's rankings made of the
 corpus' documents, and exhaustive MaxSim equal to a naive loop. PLAID runs only where its own
 environment (scripts/setup-peers-env.sh) exists: CI does not make it."""
 
@@ -21,7 +21,7 @@ ROW_KEYS = {"ndcg10", "recall100", "p50_ms", "p99_ms", "encode_ms", "bytes_per_p
 
 @pytest.fixture(scope="module")
 def peers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return beir_subset(tmp_path_factory.mktemp("data") / "scifact-mini-60", 60)
+    return beir_subset(tmp_path_factory.mktemp("data") / "scifact-mini-30", 30)  # 6 judged queries
 
 
 @pytest.fixture(scope="module")

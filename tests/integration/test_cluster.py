@@ -40,6 +40,7 @@ def test_a_node_killed_under_serve_load_never_answers_5xx(scifact_dir, tmp_path,
     _nothing_lost(outcome)
     assert outcome.status_5xx == 0 and outcome.unanswered == 0, outcome.notes["phases"]
     assert outcome.notes["status_503_without_retry_after"] == 0
+    assert all(phase["status_other"] == 0 for phase in outcome.notes["phases"].values()), outcome.notes["phases"]  # 200, 429 or 503 only
     assert outcome.notes["recovered_without_restart"] and outcome.notes["clients_still_running"] == 0, outcome.notes
     assert outcome.notes["phases"]["all_nodes"]["status_200"] > 0
 

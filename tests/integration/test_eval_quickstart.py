@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+from lsrkit.quickstart import INDEX as QUICKSTART_INDEX
+from lsrkit.quickstart import dataset_dir as quickstart_dataset_dir
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 
@@ -78,12 +82,16 @@ def test_quickstart_main_job(quickstart_run):
     assert [p.name for p in data_dir.parent.iterdir()] == [data_dir.name]  # nothing written outside the data folder
 
 
-def test_eval_command_with_report(tmp_path, mini_subset_dir):
+def test_eval_command_with_report(tmp_path, quickstart_run):
+    """`lsrkit eval` of the packaged subset, on a copy of the main job's data folder: eval reuses an
+    index a job finished on the same source with the same encoders (nothing is encoded again)."""
+    dataset_dir = quickstart_dataset_dir()
+    shutil.copytree(quickstart_run[1], tmp_path / "data")
     report = tmp_path / "report" / "mini"
     result = _cli(
         "eval",
         "--dataset",
-        str(mini_subset_dir),
+        str(dataset_dir),
         "--backend",
         "edge",
         "--data-dir",
@@ -107,7 +115,8 @@ def test_eval_command_with_report(tmp_path, mini_subset_dir):
     from lsrkit import BackendOptions, Index
     from lsrkit.evaluation import load_beir, score_run
 
-    dataset = load_beir(mini_subset_dir)
+    assert result["ingest"]["reused"] and result["index"] == QUICKSTART_INDEX and result["index_points"] == quickstart_run[0]["index_points"]
+    dataset = load_beir(dataset_dir)
     with Index(result["index"], backend=BackendOptions("edge", data_dir=tmp_path / "data")) as index:
         for name in ("bm25", "hybrid+rerank"):
             run = {qid: {h.id: h.score for h in index.search(text, pipeline=name, k=100)} for qid, text in dataset.queries.items()}

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.models, pytest.mark.opensearch]
 
 @pytest.fixture(scope="module")
 def ingested(opensearch_url, sparse_encoder, mv_encoder, scifact_dir, tmp_path_factory):
-    """180 SciFact documents ingested by the real job into a unique index."""
+    """100 SciFact documents ingested by the real job into a unique index."""
     import itertools
     import json
 
@@ -23,7 +23,7 @@ def ingested(opensearch_url, sparse_encoder, mv_encoder, scifact_dir, tmp_path_f
 
     source = tmp_path_factory.mktemp("os") / "corpus.jsonl"
     with (scifact_dir / "corpus.jsonl").open() as handle:
-        source.write_text("".join(itertools.islice(handle, 180)))
+        source.write_text("".join(itertools.islice(handle, 100)))
     backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
     spec = IndexSpec(f"it-{uuid.uuid4().hex[:10]}", multivector_dim=mv_encoder.dim)
     pipeline = IngestJob(
@@ -38,8 +38,8 @@ def ingested(opensearch_url, sparse_encoder, mv_encoder, scifact_dir, tmp_path_f
 
 def test_count_and_summary(ingested):
     backend, spec, summary, docs = ingested
-    assert summary.documents == len(docs) == 180 and summary.rejected == 0
-    assert backend.count(spec.name) == summary.passages_written >= 180
+    assert summary.documents == len(docs) == 100 and summary.rejected == 0
+    assert backend.count(spec.name) == summary.passages_written >= 100
 
 
 def test_bm25_finds_a_title(ingested):

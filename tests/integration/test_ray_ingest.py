@@ -1,5 +1,6 @@
-"""Ingest on a local Ray cluster (2 CPUs) into the CI OpenSearch: the same index as the local job,
-and nothing lost or counted twice when a worker or the driver is killed mid-run."""
+"""Ingest on a local Ray cluster (2 CPUs) into the CI OpenSearch (and its three-node cluster): the
+same index as the local job, and nothing lost or counted twice when a worker or the driver is
+killed mid-run."""
 
 from __future__ import annotations
 
@@ -107,10 +108,14 @@ def local_job(tmp_path_factory, opensearch_url, mini_docs, sparse_encoder):
         backend.close()
 
 
-def test_ray_ingest_equals_the_local_ingest(tmp_path, opensearch_url, sparse_encoder, local_job):
+@pytest.mark.cluster
+def test_ray_ingest_on_the_cluster_equals_the_local_ingest(tmp_path, opensearch_cluster_url, sparse_encoder, local_job):
+    """The Ray job writes a 3-shard, 1-replica index on the three-node cluster (the driver and every
+    worker given all nodes); the local job wrote one shard on the single node: the same index."""
     source, local_summary, local_state, clean = local_job
     ray = f"ray-{uuid.uuid4().hex[:8]}"
-    ray_summary = _done(_ingest(source, tmp_path / "ray", ray, opensearch_url, "--runner", "ray", "--workers", "2", *BATCH))
+    cluster = ("--shards", "3", "--replicas", "1")
+    ray_summary = _done(_ingest(source, tmp_path / "ray", ray, opensearch_cluster_url, "--runner", "ray", "--workers", "2", *cluster, *BATCH))
     assert {k: ray_summary[k] for k in ("documents", "passages_written", "rejected")} == {
         k: local_summary[k] for k in ("documents", "passages_written", "rejected")
     }
@@ -118,9 +123,10 @@ def test_ray_ingest_equals_the_local_ingest(tmp_path, opensearch_url, sparse_enc
     assert dead == {(d["position"], d["reason"]) for d in read_dead_letters(local_state / "dead-letter.jsonl")}
     assert len(dead) == 3
     # eval, tune and bench reuse the index a Ray job finished, as they reuse a local job's
-    with Index(ray, backend=BackendOptions("opensearch", url=opensearch_url, data_dir=tmp_path / "ray")) as built:
+    with Index(ray, backend=BackendOptions("opensearch", url=opensearch_cluster_url, data_dir=tmp_path / "ray")) as built:
         assert is_ingested(built, source)
-    assert _state(opensearch_url, ray, sparse_encoder) == clean
+        assert (built.backend.client.indices.get_settings(index=ray)[ray]["settings"]["index"]["number_of_shards"]) == "3"
+    assert _state(opensearch_cluster_url, ray, sparse_encoder) == clean
 
 
 def _block_writers() -> list[int]:
