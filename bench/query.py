@@ -32,11 +32,12 @@ def run(
     from lsrkit.jobs import ensure_ingested
 
     data = load_beir(dataset)
+    named_by_user = index is not None
     index = index or default_index(dataset)
     target = Index(index, backend=BackendOptions(backend_kind, data_dir=data_dir, url=url))  # type: ignore[arg-type]
     backend = target.backend
     try:
-        ensure_ingested(target, data.corpus, progress=False)
+        ensure_ingested(target, data.corpus, progress=False, named_by_user=named_by_user)
         # the fused pipelines too (not in the targets): what the best-quality setups cost
         pipelines = {name: target.pipeline(name) for name in ("bm25", "sparse-idf", "sparse-idf+rerank", "hybrid", "hybrid+rerank")}
         uncached = _without_cache(target) if backend_kind == "opensearch" else None

@@ -42,7 +42,6 @@ def run(
     from lsrkit.factory import BackendOptions
     from lsrkit.index import Index
     from lsrkit.jobs import ensure_ingested
-    from lsrkit.plugin.opensearch import node_urls
 
     data = load_beir(dataset)
     options = BackendOptions("opensearch", data_dir=data_dir, url=url)
@@ -50,14 +49,10 @@ def run(
     try:
         built: dict[str, Any] = {}
         for n, target in indexes.items():
+            _refuse_other_layout(target, n, replicas)  # before anything is ingested or dropped
             summary = ensure_ingested(target, data.corpus, progress=False)
-            settings = target.backend.client.indices.get_settings(index=target.name)[target.name]["settings"]["index"]  # type: ignore[attr-defined]
-            layout = (int(settings["number_of_shards"]), int(settings["number_of_replicas"]))
-            if layout != (n, replicas):  # a kept index of that name made otherwise
-                raise ConfigError(
-                    f"index {target.name!r} has {layout[0]} shards and {layout[1]} replicas, not {n} and {replicas}: drop it or name another data dir"
-                )
-            built[str(n)] = {"index": target.name, "primary_shards": layout[0], "replicas": layout[1], "passages": target.count()}
+            stored = target.backend.spec(target.name)
+            built[str(n)] = {"index": target.name, "primary_shards": stored.shards, "replicas": stored.replicas, "passages": target.count()}
             built[str(n)]["ingest_seconds"] = round(summary.seconds, 1) if summary else None
         quality: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in pipelines}
         timed: dict[str, Any] = {}
@@ -93,7 +88,7 @@ def run(
         return {
             "dataset": str(dataset),
             "queries": len(data.queries),
-            "nodes": len(node_urls(url)) if url else 1,
+            "nodes": int(indexes[first].backend.client.cluster.health()["number_of_nodes"]),  # type: ignore[attr-defined]
             "indexes": built,
             "pipelines": report,
             "rounds": rounds,
@@ -102,3 +97,19 @@ def run(
     finally:
         for target in indexes.values():
             target.close()
+
+
+def _refuse_other_layout(target: Any, shards: int, replicas: int) -> None:
+    """A kept index of the bench's name made with another layout is refused, not rebuilt: it may be
+    the only copy of an ingest the user ran under that name."""
+    from lsrkit.core.errors import IndexMissingError
+
+    try:
+        stored = target.backend.spec(target.name)
+    except IndexMissingError:
+        return
+    if (stored.shards, stored.replicas) != (shards, replicas):
+        raise ConfigError(
+            f"index {target.name!r} has {stored.shards} shards and {stored.replicas} replicas, not {shards} and {replicas}: "
+            "delete it from the cluster first (the bench builds `<dataset>-<N>shards` itself)"
+        )

@@ -15,6 +15,9 @@ from typing import TypeVar
 from lsrkit.core.errors import CheckpointError
 from lsrkit.core.files import write_json_atomic
 
+# each runner's checkpoint file in an index's state folder
+JOB_CHECKPOINTS = {"local": "checkpoint.json", "ray": "ray-checkpoint.json"}
+
 
 class JobState:
     """Saving and loading of a job's checkpoint (a dataclass whose first field is `job`)."""

@@ -21,7 +21,7 @@ from lsrkit.core.config import BatchPolicy, IndexSpec
 from lsrkit.core.errors import IndexMissingError, IngestError, RecordError
 from lsrkit.core.types import Document, MultiVector, passage_text
 from lsrkit.encoders.text import TextTokenizer
-from lsrkit.ingest.checkpoint import Checkpoint
+from lsrkit.ingest.checkpoint import JOB_CHECKPOINTS, Checkpoint
 from lsrkit.ingest.chunking import Chunker
 from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.encoding import BatchEncoder, EncodesMultiVectorDocuments, EncodesSparseDocuments
@@ -115,7 +115,7 @@ class IngestJob:
         self.progress = progress
         self.job_name = job_name
         self.dead_letter_path = self.state_dir / "dead-letter.jsonl"
-        self.checkpoint_path = self.state_dir / "checkpoint.json"
+        self.checkpoint_path = self.state_dir / JOB_CHECKPOINTS["local"]
         self.ids_path = self.state_dir / "ids.log"
         self.idf_path = self.state_dir / "idf.json"
         self.codec = IndexCodec(backend, spec.name, spec.multivector_representation, enabled=bool(spec.multivector_dim))

@@ -428,7 +428,10 @@ def bench_shards(
     """nDCG@10 and latency of the same corpus in 1 and N shards of one OpenSearch cluster (BM25 scores with per-shard statistics)."""
     from lsrkit.bench.shards import run
 
-    counts = tuple(int(n) for n in shards.split(","))
+    try:
+        counts = tuple(int(n) for n in shards.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{shards!r}: give comma-separated whole numbers, e.g. 1,3", param_hint="--shards") from None
     _emit(run(dataset=dataset, url=url, shards=counts, replicas=replicas, pipelines=tuple(pipelines.split(",")), data_dir=data_dir), json_out)
 
 

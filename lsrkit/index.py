@@ -11,6 +11,7 @@ was built with are recorded in it (its manifest): opening it again needs no mode
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from lsrkit.factory import (
     sparse_tokenizer,
 )
 from lsrkit.ingest import FieldMapping, IngestJob, IngestSummary
+from lsrkit.ingest.checkpoint import JOB_CHECKPOINTS
 from lsrkit.ingest.lease import DEFAULT_LEASE_SECONDS, Lease
 from lsrkit.ingest.manifest import encoders_manifest, manifest_differences
 from lsrkit.ingest.retry import RetryPolicy
@@ -236,6 +238,8 @@ class Index:
         An engine unavailable for longer than `retry.seconds` stops the job (IngestError's
         cause: UnavailableError), resumable with `resume=True`; another job writing the index
         is refused (IndexBusyError), one that died is taken over after `lease_timeout` s."""
+        if not resume:  # from here until it finishes, the index is no earlier job's (a rebuild stopped midway included)
+            self._forget_finished_jobs()
         if runner == "ray":
             from lsrkit.ray_ingest import ingest_on_ray
 
@@ -280,9 +284,24 @@ class Index:
         (refused with IndexBusyError while another job writes the index)."""
         statistics = CorpusStatistics(self.backend, self.name, self._tokenizer())
         with Lease(self.backend, self.name, "delete", timeout=lease_timeout):
+            self._forget_finished_jobs(unfinished_too=False)  # a stopped job still resumes
             summary = delete_documents(self.backend, self.name, doc_ids, statistics)
         self._idf_version, self._idf_checked = None, 0.0  # re-read at the next search
         return summary
+
+    def _forget_finished_jobs(self, *, unfinished_too: bool = True) -> None:
+        """A finished checkpoint tells eval and the benches that the index holds that job's corpus:
+        once a new job (local or Ray) or a delete changes the index, none may say so any more."""
+        for name in JOB_CHECKPOINTS.values():
+            path = self.state_dir / name
+            if not unfinished_too:
+                try:
+                    state = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                if not (isinstance(state, dict) and (state.get("done") is True or state.get("finished") is True)):
+                    continue
+            path.unlink(missing_ok=True)
 
     def _tokenizer(self) -> TextTokenizer:
         """The sparse model's tokenizer (all a delete needs of the model)."""

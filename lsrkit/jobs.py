@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 from lsrkit.core.config import BatchPolicy
-from lsrkit.core.errors import CheckpointError, LsrError
+from lsrkit.core.errors import BackendError, CheckpointError, ConfigError, IndexMissingError, LsrError, UnavailableError
 from lsrkit.index import Index
 from lsrkit.ingest import Checkpoint, IngestSummary
-from lsrkit.ingest.checkpoint import S
+from lsrkit.ingest.checkpoint import JOB_CHECKPOINTS, S
 from lsrkit.ingest.job import job_key
 from lsrkit.ingest.sources import Source
 from lsrkit.plugin import CODEC_META
@@ -25,8 +25,8 @@ def is_ingested(index: Index, source: Source) -> bool:
     try:
         sparse, multivector = index.document_encoders()
         job = job_key(source, index.backend.name, index.name, sparse, multivector, BatchPolicy().write_batch)  # ensure_ingested's batches
-        local = _checkpoint(Checkpoint, index.state_dir / "checkpoint.json", job)
-        on_ray = _checkpoint(RayCheckpoint, index.state_dir / "ray-checkpoint.json", "ray|" + job)
+        local = _checkpoint(Checkpoint, index.state_dir / JOB_CHECKPOINTS["local"], job)
+        on_ray = _checkpoint(RayCheckpoint, index.state_dir / JOB_CHECKPOINTS["ray"], "ray|" + job)
         finished = (local is not None and local.done) or (on_ray is not None and on_ray.finished)
         if not finished or index.count() == 0:
             return False
@@ -53,11 +53,28 @@ def _checkpoint(kind: type[S], path: Path, job: str) -> S | None:
         return None
 
 
-def ensure_ingested(index: Index, source: Source, *, reingest: bool = False, progress: bool | None = None) -> IngestSummary | None:
-    """Reuse an up-to-date index of `source`, or build it afresh; the summary when it was built."""
+def ensure_ingested(index: Index, source: Source, *, reingest: bool = False, progress: bool | None = None, named_by_user: bool = False) -> IngestSummary | None:
+    """Reuse an up-to-date index of `source`, or build it afresh; the summary when it was built.
+    An index the user named (`named_by_user`) that exists but is not recognised as `source`'s is
+    theirs, not a cache: it is refused (ConfigError) rather than dropped, unless `reingest`."""
     if not reingest and is_ingested(index, source):
         return None
-    for finished in ("checkpoint.json", "ray-checkpoint.json"):  # a rebuild stopped midway must not pass for an earlier finished job
-        (index.state_dir / finished).unlink(missing_ok=True)
+    if named_by_user and not reingest and _exists(index):
+        raise ConfigError(
+            f"index {index.name!r} exists but no finished lsrkit ingest of this dataset with these encoders is recorded for it "
+            f"in {index.state_dir}: name another index, leave the name out to use the dataset's own, or reingest it"
+        )
     index.drop()
     return index.ingest(source, progress=progress)
+
+
+def _exists(index: Index) -> bool:
+    try:
+        index.backend.spec(index.name)
+    except IndexMissingError:
+        return False
+    except UnavailableError:
+        raise
+    except BackendError:  # there, made by something else than lsrkit
+        return True
+    return True

@@ -35,7 +35,7 @@ from lsrkit.core.types import Document
 from lsrkit.factory import BackendOptions, ModelChoice, document_encoders, open_backend
 from lsrkit.index import Index
 from lsrkit.ingest import Chunker, FieldMapping, IngestJob, IngestSummary, Validator, read_records
-from lsrkit.ingest.checkpoint import JobState
+from lsrkit.ingest.checkpoint import JOB_CHECKPOINTS, JobState
 from lsrkit.ingest.deadletter import DeadLetter
 from lsrkit.ingest.encoding import BatchEncoder
 from lsrkit.ingest.index_codec import IndexCodec
@@ -193,7 +193,7 @@ def ingest_on_ray(
     job = "ray|" + job_key(source, index.backend.name, index.name, sparse, multivector, policy.write_batch)
     local.prepare(source, fmt, mapping)
     with Lease(index.backend, index.name, job, timeout=lease_timeout) as lease:
-        checkpoint_path = state_dir / "ray-checkpoint.json"
+        checkpoint_path = state_dir / JOB_CHECKPOINTS["ray"]
         dead_path = state_dir / "dead-letter.jsonl"
         checkpoint = RayCheckpoint.load(checkpoint_path, job) if resume else None
         if checkpoint is None:

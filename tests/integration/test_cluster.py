@@ -118,6 +118,7 @@ def test_replicas_change_in_place_and_a_resumed_ingest_keeps_the_sizes(opensearc
 
 def test_bench_shards_sets_three_shards_against_one(opensearch_cluster_url, tmp_path) -> None:
     from lsrkit.bench import shards
+    from lsrkit.core.errors import ConfigError
     from lsrkit.factory import BackendOptions
     from lsrkit.index import Index
 
@@ -136,6 +137,11 @@ def test_bench_shards_sets_three_shards_against_one(opensearch_cluster_url, tmp_
             assert low <= three["ndcg10_delta_vs_1st"] <= high
             assert three["ndcg10_delta_vs_1st"] == pytest.approx(three["ndcg10"] - one["ndcg10"], abs=2e-4)
             assert three["outside_interval"] == (not low <= 0 <= high)
+        # a kept index of the bench's name in another layout is refused before anything is dropped
+        with pytest.raises(ConfigError, match="has 1 shards and 1 replicas, not 1 and 0"):
+            shards.run(dataset=dataset, url=opensearch_cluster_url, shards=(1,), replicas=0, pipelines=("bm25",), data_dir=tmp_path, rounds=1)
+        with Index("shards-mini-1shards", backend=BackendOptions("opensearch", data_dir=tmp_path, url=opensearch_cluster_url)) as kept:
+            assert kept.count() == result["indexes"]["1"]["passages"]
     finally:
         for n in (1, 3):
             with Index(f"shards-mini-{n}shards", backend=BackendOptions("opensearch", data_dir=tmp_path, url=opensearch_cluster_url)) as built:

@@ -101,32 +101,42 @@ def local_job(tmp_path_factory, opensearch_url, mini_docs, sparse_encoder):
         summary = _done(_ingest(source, folder / "data", index, opensearch_url, *BATCH))
         yield source, summary, folder / "data" / "state" / index, _state(opensearch_url, index, sparse_encoder, drop=False)
     finally:
-        from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
+        _drop(opensearch_url, index, sparse_encoder)
 
-        backend = OpenSearchBackend(client_from_env(opensearch_url), vocab=sparse_encoder.vocab)
+
+def _drop(url: str, index: str, sparse_encoder) -> None:
+    from lsrkit.plugin.opensearch import OpenSearchBackend, client_from_env
+
+    backend = OpenSearchBackend(client_from_env(url), vocab=sparse_encoder.vocab)
+    try:
         backend.drop_index(index)  # with its meta documents
+    finally:
         backend.close()
 
 
 @pytest.mark.cluster
 def test_ray_ingest_on_the_cluster_equals_the_local_ingest(tmp_path, opensearch_cluster_url, sparse_encoder, local_job):
     """The Ray job writes a 3-shard, 1-replica index on the three-node cluster (the driver and every
-    worker given all nodes); the local job wrote one shard on the single node: the same index."""
+    worker given all nodes); the local job wrote one shard on the single node: the same index.
+    Skipped without a cluster (docker/opensearch-local.sh start --nodes 3), failed without one in CI."""
     source, local_summary, local_state, clean = local_job
     ray = f"ray-{uuid.uuid4().hex[:8]}"
     cluster = ("--shards", "3", "--replicas", "1")
-    ray_summary = _done(_ingest(source, tmp_path / "ray", ray, opensearch_cluster_url, "--runner", "ray", "--workers", "2", *cluster, *BATCH))
-    assert {k: ray_summary[k] for k in ("documents", "passages_written", "rejected")} == {
-        k: local_summary[k] for k in ("documents", "passages_written", "rejected")
-    }
-    dead = {(d["position"], d["reason"]) for d in read_dead_letters(tmp_path / "ray" / "state" / ray / "dead-letter.jsonl")}
-    assert dead == {(d["position"], d["reason"]) for d in read_dead_letters(local_state / "dead-letter.jsonl")}
-    assert len(dead) == 3
-    # eval, tune and bench reuse the index a Ray job finished, as they reuse a local job's
-    with Index(ray, backend=BackendOptions("opensearch", url=opensearch_cluster_url, data_dir=tmp_path / "ray")) as built:
-        assert is_ingested(built, source)
-        assert (built.backend.client.indices.get_settings(index=ray)[ray]["settings"]["index"]["number_of_shards"]) == "3"
-    assert _state(opensearch_cluster_url, ray, sparse_encoder) == clean
+    try:
+        ray_summary = _done(_ingest(source, tmp_path / "ray", ray, opensearch_cluster_url, "--runner", "ray", "--workers", "2", *cluster, *BATCH))
+        assert {k: ray_summary[k] for k in ("documents", "passages_written", "rejected")} == {
+            k: local_summary[k] for k in ("documents", "passages_written", "rejected")
+        }
+        dead = {(d["position"], d["reason"]) for d in read_dead_letters(tmp_path / "ray" / "state" / ray / "dead-letter.jsonl")}
+        assert dead == {(d["position"], d["reason"]) for d in read_dead_letters(local_state / "dead-letter.jsonl")}
+        assert len(dead) == 3
+        # eval, tune and bench reuse the index a Ray job finished, as they reuse a local job's
+        with Index(ray, backend=BackendOptions("opensearch", url=opensearch_cluster_url, data_dir=tmp_path / "ray")) as built:
+            assert is_ingested(built, source)
+            assert (built.backend.client.indices.get_settings(index=ray)[ray]["settings"]["index"]["number_of_shards"]) == "3"
+        assert _state(opensearch_cluster_url, ray, sparse_encoder, drop=False) == clean
+    finally:  # the cluster outlives the test: leave no index behind, whatever failed
+        _drop(opensearch_cluster_url, ray, sparse_encoder)
 
 
 def _block_writers() -> list[int]:
