@@ -40,14 +40,19 @@ def _shared_kmeans(module, folder: Path):  # type: ignore[no-untyped-def]
     """Wrap fast-plaid's k-means so that every `create` on the same vectors reuses one result, in
     this run and in later ones (kept in `folder` with its seconds: on a CPU it is half of a build);
     returns the wrapper's record of the seconds the one k-means took."""
+    from importlib.metadata import version
+
     import numpy as np
     import torch
 
     compute = module.compute_kmeans
     saved, timing = folder / "kmeans-centroids.npy", folder / "kmeans.json"
+    made_by = {"fast_plaid": version("fast-plaid"), "torch": torch.__version__}
     record: dict[str, object] = {}
     if saved.is_file() and timing.is_file():
-        record.update(json.loads(timing.read_text()), centroids=torch.from_numpy(np.load(saved)))
+        kept = json.loads(timing.read_text())
+        if kept.get("made_by") == made_by:  # another fast-plaid may cluster otherwise: then run it again
+            record.update(seconds=kept["seconds"], centroids=torch.from_numpy(np.load(saved)))
 
     def once(*args, **kwargs):  # type: ignore[no-untyped-def]
         if "centroids" not in record:
@@ -55,8 +60,10 @@ def _shared_kmeans(module, folder: Path):  # type: ignore[no-untyped-def]
             record["centroids"] = compute(*args, **kwargs)
             record["seconds"] = time.perf_counter() - start
             folder.mkdir(parents=True, exist_ok=True)
-            np.save(saved, record["centroids"].cpu().numpy())  # type: ignore[attr-defined]
-            timing.write_text(json.dumps({"seconds": record["seconds"]}))
+            partial = folder / "kmeans-centroids.partial.npy"
+            np.save(partial, record["centroids"].cpu().numpy())  # type: ignore[attr-defined]
+            os.replace(partial, saved)  # the record last: a killed run leaves no record of half a file
+            timing.write_text(json.dumps({"seconds": record["seconds"], "made_by": made_by}))
         return record["centroids"]
 
     module.compute_kmeans = once
