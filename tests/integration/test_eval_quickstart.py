@@ -1,5 +1,5 @@
-"""Evaluation is honest (it agrees with an exhaustive numpy computation), and the CLI's main
-job and eval command work end to end on the packaged SciFact subset."""
+"""Evaluation is honest (it agrees with an exhaustive numpy computation); the CLI's main job runs
+end to end on the packaged SciFact subset, and the eval command on the index that job built."""
 
 from __future__ import annotations
 
