@@ -158,7 +158,8 @@ class IngestJob:
             self.statistics.finish_open()
             if checkpoint is None:
                 checkpoint = Checkpoint(job=job)
-                for path in (self.dead_letter_path, self.ids_path, self.checkpoint_path):
+                # a Ray job's finished checkpoint must not vouch for the index this job now changes
+                for path in (self.dead_letter_path, self.ids_path, self.checkpoint_path, self.state_dir / JOB_CHECKPOINTS["ray"]):
                     path.unlink(missing_ok=True)
             else:
                 DeadLetter.truncate(self.dead_letter_path, checkpoint.dead_letter_bytes)

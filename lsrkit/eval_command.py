@@ -43,6 +43,7 @@ def run_eval(
 ) -> dict[str, Any]:
     """`models`: the encoders of a new index (None: the index's own, else the bundled ones)."""
     dataset = load_beir(dataset_dir, split)
+    named_by_user = index is not None
     index = index or default_index(dataset_dir)
     names = pipelines or list(PIPELINES)
     unknown = [n for n in names if n not in PIPELINES]
@@ -50,7 +51,7 @@ def run_eval(
         raise ConfigError(f"unknown pipelines {unknown}; choose from {', '.join(PIPELINES)}")
     with Index(index, backend=backend_options, models=models, representation=representation, quality=quality, shards=shards, replicas=replicas) as target:
         ingest_info: dict[str, Any] = {"reused": True}
-        summary = ensure_ingested(target, dataset.corpus, reingest=reingest, progress=progress)
+        summary = ensure_ingested(target, dataset.corpus, reingest=reingest, progress=progress, named_by_user=named_by_user)
         if summary is not None:
             ingest_info = {
                 "reused": False,

@@ -238,8 +238,6 @@ class Index:
         An engine unavailable for longer than `retry.seconds` stops the job (IngestError's
         cause: UnavailableError), resumable with `resume=True`; another job writing the index
         is refused (IndexBusyError), one that died is taken over after `lease_timeout` s."""
-        if not resume:  # from here until it finishes, the index is no earlier job's (a rebuild stopped midway included)
-            self._forget_finished_jobs()
         if runner == "ray":
             from lsrkit.ray_ingest import ingest_on_ray
 
@@ -284,24 +282,22 @@ class Index:
         (refused with IndexBusyError while another job writes the index)."""
         statistics = CorpusStatistics(self.backend, self.name, self._tokenizer())
         with Lease(self.backend, self.name, "delete", timeout=lease_timeout):
-            self._forget_finished_jobs(unfinished_too=False)  # a stopped job still resumes
+            self._forget_finished_jobs()
             summary = delete_documents(self.backend, self.name, doc_ids, statistics)
         self._idf_version, self._idf_checked = None, 0.0  # re-read at the next search
         return summary
 
-    def _forget_finished_jobs(self, *, unfinished_too: bool = True) -> None:
+    def _forget_finished_jobs(self) -> None:
         """A finished checkpoint tells eval and the benches that the index holds that job's corpus:
-        once a new job (local or Ray) or a delete changes the index, none may say so any more."""
+        once a delete changes the index, none may say so any more (a stopped job's stays: it resumes)."""
         for name in JOB_CHECKPOINTS.values():
             path = self.state_dir / name
-            if not unfinished_too:
-                try:
-                    state = json.loads(path.read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    continue
-                if not (isinstance(state, dict) and (state.get("done") is True or state.get("finished") is True)):
-                    continue
-            path.unlink(missing_ok=True)
+            try:
+                state = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(state, dict) and (state.get("done") is True or state.get("finished") is True):
+                path.unlink(missing_ok=True)
 
     def _tokenizer(self) -> TextTokenizer:
         """The sparse model's tokenizer (all a delete needs of the model)."""

@@ -62,7 +62,7 @@ def ensure_ingested(index: Index, source: Source, *, reingest: bool = False, pro
     if named_by_user and not reingest and _exists(index):
         raise ConfigError(
             f"index {index.name!r} exists but no finished lsrkit ingest of this dataset with these encoders is recorded for it "
-            f"in {index.state_dir}: name another index, leave the name out to use the dataset's own, or reingest it"
+            f"in {index.state_dir}: name another index, leave the name out to use the dataset's own, or rebuild it (eval: --reingest)"
         )
     index.drop()
     return index.ingest(source, progress=progress)

@@ -198,7 +198,9 @@ def ingest_on_ray(
         checkpoint = RayCheckpoint.load(checkpoint_path, job) if resume else None
         if checkpoint is None:
             checkpoint = RayCheckpoint(job)
-            dead_path.unlink(missing_ok=True)
+            # no earlier finished job (local or Ray) may vouch for the index this job now changes
+            for path in (dead_path, *(state_dir / name for name in JOB_CHECKPOINTS.values())):
+                path.unlink(missing_ok=True)
         DeadLetter.truncate(dead_path, checkpoint.dead_letter_bytes)
         statistics = CorpusStatistics(index.backend, index.name, sparse.model.tokenizer)
         index.backend.flush(index.name)

@@ -35,6 +35,9 @@ def test_reuse_ends_with_a_delete_or_another_job(tmp_path, sparse_encoder, mv_en
         # a Ray job's finished checkpoint beside the local one: a new job of another corpus ends both
         ray = index.state_dir / "ray-checkpoint.json"
         ray.write_text(json.dumps({"job": "ray|earlier", "finished": True}))
+        with pytest.raises(ConfigError, match="unknown ingest runner"):  # refused before it holds the index: changes nothing
+            index.ingest(second, runner="spark", progress=False)
+        assert ray.exists() and is_ingested(index, first)
         index.ingest(second, progress=False)
         assert not ray.exists()
         assert not is_ingested(index, first)
