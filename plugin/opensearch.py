@@ -498,11 +498,13 @@ def every_shard(what: str, target: str, response: dict[str, Any]) -> dict[str, A
     200 with the other shards' hits, which would pass for the whole index (a node lost while an
     index has no replica left: UnavailableError, worth another try once it is back)."""
     shards = response.get("_shards") or {}
-    if shards.get("failed"):
-        reasons = [str((f.get("reason") or {}).get("type", f.get("reason"))) for f in shards.get("failures") or []]
-        raise UnavailableError(
-            f"opensearch: {what} on {target!r}: {shards['failed']} of {shards.get('total')} shards failed ({', '.join(sorted(set(reasons)))})"
-        )
+    total = int(shards.get("total") or 0)
+    # an unassigned shard (its node's loss already seen by the cluster) is not counted as failed,
+    # only missing from successful: both cases are checked
+    missing = max(int(shards.get("failed") or 0), total - int(shards.get("successful") or 0) - int(shards.get("skipped") or 0))
+    if missing:
+        reasons = [str((f.get("reason") or {}).get("type", f.get("reason"))) for f in shards.get("failures") or []] or ["no copy assigned"]
+        raise UnavailableError(f"opensearch: {what} on {target!r}: {missing} of {total} shards did not answer ({', '.join(sorted(set(reasons)))})")
     return response
 
 

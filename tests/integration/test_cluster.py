@@ -69,12 +69,20 @@ def test_a_shard_with_no_live_copy_is_unavailable_not_a_partial_answer(scenario,
         node = cluster.holding_a_primary_of(spec.name)
         cluster.kill_node(node)
         try:
-            with pytest.raises(UnavailableError):
-                backend.retrieve(spec.name, Retrieval(sparse=query, limit=10))
-            with pytest.raises(UnavailableError):
-                backend.count(spec.name)
-            with pytest.raises(UnavailableError):
-                backend.fetch_multivectors(spec.name, ids)
+            # before the cluster has seen the loss (the shard's copy unreachable: a failed shard)
+            # and after (the shard unassigned: counted as not successful, not as failed)
+            for state in ("just killed", "seen gone"):
+                if state == "seen gone":
+                    health = backend.client.transport.perform_request(  # `timeout=` would be the client's own
+                        "GET", "/_cluster/health", params={"wait_for_nodes": str(cluster.nodes - 1), "timeout": "60s"}, timeout=90
+                    )
+                    assert health["number_of_nodes"] == cluster.nodes - 1, health
+                with pytest.raises(UnavailableError):
+                    backend.retrieve(spec.name, Retrieval(sparse=query, limit=10))
+                with pytest.raises(UnavailableError):
+                    backend.count(spec.name)
+                with pytest.raises(UnavailableError):
+                    backend.fetch_multivectors(spec.name, ids)
         finally:
             cluster.revive(node)
         for attempt in range(30):  # back within seconds of green: the nodes reconnect to it
