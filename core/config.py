@@ -79,7 +79,7 @@ class BatchPolicy:
                 raise ConfigError(f"BatchPolicy.{name} must be >= 1, got {getattr(self, name)}")
 
 
-_NAME = re.compile(r"^(?:pool(?P<pool>[1-9])-)?(?P<code>int8|(?P<residual>res)?[124]bit)$")
+_NAME = re.compile(r"^(?:pool(?P<pool>[1-9])-)?(?P<code>int8|(?P<kind>res|pq)?[124]bit)$")
 REPRESENTATIONS = (
     "int8",
     "4bit",
@@ -97,6 +97,10 @@ REPRESENTATIONS = (
     "pool2-res1bit",
     "pool3-res2bit",
     "pool3-res1bit",
+    "pq1bit",
+    "pool2-pq2bit",
+    "pool2-pq1bit",
+    "pool3-pq1bit",
 )
 # a residual token's centroid id: always one byte, so a token's width follows from the name alone
 # (no codec needed to split the bytes); the byte, not the calibration sample, caps the centroids at 256
@@ -113,7 +117,9 @@ def default_representation() -> str:
 @dataclass(frozen=True)
 class Representation:
     """A token pooling factor and a code width; `residual`: each token is stored as the id of its
-    nearest corpus centroid plus a b-bit code of what is left (PLAID / ColBERTv2).
+    nearest corpus centroid plus a b-bit code of what is left (PLAID / ColBERTv2); `product`
+    (product quantization): each run of 8/b dimensions of a token is stored as the one-byte id of
+    its nearest codeword in that run's own codebook, so b bits a dimension as the scalar codes.
 
     >>> r = Representation.parse("pool2-1bit")
     >>> (r.pool, r.bits, r.name, r.bytes_per_token(384))
@@ -121,15 +127,21 @@ class Representation:
     >>> r = Representation.parse("pool3-res2bit")
     >>> (r.pool, r.bits, r.residual, r.name, r.bytes_per_token(384))
     (3, 2, True, 'pool3-res2bit', 97)
+    >>> r = Representation.parse("pool2-pq1bit")
+    >>> (r.product, r.subspace_dims, r.name, r.bytes_per_token(384))
+    (True, 8, 'pool2-pq1bit', 48)
     """
 
     bits: int = 8
     pool: int = 1
     residual: bool = False
+    product: bool = False
 
     def __post_init__(self) -> None:
-        if self.bits not in (8, 4, 2, 1) or not 1 <= self.pool <= 9 or (self.residual and self.bits == 8):
+        coded = self.residual or self.product
+        if self.bits not in (8, 4, 2, 1) or not 1 <= self.pool <= 9 or (coded and self.bits == 8) or (self.residual and self.product):
             kind = "residual " if self.residual else ""
+            kind += "product " if self.product else ""
             raise ConfigError(f"no multivector representation with {kind}{self.bits} bits and pooling {self.pool}")
 
     @classmethod
@@ -138,12 +150,19 @@ class Representation:
         if match is None:
             raise ConfigError(f"unknown multivector representation {name!r}; choose from {', '.join(REPRESENTATIONS)} (poolN- with N in 1-9)")
         code = match["code"]
-        return cls(bits=8 if code == "int8" else int(code[-4]), pool=int(match["pool"] or 1), residual=match["residual"] is not None)
+        kind = match["kind"]
+        return cls(bits=8 if code == "int8" else int(code[-4]), pool=int(match["pool"] or 1), residual=kind == "res", product=kind == "pq")
 
     @property
     def name(self) -> str:
-        code = "int8" if self.bits == 8 else f"{'res' if self.residual else ''}{self.bits}bit"
+        kind = "res" if self.residual else "pq" if self.product else ""
+        code = "int8" if self.bits == 8 else f"{kind}{self.bits}bit"
         return code if self.pool == 1 else f"pool{self.pool}-{code}"
+
+    @property
+    def subspace_dims(self) -> int:
+        """Product codes: the dimensions one byte codes (8 at 1 bit a dimension)."""
+        return 8 // self.bits if self.product else 1
 
     def bytes_per_token(self, dim: int) -> int:
         """Bytes of one *stored* token (pooling stores fewer of them)."""

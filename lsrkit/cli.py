@@ -415,6 +415,13 @@ def bench_query(
     _emit(run(dataset=dataset, backend_kind=backend, index=index, data_dir=data_dir, url=url), json_out)
 
 
+def _int_list(value: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(n) for n in value.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: give comma-separated whole numbers, e.g. 1,3", param_hint=option) from None
+
+
 @bench_app.command("shards")
 def bench_shards(
     dataset: DatasetOpt,
@@ -428,10 +435,7 @@ def bench_shards(
     """nDCG@10 and latency of the same corpus in 1 and N shards of one OpenSearch cluster (BM25 scores with per-shard statistics)."""
     from lsrkit.bench.shards import run
 
-    try:
-        counts = tuple(int(n) for n in shards.split(","))
-    except ValueError:
-        raise typer.BadParameter(f"{shards!r}: give comma-separated whole numbers, e.g. 1,3", param_hint="--shards") from None
+    counts = _int_list(shards, "--shards")
     _emit(run(dataset=dataset, url=url, shards=counts, replicas=replicas, pipelines=tuple(pipelines.split(",")), data_dir=data_dir), json_out)
 
 
@@ -545,12 +549,15 @@ def bench_peers(
     queries: Annotated[int | None, typer.Option(help="the first N queries of the split (default: all)")] = None,
     plaid: Annotated[bool, typer.Option(help="run PLAID (fast-plaid, in its own environment: made by scripts/setup-peers-env.sh when missing)")] = True,
     peers_env: Annotated[Path | None, typer.Option(help="PLAID's environment (default: .venv-peers in the repo)")] = None,
+    plaid_nbits: Annotated[str, typer.Option(help="PLAID's residual bits, comma-separated: one index built for each (4 is fast-plaid's default)")] = "2,4",
     json_out: JsonOpt = False,
 ) -> None:
     """lsrkit's reranked pipelines against PLAID, MUVERA and exhaustive MaxSim on the same token vectors: quality, latency, size, build time."""
-    from lsrkit.bench.peers import PEERS_ENV, run, without_rankings
+    from lsrkit.bench.peers import PEERS_ENV, PLAID_SETTINGS, run, without_rankings
 
-    _emit(without_rankings(run(dataset=dataset, data_dir=data_dir, split=split, queries=queries, plaid=plaid, peers_env=peers_env or PEERS_ENV)), json_out)
+    settings = {**PLAID_SETTINGS, "nbits": _int_list(plaid_nbits, "--plaid-nbits")}
+    result = run(dataset=dataset, data_dir=data_dir, split=split, queries=queries, plaid=plaid, peers_env=peers_env or PEERS_ENV, plaid_settings=settings)
+    _emit(without_rankings(result), json_out)
 
 
 @bench_app.command("update")

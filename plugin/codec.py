@@ -8,7 +8,11 @@ fewer) followed by one of three codes:
   with the index), with the uniform step that suits a Gaussian;
 - `res4bit`, `res2bit`, `res1bit` (PLAID / ColBERTv2 residuals): a one-byte id of the token's
   nearest centroid (k-means on the same first batch) and the per-dimension scalar code of the
-  residual, token minus centroid, which spreads far less than the token itself.
+  residual, token minus centroid, which spreads far less than the token itself;
+- `pq4bit`, `pq2bit`, `pq1bit` (product quantization): each run of 8/b dimensions of a token is
+  the one-byte id of its nearest codeword in that run's codebook (256 codewords, k-means on the
+  same first batch), so the same b bits a dimension as the scalar codes, but a codeword follows
+  how the dimensions of a run vary together.
 Documents stay compact; queries stay float (asymmetric scoring, see rerank.maxsim_scores).
 A stored multivector is opaque bytes to the engines: only this module reads or writes them.
 """
@@ -35,6 +39,7 @@ __all__ = [
     "default_representation",
     "CenteredCodes",
     "MultiVectorCodec",
+    "ProductCodes",
     "QuantizedRows",
     "Representation",
     "ResidualCodes",
@@ -122,8 +127,28 @@ class ResidualCodes:
         return (self.centroids[self.ids] + self.residual.dequantize()).astype(np.float32)
 
 
-StoredMultiVector = npt.NDArray[np.floating] | QuantizedRows | CenteredCodes | ResidualCodes
-CODES = (QuantizedRows, CenteredCodes, ResidualCodes)  # the decoded kinds that are not plain float rows
+@dataclass(frozen=True, slots=True)
+class ProductCodes:
+    """Product codes: token j ≈ the concatenation over runs s of codebooks[s, codes[j, s]]
+    (codebooks: runs × codewords × dimensions of a run, shared by every token of an index)."""
+
+    codes: npt.NDArray[np.uint8]
+    codebooks: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.codebooks.shape[0] * self.codebooks.shape[2])
+
+    def dequantize(self) -> FloatArray:
+        runs = np.arange(self.codebooks.shape[0])
+        return self.codebooks[runs[None, :], self.codes].reshape(len(self), self.dim)
+
+
+StoredMultiVector = npt.NDArray[np.floating] | QuantizedRows | CenteredCodes | ResidualCodes | ProductCodes
+CODES = (QuantizedRows, CenteredCodes, ResidualCodes, ProductCodes)  # the decoded kinds that are not plain float rows
 
 
 def as_floats(stored: StoredMultiVector) -> FloatArray:
@@ -226,6 +251,32 @@ def kmeans_centroids(tokens: FloatArray, count: int) -> FloatArray:
     return np.asarray(centroids, dtype=np.float16).astype(np.float32)
 
 
+def codebook_size(tokens: int) -> int:
+    """Codewords of each run of a product codec calibrated on `tokens` vectors: as many as the
+    one-byte id addresses, but at most one per 8 tokens (a power of two).
+
+    >>> [codebook_size(n) for n in (1, 100, 2047, 2048, 50000)]
+    [1, 8, 128, 256, 256]
+    """
+    return max(1, min(2 ** int(math.log2(max(tokens // 8, 1))), RESIDUAL_MAX_CENTROIDS))
+
+
+def product_codebooks(tokens: FloatArray, run: int) -> FloatArray:
+    """One k-means codebook for each run of `run` dimensions: runs × codewords × run."""
+    count = codebook_size(len(tokens))
+    split = tokens.reshape(len(tokens), -1, run)
+    return np.stack([kmeans_centroids(np.ascontiguousarray(split[:, s, :]), count) for s in range(split.shape[1])])
+
+
+def nearest_codewords(vectors: FloatArray, codebooks: FloatArray) -> npt.NDArray[np.uint8]:
+    """Each run of each row's nearest codeword in its run's codebook: tokens × runs ids."""
+    split = vectors.reshape(len(vectors), codebooks.shape[0], codebooks.shape[2])
+    distances = np.einsum("nsd,skd->nsk", split, codebooks)
+    distances *= -2.0
+    distances += np.einsum("skd,skd->sk", codebooks, codebooks)[None, :, :]
+    return np.argmin(distances, axis=2).astype(np.uint8)
+
+
 @dataclass(frozen=True, eq=False)
 class MultiVectorCodec:
     """One index's representation with its calibration (the centered codes' per-dimension center
@@ -237,13 +288,22 @@ class MultiVectorCodec:
     center: FloatArray | None = None
     spread: FloatArray | None = None
     centroids: FloatArray | None = None
+    codebooks: FloatArray | None = None
 
     def __post_init__(self) -> None:
         rep = self.representation
         if self.dim < 1 or (self.dim * rep.bits) % 8:
             raise ConfigError(f"{rep.name} needs a token dimension whose bits fill whole bytes, got {self.dim}")
-        if rep.bits < 8 and (self.center is None or self.spread is None):
+        if rep.bits < 8 and not rep.product and (self.center is None or self.spread is None):
             raise ConfigError(f"{rep.name} needs a calibration (center and spread): use MultiVectorCodec.calibrate")
+        if rep.product != (self.codebooks is not None):
+            raise ConfigError(f"{rep.name} {'needs' if rep.product else 'takes no'} codebooks: use MultiVectorCodec.calibrate")
+        if self.codebooks is not None:
+            runs, run = self.dim // rep.subspace_dims, rep.subspace_dims
+            shape = self.codebooks.shape
+            if self.codebooks.ndim != 3 or (shape[0], shape[2]) != (runs, run) or not 1 <= shape[1] <= RESIDUAL_MAX_CENTROIDS:
+                raise ConfigError(f"{rep.name} needs {runs} codebooks of 1 to {RESIDUAL_MAX_CENTROIDS} codewords of {run} dims, got shape {shape}")
+            object.__setattr__(self, "codebooks", self.codebooks.astype(np.float16).astype(np.float32))  # as stored, see centroids
         if rep.residual != (self.centroids is not None):
             raise ConfigError(f"{rep.name} {'needs' if rep.residual else 'takes no'} centroids: use MultiVectorCodec.calibrate")
         for name in ("center", "spread"):
@@ -268,6 +328,8 @@ class MultiVectorCodec:
         if rep.bits == 8:
             return cls(rep, dim)
         tokens = np.concatenate([pool_tokens(v, rep.pool) for v in arrays])
+        if rep.product:
+            return cls(rep, dim, codebooks=product_codebooks(tokens, rep.subspace_dims))
         centroids = None
         if rep.residual:
             centroids = kmeans_centroids(tokens, centroid_count(len(tokens)))
@@ -288,6 +350,8 @@ class MultiVectorCodec:
         if self.representation.bits == 8:
             rows = quantize_rows(array)
             return rows.scales.astype("<f4").tobytes() + rows.codes.tobytes()
+        if self.codebooks is not None:
+            return nearest_codewords(array, self.codebooks).tobytes()
         assert self.center is not None and self.spread is not None
         prefix = b""
         if self.centroids is not None:  # ids first, then the residuals' codes (as int8 puts its scales first)
@@ -308,6 +372,11 @@ class MultiVectorCodec:
         if self.representation.bits == 8:
             scales = np.frombuffer(data, dtype="<f4", count=tokens)
             return QuantizedRows(np.frombuffer(data, dtype=np.uint8, offset=4 * tokens).reshape(tokens, self.dim), scales.astype(np.float32))
+        if self.codebooks is not None:
+            codes = np.frombuffer(data, dtype=np.uint8).reshape(tokens, width)
+            if tokens and int(codes.max()) >= self.codebooks.shape[1]:
+                raise InputError(f"stored multivector names codeword {int(codes.max())}, the codebooks have {self.codebooks.shape[1]}")
+            return ProductCodes(codes, self.codebooks)
         assert self.center is not None and self.spread is not None
         if self.centroids is None:
             return CenteredCodes(np.frombuffer(data, dtype=np.uint8).reshape(tokens, width), self.representation.bits, self.center, self.spread)
@@ -328,22 +397,30 @@ class MultiVectorCodec:
         }
         if self.centroids is not None:
             meta["centroids"] = base64.b64encode(self.centroids.astype("<f2").tobytes()).decode("ascii")
+        if self.codebooks is not None:  # runs × codewords × run; the codewords follow from the length
+            meta["codebooks"] = base64.b64encode(self.codebooks.astype("<f2").tobytes()).decode("ascii")
         return meta
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> MultiVectorCodec:
         try:
-            center, spread, centroids = meta.get("center"), meta.get("spread"), meta.get("centroids")
+            center, spread, centroids, codebooks = meta.get("center"), meta.get("spread"), meta.get("centroids"), meta.get("codebooks")
             dim = int(meta["dim"])
+            rep = Representation.parse(meta["representation"])
             return cls(
-                Representation.parse(meta["representation"]),
+                rep,
                 dim,
                 None if center is None else np.asarray(center, dtype=np.float32),
                 None if spread is None else np.asarray(spread, dtype=np.float32),
-                None if centroids is None else np.frombuffer(base64.b64decode(centroids, validate=True), dtype="<f2").reshape(-1, dim).astype(np.float32),
+                None if centroids is None else _float16_rows(centroids, (-1, dim)),
+                None if codebooks is None else _float16_rows(codebooks, (dim // rep.subspace_dims, -1, rep.subspace_dims)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"the multivector codec stored with the index is unreadable: {exc}") from exc
+
+
+def _float16_rows(encoded: str, shape: tuple[int, ...]) -> FloatArray:
+    return np.frombuffer(base64.b64decode(encoded, validate=True), dtype="<f2").reshape(shape).astype(np.float32)
 
 
 def decode_or_skip(codec: MultiVectorCodec, stored: Mapping[str, bytes]) -> dict[str, StoredMultiVector]:

@@ -31,7 +31,8 @@ def maxsim_scores(query: FloatArray, documents: Sequence[StoredMultiVector]) -> 
     Compact documents are scored from their codes against the float query (asymmetric): int8
     rows and centered low-bit codes on an integer GEMM with the query rounded to 7 bits per token
     (lsrkit.plugin.integer_gemm); residual codes the same way for the residual, plus the query's
-    float products with the token's centroid; float documents with a float matmul.
+    float products with the token's centroid; product codes and float documents with a float
+    matmul (product codes decoded first: a gather from their codebooks).
 
     >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     >>> d1 = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float16)

@@ -35,7 +35,13 @@ def test_every_representation_round_trips_through_bytes_and_its_meta(name):
         decoded, decoded_again = codec.decode(data), again.decode(data)
         assert len(decoded) == stored_tokens
         np.testing.assert_array_equal(decoded.dequantize(), decoded_again.dequantize())
-        if rep.pool == 1:  # no pooling: each token comes back close to itself
+        if rep.product and rep.pool == 1:  # 4 codewords a run from 48 tokens: each run is its nearest one
+            assert codec.codebooks is not None
+            runs = vectors.reshape(len(vectors), -1, 1, rep.subspace_dims)
+            nearest = np.min(np.sum((runs - codec.codebooks[None]) ** 2, axis=3), axis=2)
+            got = np.sum((decoded.dequantize().reshape(runs.shape[:2] + (rep.subspace_dims,)) - runs[:, :, 0]) ** 2, axis=2)
+            np.testing.assert_allclose(got, nearest, rtol=1e-5, atol=1e-6)
+        elif rep.pool == 1:  # no pooling: each token comes back close to itself
             cosine = np.sum(decoded.dequantize() * vectors, axis=1) / np.linalg.norm(decoded.dequantize(), axis=1)
             assert cosine.min() > {8: 0.99, 4: 0.95, 2: 0.8, 1: 0.6}[rep.bits]
 
@@ -204,3 +210,60 @@ def test_residual_bytes_are_the_centroid_ids_then_the_packed_residual_levels():
         MultiVectorCodec.from_meta({**codec.to_meta(), "centroids": codec.to_meta()["centroids"][:-4]})
     with pytest.raises(ConfigError):  # centroids on a representation without residuals
         MultiVectorCodec.from_meta({**codec.to_meta(), "representation": "1bit"})
+
+
+def test_product_names_parse_and_take_one_byte_a_run():
+    assert {"pq1bit", "pool2-pq1bit", "pool2-pq2bit", "pool3-pq1bit"} <= set(REPRESENTATIONS)
+    rep = Representation.parse("pool2-pq2bit")
+    assert (rep.product, rep.residual, rep.bits, rep.pool, rep.subspace_dims, rep.bytes_per_token(384)) == (True, False, 2, 2, 4, 96)
+    assert Representation.parse("pool1-pq4bit").name == "pq4bit"
+    for bad in ("pqint8", "pq3bit", "respq1bit", "pq1bit-pool2"):
+        with pytest.raises(ConfigError):
+            Representation.parse(bad)
+
+
+def test_product_codes_round_trip_closer_than_centered_codes_of_the_same_bits():
+    """Same bytes a token; a codeword of 8 dimensions follows how they vary together, a scalar
+    code cannot."""
+    rng = np.random.default_rng(5)
+    centers = rng.normal(size=(6, 64))
+    sample = [_clustered(rng, n, centers=centers) for n in (900, 700, 600)]
+    held_out = _clustered(np.random.default_rng(6), 200, centers=centers)
+    errors = {}
+    for name in ("pq1bit", "pq2bit", "1bit", "2bit"):
+        codec = MultiVectorCodec.calibrate(name, sample)
+        data = codec.encode(held_out)
+        assert len(data) == len(held_out) * Representation.parse(name).bytes_per_token(64)
+        errors[name] = float(np.mean(np.sum((codec.decode(data).dequantize() - held_out) ** 2, axis=1)))
+    assert errors["pq2bit"] < errors["pq1bit"] < errors["1bit"]
+    assert errors["pq2bit"] < errors["2bit"]
+
+
+def test_product_bytes_are_each_runs_nearest_codeword_and_the_meta_keeps_the_codebooks():
+    """The stored layout, by hand: dim 16, pq1bit = two runs of 8 dims, two codewords each."""
+    from lsrkit.plugin.codec import ProductCodes, decode_or_skip
+
+    e = np.eye(8, dtype=np.float32)
+    codebooks = np.stack([np.stack([e[0], e[1]]), np.stack([e[2], -e[2]])])  # runs × codewords × 8
+    codec = MultiVectorCodec(Representation.parse("pq1bit"), 16, codebooks=codebooks)
+    tokens = np.array([np.concatenate([e[1], -e[2]]), np.concatenate([0.9 * e[0], 0.5 * e[2] + 0.1 * e[3]])], dtype=np.float32)
+    data = codec.encode(tokens)
+    assert data == bytes([1, 1, 0, 0])  # token 0: codewords 1, 1; token 1: codewords 0, 0
+    decoded = codec.decode(data)
+    assert isinstance(decoded, ProductCodes) and decoded.dim == 16
+    np.testing.assert_array_equal(decoded.dequantize()[0], np.concatenate([e[1], -e[2]]))
+    again = MultiVectorCodec.from_meta(json.loads(json.dumps(codec.to_meta())))
+    assert again.encode(tokens) == data
+    # a codeword past the codebook is a corrupt record, skipped on read
+    assert set(decode_or_skip(codec, {"ok": data, "bad": bytes([2, 0, 0, 0])})) == {"ok"}
+    with pytest.raises(ConfigError):  # a product codec without its codebooks is unreadable
+        MultiVectorCodec.from_meta({k: v for k, v in codec.to_meta().items() if k != "codebooks"})
+    with pytest.raises(ConfigError):  # codebooks of the wrong shape for the dim
+        MultiVectorCodec(Representation.parse("pq2bit"), 16, codebooks=codebooks)
+
+
+def test_the_largest_product_codec_keeps_its_meta_small():
+    rng = np.random.default_rng(9)
+    big = MultiVectorCodec.calibrate("pq1bit", [_tokens(rng, 2100, dim=384)])
+    assert big.codebooks is not None and big.codebooks.shape == (48, 256, 8)
+    assert len(json.dumps(big.to_meta())) < 300_000

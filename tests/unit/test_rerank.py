@@ -262,3 +262,18 @@ def test_one_query_scores_two_codecs_in_turn_each_with_its_own_calibration():
         stored = [codec.decode(codec.encode(d)) for d in docs]
         naive = [sum(max(float(q @ t) for t in s.dequantize()) for q in query) for s in stored]
         np.testing.assert_allclose(scorer(stored), naive, rtol=0, atol=0.02 * len(query) / 9)
+
+
+@pytest.mark.parametrize("name", ["pq1bit", "pq2bit", "pool2-pq1bit"])
+def test_product_codes_score_as_a_naive_loop_over_their_decoded_values(name):
+    from lsrkit.plugin.codec import MultiVectorCodec, ProductCodes
+
+    rng = np.random.default_rng(14)
+    centers = rng.normal(size=(8, 384))
+    docs = [_clustered(rng, n, centers=centers) for n in (5, 40, 1, 120, 60)]
+    codec = MultiVectorCodec.calibrate(name, docs)
+    query = _clustered(rng, 9, centers=centers)
+    stored = [codec.decode(codec.encode(d)) for d in docs] + [codec.decode(b"")]
+    assert all(isinstance(s, ProductCodes) for s in stored)
+    naive = [sum(max((float(q @ t) for t in s.dequantize()), default=0.0) for q in query) if len(s) else 0.0 for s in stored]
+    np.testing.assert_allclose(maxsim_scores(query, stored), naive, rtol=1e-5, atol=1e-5)
