@@ -74,6 +74,8 @@ def run(*, dataset: Path, data_dir: Path = DEFAULT_DATA_DIR, representations: tu
         }
         if codec is not None and codec.centroids is not None:
             row["centroids"] = len(codec.centroids)
+        if codec is not None and codec.codebooks is not None:
+            row["codewords"] = int(codec.codebooks.shape[1])
         elapsed, queries = 0.0, 0
         for split, by_query in evidence.items():
             rescored: dict[str, QueryEvidence] = {}

@@ -40,7 +40,7 @@ RepresentationOpt = Annotated[
     str | None,
     typer.Option(
         "--multivector-representation",
-        help="how a new index stores token vectors: [poolN-]int8|4bit|2bit|1bit|res4bit|res2bit|res1bit (default: the tuned one; an existing index keeps its own)",
+        help="how a new index stores token vectors: [poolN-]int8|4bit|2bit|1bit|res4bit|res2bit|res1bit|pq4bit|pq2bit|pq1bit (default: the tuned one; an existing index keeps its own)",
     ),
 ]
 SparseModelOpt = Annotated[
@@ -555,7 +555,10 @@ def bench_peers(
     """lsrkit's reranked pipelines against PLAID, MUVERA and exhaustive MaxSim on the same token vectors: quality, latency, size, build time."""
     from lsrkit.bench.peers import PEERS_ENV, PLAID_SETTINGS, run, without_rankings
 
-    settings = {**PLAID_SETTINGS, "nbits": _int_list(plaid_nbits, "--plaid-nbits")}
+    nbits = sorted(set(_int_list(plaid_nbits, "--plaid-nbits")))
+    if not set(nbits) <= {1, 2, 4, 8}:
+        raise typer.BadParameter(f"{plaid_nbits!r}: PLAID codes residuals in 1, 2, 4 or 8 bits", param_hint="--plaid-nbits")
+    settings = {**PLAID_SETTINGS, "nbits": nbits}
     result = run(dataset=dataset, data_dir=data_dir, split=split, queries=queries, plaid=plaid, peers_env=peers_env or PEERS_ENV, plaid_settings=settings)
     _emit(without_rankings(result), json_out)
 

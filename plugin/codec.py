@@ -1,7 +1,7 @@
 """Compact token vectors: how a passage's multivector is stored once, and read back for scoring.
 
 A representation is an optional token pooling (similar tokens of a passage merged, ×2 or ×3
-fewer) followed by one of three codes:
+fewer) followed by one of four codes:
 - `int8`: per-token symmetric int8 with one float32 scale per token;
 - `4bit`, `2bit`, `1bit`: per-dimension scalar codes after centering each dimension on the
   corpus mean and dividing by its spread (both measured on the first batch ingested and stored
@@ -10,8 +10,8 @@ fewer) followed by one of three codes:
   nearest centroid (k-means on the same first batch) and the per-dimension scalar code of the
   residual, token minus centroid, which spreads far less than the token itself;
 - `pq4bit`, `pq2bit`, `pq1bit` (product quantization): each run of 8/b dimensions of a token is
-  the one-byte id of its nearest codeword in that run's codebook (256 codewords, k-means on the
-  same first batch), so the same b bits a dimension as the scalar codes, but a codeword follows
+  the one-byte id of its nearest codeword in that run's codebook (up to 256 codewords, k-means on
+  the same first batch), so the same b bits a dimension as the scalar codes, but a codeword follows
   how the dimensions of a run vary together.
 Documents stay compact; queries stay float (asymmetric scoring, see rerank.maxsim_scores).
 A stored multivector is opaque bytes to the engines: only this module reads or writes them.
@@ -264,23 +264,29 @@ def codebook_size(tokens: int) -> int:
 def product_codebooks(tokens: FloatArray, run: int) -> FloatArray:
     """One k-means codebook for each run of `run` dimensions: runs × codewords × run."""
     count = codebook_size(len(tokens))
+    if count < 16:  # every token of a run would decode to one of a handful of vectors
+        warnings.warn(
+            f"product codes calibrated on {len(tokens)} token vectors get {count} codewords a run: a first batch this small codes poorly", stacklevel=3
+        )
     split = tokens.reshape(len(tokens), -1, run)
     return np.stack([kmeans_centroids(np.ascontiguousarray(split[:, s, :]), count) for s in range(split.shape[1])])
 
 
 def nearest_codewords(vectors: FloatArray, codebooks: FloatArray) -> npt.NDArray[np.uint8]:
-    """Each run of each row's nearest codeword in its run's codebook: tokens × runs ids."""
-    split = vectors.reshape(len(vectors), codebooks.shape[0], codebooks.shape[2])
-    distances = np.einsum("nsd,skd->nsk", split, codebooks)
+    """Each run of each row's nearest codeword in its run's codebook: tokens × runs ids (one
+    batched matmul a run: runs × tokens × codewords)."""
+    runs = vectors.reshape(len(vectors), codebooks.shape[0], codebooks.shape[2]).transpose(1, 0, 2)
+    distances = np.matmul(runs, codebooks.transpose(0, 2, 1))
     distances *= -2.0
-    distances += np.einsum("skd,skd->sk", codebooks, codebooks)[None, :, :]
-    return np.argmin(distances, axis=2).astype(np.uint8)
+    distances += np.einsum("skd,skd->sk", codebooks, codebooks)[:, None, :]
+    return np.argmin(distances, axis=2).T.astype(np.uint8)
 
 
 @dataclass(frozen=True, eq=False)
 class MultiVectorCodec:
     """One index's representation with its calibration (the centered codes' per-dimension center
-    and spread; for residual codes, the centroids and the residuals' center and spread): turns
+    and spread; for residual codes, the centroids and the residuals' center and spread; for product
+    codes, the codebooks): turns
     float token vectors into the stored bytes and the bytes into codes the rerank scores."""
 
     representation: Representation
@@ -303,6 +309,8 @@ class MultiVectorCodec:
             shape = self.codebooks.shape
             if self.codebooks.ndim != 3 or (shape[0], shape[2]) != (runs, run) or not 1 <= shape[1] <= RESIDUAL_MAX_CENTROIDS:
                 raise ConfigError(f"{rep.name} needs {runs} codebooks of 1 to {RESIDUAL_MAX_CENTROIDS} codewords of {run} dims, got shape {shape}")
+            if not np.all(np.isfinite(self.codebooks)):
+                raise ConfigError(f"{rep.name}'s codebooks hold NaN or inf")
             object.__setattr__(self, "codebooks", self.codebooks.astype(np.float16).astype(np.float32))  # as stored, see centroids
         if rep.residual != (self.centroids is not None):
             raise ConfigError(f"{rep.name} {'needs' if rep.residual else 'takes no'} centroids: use MultiVectorCodec.calibrate")

@@ -500,8 +500,8 @@ def every_shard(what: str, target: str, response: dict[str, Any]) -> dict[str, A
     shards = response.get("_shards") or {}
     total = int(shards.get("total") or 0)
     # an unassigned shard (its node's loss already seen by the cluster) is not counted as failed,
-    # only missing from successful: both cases are checked
-    missing = max(int(shards.get("failed") or 0), total - int(shards.get("successful") or 0) - int(shards.get("skipped") or 0))
+    # only missing from successful (which counts the skipped ones): both cases are checked
+    missing = max(int(shards.get("failed") or 0), total - int(shards.get("successful") or 0))
     if missing:
         reasons = [str((f.get("reason") or {}).get("type", f.get("reason"))) for f in shards.get("failures") or []] or ["no copy assigned"]
         raise UnavailableError(f"opensearch: {what} on {target!r}: {missing} of {total} shards did not answer ({', '.join(sorted(set(reasons)))})")

@@ -215,35 +215,38 @@ def test_the_codec_is_calibrated_once_and_kept_with_the_index(tmp_path, sparse_e
     backend.close()
 
 
-def test_an_index_of_residual_codes_stores_its_centroids_and_reranks_from_them(tmp_path, sparse_encoder, mv_encoder, mini_docs):
-    """A residual representation end to end on Qdrant Edge: the first batch's k-means centroids
-    are kept with the index, every stored passage decodes against them, and the rerank scores
-    the codes as it scores their decoded float vectors."""
+@pytest.mark.parametrize(("name", "table"), [("pool1-res2bit", "centroids"), ("pool1-pq1bit", "codebooks")])
+def test_an_index_of_residual_or_product_codes_stores_its_tables_and_reranks_from_them(tmp_path, sparse_encoder, mv_encoder, mini_docs, name, table):
+    """A residual (product) representation end to end on Qdrant Edge: the first batch's k-means
+    centroids (codebooks) are kept with the index, every stored passage decodes against them, and
+    the rerank scores the codes as it scores their decoded float vectors."""
     import numpy as np
 
     from lsrkit.core import RerankSettings
     from lsrkit.encoders import IdfQueryEncoder
     from lsrkit.plugin import CODEC_META, MultiVectorCodec, SearchPipeline
-    from lsrkit.plugin.codec import ResidualCodes
+    from lsrkit.plugin.codec import ProductCodes, ResidualCodes
     from lsrkit.plugin.index_meta import load_index_idf
     from lsrkit.plugin.rerank import maxsim_scores
 
     source = tmp_path / "a.jsonl"
     source.write_text("".join(json.dumps(d) + "\n" for d in mini_docs[:16]))
     backend = QdrantEdgeBackend(tmp_path / "edge")
-    spec = IndexSpec("r", multivector_dim=mv_encoder.dim, multivector_representation="pool1-res2bit")
-    assert spec.multivector_representation == "res2bit"
+    spec = IndexSpec("r", multivector_dim=mv_encoder.dim, multivector_representation=name)
+    short = name.removeprefix("pool1-")
+    assert spec.multivector_representation == short
     IngestJob(backend, spec, sparse_encoder, sparse_encoder.model.tokenizer, multivector_encoder=mv_encoder, state_dir=tmp_path / "s", progress=False).run(
         source
     )
     stored = backend.get_meta("r", CODEC_META)
-    assert stored["representation"] == "res2bit" and isinstance(stored["centroids"], str)
+    assert stored["representation"] == short and isinstance(stored[table], str)
     codec = MultiVectorCodec.from_meta(stored)
-    assert codec.centroids is not None and codec.centroids.shape[1] == mv_encoder.dim
+    kind = ResidualCodes if table == "centroids" else ProductCodes
+    assert getattr(codec, table) is not None
     passages = sorted(_expected_passages(sparse_encoder, mini_docs[:16]))
     vectors = backend.fetch_multivectors("r", passages)
     decoded = {p: codec.decode(v) for p, v in vectors.items()}
-    assert len(decoded) == len(passages) and all(isinstance(d, ResidualCodes) and d.dim == mv_encoder.dim for d in decoded.values())
+    assert len(decoded) == len(passages) and all(isinstance(d, kind) and d.dim == mv_encoder.dim for d in decoded.values())
     query = mv_encoder.encode_queries([mini_docs[3]["title"]])[0].vectors
     codes = [decoded[p] for p in passages]
     np.testing.assert_allclose(maxsim_scores(query, codes), maxsim_scores(query, [c.dequantize() for c in codes]), atol=0.02 * len(query) / 9)
