@@ -170,8 +170,8 @@ def _token_vectors(passages: Sequence[Any], encoder: Any, cache: Path) -> tuple[
             return [rows[end - n : end] for end, n in zip(ends.tolist(), stored["lengths"].tolist())], None
     start = time.perf_counter()
     vectors: list[FloatArray] = []
-    for start in range(0, len(passages), 64):
-        batch = passages[start : start + 64]
+    for first in range(0, len(passages), 64):
+        batch = passages[first : first + 64]
         vectors.extend(mv.vectors.astype(np.float16).astype(np.float32) for mv in encoder.encode_documents([passage_text(p.title, p.text) for p in batch]))
     cache.parent.mkdir(parents=True, exist_ok=True)
     seconds = round(time.perf_counter() - start, 1)
