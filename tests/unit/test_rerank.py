@@ -198,11 +198,14 @@ def _clustered(rng, n, dim=384, centers=None):
     return _normalized(centers[rng.integers(0, len(centers), size=n)] + 0.4 * rng.normal(size=(n, dim)))
 
 
-@pytest.mark.parametrize("name", ["res1bit", "res2bit", "res4bit", "pool2-res1bit", "pool3-res2bit"])
-def test_residual_codes_score_as_a_naive_loop_over_their_decoded_values(name):
-    """q·centroid from a float product, q·residual from the integer path: together they equal
-    MaxSim over the dequantized tokens, up to the query's 7-bit rounding of the residual term."""
-    from lsrkit.plugin.codec import MultiVectorCodec, ResidualCodes
+@pytest.mark.parametrize("name", ["res1bit", "res2bit", "res4bit", "pool2-res1bit", "pool3-res2bit", "pq1bit", "pq2bit", "pool2-pq1bit"])
+def test_residual_and_product_codes_score_as_a_naive_loop_over_their_decoded_values(name):
+    """Residual codes: q·centroid from a float product, q·residual from the integer path, together
+    MaxSim over the dequantized tokens up to the query's 7-bit rounding of the residual term.
+    Product codes: decoded from their codebooks, exactly MaxSim over the dequantized tokens."""
+    from lsrkit.plugin.codec import MultiVectorCodec, ProductCodes, ResidualCodes
+
+    kind, atol = (ProductCodes, 1e-5) if "pq" in name else (ResidualCodes, 0.02)
 
     rng = np.random.default_rng(12)
     centers = rng.normal(size=(8, 384))
@@ -210,9 +213,9 @@ def test_residual_codes_score_as_a_naive_loop_over_their_decoded_values(name):
     codec = MultiVectorCodec.calibrate(name, docs)
     query = _clustered(rng, 9, centers=centers)
     stored = [codec.decode(codec.encode(d)) for d in docs] + [codec.decode(b"")]
-    assert all(isinstance(s, ResidualCodes) for s in stored)
+    assert all(isinstance(s, kind) for s in stored)
     naive = [sum(max((float(q @ t) for t in s.dequantize()), default=0.0) for q in query) if len(s) else 0.0 for s in stored]
-    np.testing.assert_allclose(maxsim_scores(query, stored), naive, rtol=0, atol=0.02 * len(query) / 9)
+    np.testing.assert_allclose(maxsim_scores(query, stored), naive, rtol=0, atol=atol * len(query) / 9)
 
 
 def test_residual_codes_in_the_beta_scan_score_as_in_one_pass():
@@ -262,18 +265,3 @@ def test_one_query_scores_two_codecs_in_turn_each_with_its_own_calibration():
         stored = [codec.decode(codec.encode(d)) for d in docs]
         naive = [sum(max(float(q @ t) for t in s.dequantize()) for q in query) for s in stored]
         np.testing.assert_allclose(scorer(stored), naive, rtol=0, atol=0.02 * len(query) / 9)
-
-
-@pytest.mark.parametrize("name", ["pq1bit", "pq2bit", "pool2-pq1bit"])
-def test_product_codes_score_as_a_naive_loop_over_their_decoded_values(name):
-    from lsrkit.plugin.codec import MultiVectorCodec, ProductCodes
-
-    rng = np.random.default_rng(14)
-    centers = rng.normal(size=(8, 384))
-    docs = [_clustered(rng, n, centers=centers) for n in (5, 40, 1, 120, 60)]
-    codec = MultiVectorCodec.calibrate(name, docs)
-    query = _clustered(rng, 9, centers=centers)
-    stored = [codec.decode(codec.encode(d)) for d in docs] + [codec.decode(b"")]
-    assert all(isinstance(s, ProductCodes) for s in stored)
-    naive = [sum(max((float(q @ t) for t in s.dequantize()), default=0.0) for q in query) if len(s) else 0.0 for s in stored]
-    np.testing.assert_allclose(maxsim_scores(query, stored), naive, rtol=1e-5, atol=1e-5)
