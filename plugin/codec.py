@@ -226,8 +226,7 @@ def centroid_count(tokens: int) -> int:
     [1, 4, 64, 256, 256]
     """
     wanted = 2 ** round(math.log2(4.0 * math.sqrt(max(tokens, 1))))
-    supported = 2 ** int(math.log2(max(tokens // 8, 1)))
-    return max(1, min(wanted, supported, RESIDUAL_MAX_CENTROIDS))
+    return min(wanted, codebook_size(tokens))  # what the sample supports and the byte addresses
 
 
 def nearest_centroids(vectors: FloatArray, centroids: FloatArray) -> npt.NDArray[np.intp]:
