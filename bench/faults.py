@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,10 +318,10 @@ def opensearch_killed(dataset: Path, work: Path, node: LocalOpenSearch, n: int =
     )
 
 
-def spawn_delete(ids: list[str], data_dir: Path, index: str, url: str) -> subprocess.Popen[bytes]:
+def spawn_delete(ids: list[str], data_dir: Path, index: str, url: str, *extra: str) -> subprocess.Popen[bytes]:
     (data_dir / "delete-ids.txt").write_text("\n".join(ids) + "\n")
     cmd = [sys.executable, "-m", "lsrkit.cli", "delete", "--index", index, "--backend", "opensearch", "--url", url, "--data-dir", str(data_dir)]
-    return subprocess.Popen([*cmd, "--from", str(data_dir / "delete-ids.txt"), "--json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen([*cmd, "--from", str(data_dir / "delete-ids.txt"), *extra, "--json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def audit_lifecycle(url: str, index: str, final: list[dict[str, Any]]) -> dict[str, Any]:
@@ -668,7 +669,7 @@ def _on_a_cluster(dataset: Path, work: Path, port: int, wanted: list[str]) -> li
     cluster = node_loss.LocalCluster(port)
     cluster.wipe()
     cluster.start()
-    scenario = {
+    scenario: dict[str, Callable[[Path, Path, node_loss.LocalCluster], Outcome]] = {
         "node_killed_during_ingest": node_loss.node_killed_during_ingest,
         "node_killed_during_delete": node_loss.node_killed_during_delete,
         "node_killed_under_serve": node_loss.node_killed_under_serve,

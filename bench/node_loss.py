@@ -8,11 +8,14 @@ ports; lsrkit is given every node's URL; each index in 3 shards with 1 replica. 
   index) with the cluster manager itself killed (an election follows). Each job finishes, or stops non-zero and `--resume` finishes it
   while the node is still down. Audited: lost, duplicated and stale passages, and whether the
   corpus statistics equal a fresh count.
-- node_killed_during_delete: a delete job of half the documents with the cluster manager killed
-  while it runs; run again (the node still down) if it stopped non-zero; audited alike.
+- node_killed_during_delete: per kill (a node other than the cluster manager, then the cluster
+  manager), a delete job of a quarter of the documents with the node killed once the job's first
+  batch of deletes is visible (its later batches still to go); run again (the node still down)
+  if it stopped non-zero; the node brought back; audited alike.
 - node_killed_under_serve: `lsrkit serve` on the cluster answering `hybrid+rerank` queries from
   four clients while a node other than the cluster manager, then the cluster manager, is killed
-  and brought back. Counted per phase: answers 200, 503 (with or without Retry-After), other 5xx,
+  and brought back. Counted per phase: answers 200, 503 for the engine's sake (with or without
+  Retry-After), 429, other 5xx (a 503 the service gave for a failure of its own counts here),
   and requests left unanswered (a transport error or a 30 s timeout); the service is never
   restarted. A request is counted in the phase it was sent in.
 The client's node list is shuffled (opensearch-py), so which node "the URL names first" means
@@ -71,6 +74,15 @@ class LocalCluster(LocalOpenSearch):
         client = self._client()
         try:
             return int(client.cat.cluster_manager(format="json")[0]["node"].removeprefix("node-"))
+        finally:
+            client.close()
+
+    def passages(self, index: str) -> int:
+        """Passages searchable now (the index refreshed first: a job's deletes seen as they land)."""
+        client = self._client()
+        try:
+            client.indices.refresh(index=index)
+            return int(client.count(index=index)["count"])
         finally:
             client.close()
 
@@ -147,6 +159,7 @@ def _job_with_a_node_killed(source: Path, data_dir: Path, index: str, cluster: L
 
 
 KILLS = ("other_node", "cluster_manager")  # which node each kill takes, in turn
+DELETE_BATCH = 5  # documents per step of a delete job in the delete scenario
 
 
 def node_killed_during_ingest(dataset: Path, work: Path, cluster: LocalCluster, n: int = 300, kills: tuple[str, ...] = KILLS) -> Outcome:
@@ -165,7 +178,9 @@ def node_killed_during_ingest(dataset: Path, work: Path, cluster: LocalCluster, 
     return _audited("node_killed_during_ingest", cluster, name, written, state, started, notes)
 
 
-def node_killed_during_delete(dataset: Path, work: Path, cluster: LocalCluster, n: int = 300) -> Outcome:
+def node_killed_during_delete(dataset: Path, work: Path, cluster: LocalCluster, n: int = 300, kills: tuple[str, ...] = KILLS) -> Outcome:
+    """n documents ingested once; per kill, a delete job of n // 4 of them in batches of
+    DELETE_BATCH (many steps: the kill lands while it runs)."""
     started = time.time()
     name = cluster.fresh("node-lost-delete")
     data_dir, state = work / name, job_state_dir(work / name, name)
@@ -173,20 +188,33 @@ def node_killed_during_delete(dataset: Path, work: Path, cluster: LocalCluster, 
     source = work / f"{name}.jsonl"
     source.write_text("".join(json.dumps(d) + "\n" for d in docs))
     finish(spawn_ingest(source, data_dir, name, "opensearch", cluster.url, *SPREAD))
-    gone = [d["_id"] for d in docs[: n // 2]]
-    process = spawn_delete(gone, data_dir, name, cluster.url)
-    time.sleep(3.0)  # past loading its tokenizer: reading or deleting
-    node = cluster.manager()
+    notes: dict[str, Any] = {}
+    share = n // 4
+    for turn, label in enumerate(kills):
+        gone = [d["_id"] for d in docs[turn * share : (turn + 1) * share]]
+        notes[label] = _delete_with_a_node_killed(gone, data_dir, name, cluster, manager=label == "cluster_manager")
+    return _audited("node_killed_during_delete", cluster, name, docs[len(kills) * share :], state, started, notes)
+
+
+def _delete_with_a_node_killed(gone: list[str], data_dir: Path, index: str, cluster: LocalCluster, manager: bool) -> dict[str, Any]:
+    """A delete job of `gone` with a node killed once its first deletes are searchable; run again
+    (the node still down) when it stopped non-zero; the node brought back."""
+    before = cluster.passages(index)
+    process = spawn_delete(gone, data_dir, index, cluster.url, "--batch", str(DELETE_BATCH))
+    deadline = time.time() + 300
+    while process.poll() is None and cluster.passages(index) >= before and time.time() < deadline:
+        time.sleep(0.05)
+    node = cluster.manager() if manager else cluster.not_manager()
     running = process.poll() is None
     cluster.kill_node(node)
     out, _ = process.communicate(timeout=900)
     notes: dict[str, Any] = {"killed_node": node, "running_at_kill": running, "exit_code": process.returncode}
     if process.returncode != 0:
-        rerun = spawn_delete(gone, data_dir, name, cluster.url)  # the node still down
+        rerun = spawn_delete(gone, data_dir, index, cluster.url, "--batch", str(DELETE_BATCH))  # the node still down
         rerun_out, _ = rerun.communicate(timeout=900)
         notes.update(rerun_exit_code=rerun.returncode, rerun=rerun_out.decode().strip().splitlines()[-1] if rerun_out else "")
     cluster.revive(node)
-    return _audited("node_killed_during_delete", cluster, name, docs[n // 2 :], state, started, notes)
+    return notes
 
 
 def _audited(scenario: str, cluster: LocalCluster, name: str, final: list[dict[str, Any]], state: Path, started: float, notes: dict[str, Any]) -> Outcome:
@@ -198,21 +226,21 @@ class _Tally:
     """The answers of one phase of the serve scenario."""
 
     status_200: int = 0
-    status_503: int = 0
+    status_503: int = 0  # the engine could not answer ("engine_unavailable"): acceptable with Retry-After
     status_503_without_retry_after: int = 0
-    status_5xx: int = 0  # 5xx other than 503: never acceptable
+    status_5xx: int = 0  # never acceptable: any other 5xx, and a 503 the service gave for its own failure
     status_429: int = 0  # the service's admission control: more requests in flight than it takes
     status_other: int = 0
     unanswered: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, status: int, retry_after: bool) -> None:
+    def count(self, status: int, retry_after: bool, error: str | None = None) -> None:
         if status == 200:
             self.status_200 += 1
-        elif status == 503:
+        elif status == 503 and error == "engine_unavailable":
             self.status_503 += 1
             self.status_503_without_retry_after += not retry_after
-        elif status >= 500:
+        elif status >= 500:  # the service's own failures answer 503 too ("internal", "unavailable")
             self.status_5xx += 1
         elif status == 429:
             self.status_429 += 1
@@ -221,6 +249,17 @@ class _Tally:
 
     def as_dict(self) -> dict[str, int]:
         return {k: v for k, v in vars(self).items() if k != "lock"}
+
+
+def _error_code(response: Any) -> str | None:
+    """The `error` of the service's JSON error body (None for a body that is not one)."""
+    if response.status_code < 400:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("error") if isinstance(body, dict) else None
 
 
 def node_killed_under_serve(
@@ -260,7 +299,7 @@ def node_killed_under_serve(
                     time.sleep(0.2)  # a service gone must not turn into a busy loop of failures
                     continue
                 with tally.lock:
-                    tally.count(response.status_code, "retry-after" in response.headers)
+                    tally.count(response.status_code, "retry-after" in response.headers, _error_code(response))
 
     def phase(label: str, seconds: float = 0.0) -> None:
         phases[label] = _Tally()

@@ -218,6 +218,7 @@ def delete(
     ids: Annotated[str | None, typer.Option("--ids", help="comma-separated document ids")] = None,
     from_file: Annotated[Path | None, typer.Option("--from", help="a file of document ids, one per line")] = None,
     lease_timeout: LeaseOpt = DEFAULT_LEASE_SECONDS,
+    batch: Annotated[int, typer.Option(min=1, help="documents per step (one journal entry and engine bulk each)")] = BatchPolicy().write_batch,
     json_out: JsonOpt = False,
 ) -> None:
     """Delete documents: their passages, token vectors and share of the corpus statistics."""
@@ -225,7 +226,7 @@ def delete(
 
     wanted = _document_ids(ids, from_file)
     with Index(index, backend=_options(backend, data_dir, url)) as target:
-        summary = target.delete(wanted, lease_timeout=lease_timeout)
+        summary = target.delete(wanted, lease_timeout=lease_timeout, batch=batch)
     result = {"documents": summary.documents, "passages": summary.passages, "not_found": summary.not_found}
     _emit(
         result,

@@ -277,13 +277,16 @@ class Index:
         self._forget_queries()  # the IDF table and the codec were (re)written
         return summary
 
-    def delete(self, doc_ids: Iterable[str], *, lease_timeout: float = DEFAULT_LEASE_SECONDS) -> DeleteSummary:
+    def delete(self, doc_ids: Iterable[str], *, lease_timeout: float = DEFAULT_LEASE_SECONDS, batch: int = BatchPolicy().write_batch) -> DeleteSummary:
         """Remove documents: their passages, token vectors and share of the corpus statistics
-        (refused with IndexBusyError while another job writes the index)."""
+        (refused with IndexBusyError while another job writes the index), `batch` documents at a
+        time (one journal entry and one engine bulk each)."""
+        if batch < 1:
+            raise ConfigError(f"batch must be >= 1, got {batch}")
         statistics = CorpusStatistics(self.backend, self.name, self._tokenizer())
         with Lease(self.backend, self.name, "delete", timeout=lease_timeout):
             self._forget_finished_jobs()
-            summary = delete_documents(self.backend, self.name, doc_ids, statistics)
+            summary = delete_documents(self.backend, self.name, doc_ids, statistics, batch=batch)
         self._idf_version, self._idf_checked = None, 0.0  # re-read at the next search
         return summary
 

@@ -150,7 +150,8 @@ class Backend(Protocol):
     def count(self, index: str) -> int: ...
 
     def disk_bytes(self, index: str) -> int | None:
-        """What the index occupies on disk, text and vectors included (None where the engine does not say)."""
+        """What one copy of the index occupies on disk, text and vectors included (replicas not
+        counted; None where the engine does not say)."""
         ...
 
     def put_meta(self, index: str, key: str, value: Mapping[str, Any]) -> None:

@@ -412,8 +412,9 @@ class OpenSearchBackend:
         return int(every_shard("count", index, self._call("count", index, self.client.count, index=index))["count"])
 
     def disk_bytes(self, index: str) -> int:
+        """One copy of the index: its primary shards (each replica takes as much again)."""
         stats = self._call("stats", index, self.client.indices.stats, index=index, metric="store")
-        return int(stats["indices"][index]["total"]["store"]["size_in_bytes"])
+        return int(stats["indices"][index]["primaries"]["store"]["size_in_bytes"])
 
     # -- index metadata ------------------------------------------------------------------------
     def _ensure_meta_index(self) -> None:

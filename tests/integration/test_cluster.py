@@ -1,5 +1,5 @@
-"""A node of the three-node cluster (scripts/test.sh starts it) SIGKILLed mid-ingest and under
-`lsrkit serve` load: nothing lost, duplicated or stale, exact statistics, no 5xx but 503 with
+"""A node of the three-node cluster (scripts/test.sh starts it) SIGKILLed mid-ingest, mid-delete and
+under `lsrkit serve` load: nothing lost, duplicated or stale, exact statistics, no 5xx but 503 with
 Retry-After, answers back without a restart. Each scenario brings the node back (green) before
 it returns: the cluster tests after it find all three nodes."""
 
@@ -33,6 +33,13 @@ def test_a_node_killed_during_ingest_loses_nothing(scifact_dir, tmp_path, cluste
     _nothing_lost(outcome)
     # finished, or stopped non-zero and resumed (else finish() raised)
     assert outcome.notes["cluster_manager"]["running_at_kill"], outcome.notes
+
+
+def test_a_node_killed_during_delete_loses_nothing(scifact_dir, tmp_path, cluster) -> None:
+    outcome = node_loss.node_killed_during_delete(scifact_dir, tmp_path, cluster, n=120, kills=("other_node",))  # the bench kills the cluster manager too
+    _nothing_lost(outcome)  # stale 0: the deleted documents' passages are gone
+    assert outcome.notes["other_node"]["running_at_kill"], outcome.notes
+    assert outcome.notes["other_node"].get("rerun_exit_code", 0) == 0, outcome.notes
 
 
 def test_a_node_killed_under_serve_load_never_answers_5xx(scifact_dir, tmp_path, cluster) -> None:
