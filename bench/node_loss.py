@@ -251,6 +251,15 @@ class _Tally:
         return {k: v for k, v in vars(self).items() if k != "lock"}
 
 
+def _logged_503s(log: Path, limit: int = 5) -> list[str]:
+    """What the service logged of the 503s it answered (the first `limit`): why the engine failed."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line.strip()[:300] for line in lines if "answered 503" in line][:limit]
+
+
 def _error_code(response: Any) -> str | None:
     """The `error` of the service's JSON error body (None for a body that is not one)."""
     if response.status_code < 400:
@@ -335,6 +344,7 @@ def node_killed_under_serve(
         "recovered_without_restart": all(phases[f"{label}_back"].status_200 > 0 for label in killed),
         "clients_still_running": sum(t.is_alive() for t in threads),
         "service_exit_code": service_exit,
+        "service_503_reasons": _logged_503s(work / f"{name}.log"),
     }
     outcome = _audited("node_killed_under_serve", cluster, name, docs, job_state_dir(data_dir, name), started, notes)
     outcome.status_5xx, outcome.unanswered = total["status_5xx"], total["unanswered"]
