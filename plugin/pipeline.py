@@ -274,14 +274,14 @@ class SearchPipeline:
         their order below the reranked ones."""
         kappa = self.settings.kappa
         head, tail = hits[:kappa], hits[kappa:]
-        query_vectors = pending.result()[0]
-        timer.lap("encode")  # what the query's token vectors took beyond the first stage
-        if not head:
-            return hits
         missing = [h.id for h in head if h.id not in stored]
-        if missing:
+        if missing:  # read while the query's token vectors may still be encoding
             stored = {**stored, **self.backend.fetch_multivectors(self.index, missing)}
             timer.lap("fetch")
+        query_vectors = pending.result()[0]
+        timer.lap("encode")  # what the query's token vectors took beyond the reads
+        if not head:
+            return hits
         assert self.codec is not None
         reranked = self.reranker.rerank(query_vectors.vectors, head, decode_or_skip(self.codec, {h.id: stored[h.id] for h in head if h.id in stored}))
         scored = {h.id for h in reranked}
