@@ -77,15 +77,6 @@ class LocalCluster(LocalOpenSearch):
         finally:
             client.close()
 
-    def passages(self, index: str) -> int:
-        """Passages searchable now (the index refreshed first: a job's deletes seen as they land)."""
-        client = self._client()
-        try:
-            client.indices.refresh(index=index)
-            return int(client.count(index=index)["count"])
-        finally:
-            client.close()
-
     def not_manager(self) -> int:
         return next(i for i in range(self.nodes) if i != self.manager())
 
@@ -148,10 +139,15 @@ def _job_with_a_node_killed(source: Path, data_dir: Path, index: str, cluster: L
     documents = sum(1 for _ in source.open(encoding="utf-8"))
     reached = wait_for_checkpoint(job_state_dir(data_dir, index), documents // 4, process, source=source)
     node = cluster.manager() if manager else cluster.not_manager()
-    running = process.poll() is None
     cluster.kill_node(node)
+    running = process.poll() is None  # still running once the node was dead
     process.wait(timeout=900)
-    notes: dict[str, Any] = {"killed_node": node, "killed_after_ordinal": reached["next_ordinal"], "running_at_kill": running, "exit_code": process.returncode}
+    notes: dict[str, Any] = {
+        "killed_node": node,
+        "killed_after_ordinal": reached["next_ordinal"],
+        "running_after_kill": running,
+        "exit_code": process.returncode,
+    }
     if process.returncode != 0:
         notes["resumed_from"] = finish(spawn_ingest(source, data_dir, index, "opensearch", cluster.url, *SPREAD, resume=True))["resumed_from"]
     cluster.revive(node)
@@ -197,19 +193,42 @@ def node_killed_during_delete(dataset: Path, work: Path, cluster: LocalCluster, 
 
 
 def _delete_with_a_node_killed(gone: list[str], data_dir: Path, index: str, cluster: LocalCluster, manager: bool) -> dict[str, Any]:
-    """A delete job of `gone` with a node killed once its first deletes are searchable; run again
-    (the node still down) when it stopped non-zero; the node brought back."""
-    before = cluster.passages(index)
-    process = spawn_delete(gone, data_dir, index, cluster.url, "--batch", str(DELETE_BATCH))
-    deadline = time.time() + 300
-    while process.poll() is None and cluster.passages(index) >= before and time.time() < deadline:
-        time.sleep(0.05)
+    """A delete job of `gone` with a node killed once its first deletes are searchable (the
+    index's own refresh, no forced one); run again (the node still down) when it stopped non-zero;
+    the node brought back. `running_after_kill`: the job was still running once the node was dead."""
     node = cluster.manager() if manager else cluster.not_manager()
-    running = process.poll() is None
-    cluster.kill_node(node)
-    out, _ = process.communicate(timeout=900)
-    notes: dict[str, Any] = {"killed_node": node, "running_at_kill": running, "exit_code": process.returncode}
+    client = cluster._client()
+    process = None
+    try:
+        before = int(client.count(index=index)["count"])
+        process = spawn_delete(gone, data_dir, index, cluster.url, "--batch", str(DELETE_BATCH))
+        deadline, at_kill, waited_for = time.time() + 300, before, "timeout"
+        while time.time() < deadline:
+            if process.poll() is not None:
+                waited_for = "job exited"
+                break
+            at_kill = int(client.count(index=index)["count"])
+            if at_kill < before:
+                waited_for = "deletes seen"
+                break
+            time.sleep(0.05)
+        cluster.kill_node(node)
+        running = process.poll() is None
+        out, _ = process.communicate(timeout=900)
+    finally:
+        client.close()
+        if process is not None and process.poll() is None:
+            process.kill()
+    notes: dict[str, Any] = {
+        "killed_node": node,
+        "waited_for": waited_for,
+        "passages_before": before,
+        "passages_at_kill": at_kill,
+        "running_after_kill": running,
+        "exit_code": process.returncode,
+    }
     if process.returncode != 0:
+        notes["output"] = out.decode(errors="replace").strip()[-500:]
         rerun = spawn_delete(gone, data_dir, index, cluster.url, "--batch", str(DELETE_BATCH))  # the node still down
         rerun_out, _ = rerun.communicate(timeout=900)
         notes.update(rerun_exit_code=rerun.returncode, rerun=rerun_out.decode().strip().splitlines()[-1] if rerun_out else "")
@@ -251,13 +270,17 @@ class _Tally:
         return {k: v for k, v in vars(self).items() if k != "lock"}
 
 
+LOGGED_503 = ("answered 503", "unexpected error on")  # the service's log lines of a 503: an error it handled, or one it did not
+
+
 def _logged_503s(log: Path, limit: int = 5) -> list[str]:
-    """What the service logged of the 503s it answered (the first `limit`): why the engine failed."""
+    """The service's log lines of the 503s it answered (the first `limit`): the engine's errors
+    and its own."""
     try:
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return []
-    return [line.strip()[:300] for line in lines if "answered 503" in line][:limit]
+    return [line.strip()[:300] for line in lines if any(marker in line for marker in LOGGED_503)][:limit]
 
 
 def _error_code(response: Any) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -306,6 +307,16 @@ class OpenSearchBackend:
 
     # -- reads ---------------------------------------------------------------------------------
     def retrieve(self, index: str, request: Retrieval) -> Retrieved:
+        """`_retrieve`, tried once more after SHARD_RETRY_SECONDS when some shard did not answer: a
+        node rejoining the cluster drops its connections for a moment (measured under `lsrkit
+        serve` load); a shard that stays without a live copy is UnavailableError."""
+        try:
+            return self._retrieve(index, request)
+        except ShardsUnavailableError:
+            time.sleep(SHARD_RETRY_SECONDS)
+            return self._retrieve(index, request)
+
+    def _retrieve(self, index: str, request: Retrieval) -> Retrieved:
         """One search, or both runs in one msearch (the cluster runs them side by side). Hits
         without text are read from doc values only: reading a hit's stored fields decompresses
         its whole stored document. `documents` collapses on doc_id (each document's best passage
@@ -494,6 +505,13 @@ def status_error(what: str, target: str, status: int, reason: Any) -> BackendErr
     return UnavailableError(f"opensearch: {what} on {target!r}: HTTP {status} {reason}")
 
 
+class ShardsUnavailableError(UnavailableError):
+    """A search or count some shard did not answer (every_shard)."""
+
+
+SHARD_RETRY_SECONDS = 0.1  # a search some shard did not answer is tried again once, this much later
+
+
 def every_shard(what: str, target: str, response: dict[str, Any]) -> dict[str, Any]:
     """The response of a search or count, unless a shard failed to answer: OpenSearch then answers
     200 with the other shards' hits, which would pass for the whole index (a node lost while an
@@ -505,7 +523,7 @@ def every_shard(what: str, target: str, response: dict[str, Any]) -> dict[str, A
     missing = max(int(shards.get("failed") or 0), total - int(shards.get("successful") or 0))
     if missing:
         reasons = [str((f.get("reason") or {}).get("type", f.get("reason"))) for f in shards.get("failures") or []] or ["no copy assigned"]
-        raise UnavailableError(f"opensearch: {what} on {target!r}: {missing} of {total} shards did not answer ({', '.join(sorted(set(reasons)))})")
+        raise ShardsUnavailableError(f"opensearch: {what} on {target!r}: {missing} of {total} shards did not answer ({', '.join(sorted(set(reasons)))})")
     return response
 
 

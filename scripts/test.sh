@@ -10,7 +10,7 @@ command -v unzip >/dev/null || { apt-get update -qq && apt-get install -y -qq un
 
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # this script starts every service the suite needs: one that does not answer fails its tests, never skips them
-export CI="${CI:-true}"
+export LSRKIT_REQUIRE_SERVICES=1
 # ranx's numba-compiled metrics (~25 s to compile) cached outside the fresh venv, as uv's wheels are
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$HOME/.cache/lsrkit/numba}"
 export OPENSEARCH_PORT="${OPENSEARCH_PORT:-9200}"
