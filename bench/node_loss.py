@@ -195,10 +195,11 @@ def node_killed_during_delete(dataset: Path, work: Path, cluster: LocalCluster, 
 def _delete_with_a_node_killed(gone: list[str], data_dir: Path, index: str, cluster: LocalCluster, manager: bool) -> dict[str, Any]:
     """A delete job of `gone` with a node killed once its first deletes are searchable (the
     index's own refresh, no forced one); run again (the node still down) when it stopped non-zero;
-    the node brought back. `running_after_kill`: the job was still running once the node was dead."""
+    the node brought back, whatever happened. `running_after_kill`: the job was still running once
+    the node was dead."""
     node = cluster.manager() if manager else cluster.not_manager()
     client = cluster._client()
-    process = None
+    process, killed = None, False
     try:
         before = int(client.count(index=index)["count"])
         process = spawn_delete(gone, data_dir, index, cluster.url, "--batch", str(DELETE_BATCH))
@@ -213,27 +214,30 @@ def _delete_with_a_node_killed(gone: list[str], data_dir: Path, index: str, clus
                 break
             time.sleep(0.05)
         cluster.kill_node(node)
+        killed = True
         running = process.poll() is None
         out, _ = process.communicate(timeout=900)
+        notes: dict[str, Any] = {
+            "killed_node": node,
+            "waited_for": waited_for,
+            "passages_before": before,
+            "passages_at_kill": at_kill,
+            "running_after_kill": running,
+            "exit_code": process.returncode,
+        }
+        if process.returncode != 0:
+            notes["output"] = out.decode(errors="replace").strip()[-500:]
+            rerun = spawn_delete(gone, data_dir, index, cluster.url, "--batch", str(DELETE_BATCH))  # the node still down
+            rerun_out, _ = rerun.communicate(timeout=900)
+            notes.update(rerun_exit_code=rerun.returncode, rerun=rerun_out.decode(errors="replace").strip().splitlines()[-1] if rerun_out else "")
+        return notes
     finally:
         client.close()
         if process is not None and process.poll() is None:
             process.kill()
-    notes: dict[str, Any] = {
-        "killed_node": node,
-        "waited_for": waited_for,
-        "passages_before": before,
-        "passages_at_kill": at_kill,
-        "running_after_kill": running,
-        "exit_code": process.returncode,
-    }
-    if process.returncode != 0:
-        notes["output"] = out.decode(errors="replace").strip()[-500:]
-        rerun = spawn_delete(gone, data_dir, index, cluster.url, "--batch", str(DELETE_BATCH))  # the node still down
-        rerun_out, _ = rerun.communicate(timeout=900)
-        notes.update(rerun_exit_code=rerun.returncode, rerun=rerun_out.decode().strip().splitlines()[-1] if rerun_out else "")
-    cluster.revive(node)
-    return notes
+            process.wait()
+        if killed:
+            cluster.revive(node)  # the scenarios after this one need every node
 
 
 def _audited(scenario: str, cluster: LocalCluster, name: str, final: list[dict[str, Any]], state: Path, started: float, notes: dict[str, Any]) -> Outcome:

@@ -340,10 +340,12 @@ class OpenSearchBackend:
         else:
             lines = [line for body in bodies for line in ({"index": index}, body)]
             responses = self._call("msearch", index, self.client.msearch, body=lines)["responses"]
-        for (name, _), response in zip(runs, responses):
+        for response in responses:  # every run whole before the cache is touched: a retried read counts once
             if "error" in response:
                 _raise_item_error("msearch", index, response)
-            setattr(found, name, _hits(every_shard("search", index, response), request.texts))
+            every_shard("search", index, response)
+        for (name, _), response in zip(runs, responses):
+            setattr(found, name, _hits(response, request.texts))
             if digests:
                 held = _digests(response)
                 found.multivectors.update(self.code_cache.lookup(index, held, rerank_read=request.multivectors))

@@ -116,7 +116,7 @@ def opensearch_url() -> str:
             status = json.load(response)["status"]
     except Exception as exc:  # any failure means: no cluster here
         if services_required():
-            pytest.fail(f"OpenSearch is required in CI and not reachable at {url}: {exc}")
+            pytest.fail(f"OpenSearch is required here (CI or scripts/test.sh) and not reachable at {url}: {exc}")
         pytest.skip(f"no OpenSearch at {url} (start it with docker/opensearch-local.sh start)")
     assert status in ("green", "yellow")
     return url
@@ -141,7 +141,7 @@ def opensearch_cluster_url() -> str:
             health = json.load(response)
     except Exception as exc:  # any failure means: no cluster here
         if services_required():
-            pytest.fail(f"an OpenSearch cluster is required in CI and not reachable at {url!r}: {exc}")
+            pytest.fail(f"an OpenSearch cluster is required here (CI or scripts/test.sh) and not reachable at {url!r}: {exc}")
         pytest.skip(f"no OpenSearch cluster at ${CLUSTER_URL_ENV} (docker/opensearch-local.sh start --nodes 3): {exc}")
     assert health["number_of_nodes"] == len(nodes) and health["status"] in ("green", "yellow")
     return url
