@@ -79,7 +79,7 @@ class BatchPolicy:
                 raise ConfigError(f"BatchPolicy.{name} must be >= 1, got {getattr(self, name)}")
 
 
-_NAME = re.compile(r"^(?:pool(?P<pool>[1-9])-)?(?P<code>int8|(?P<kind>res|pq)?[124]bit)$")
+_NAME = re.compile(r"^(?:pool(?P<pool>[1-9])-)?(?P<code>int8|(?P<kind>res|pq|rot)?[124]bit)$")
 REPRESENTATIONS = (
     "int8",
     "4bit",
@@ -91,6 +91,9 @@ REPRESENTATIONS = (
     "pool2-1bit",
     "pool3-2bit",
     "pool3-1bit",
+    "rot1bit",
+    "pool2-rot1bit",
+    "pool3-rot1bit",
     "res2bit",
     "res1bit",
     "pool2-res2bit",
@@ -119,7 +122,9 @@ class Representation:
     """A token pooling factor and a code width; `residual`: each token is stored as the id of its
     nearest corpus centroid plus a b-bit code of what is left (PLAID / ColBERTv2); `product`
     (product quantization): each run of 8/b dimensions of a token is stored as the one-byte id of
-    its nearest codeword in that run's own codebook, so b bits a dimension as the scalar codes.
+    its nearest codeword in that run's own codebook, so b bits a dimension as the scalar codes;
+    `rotated`: the centered codes of the tokens turned by one random orthogonal matrix of the index,
+    which spreads a token's variance evenly over the dimensions each code's bits stand for.
 
     >>> r = Representation.parse("pool2-1bit")
     >>> (r.pool, r.bits, r.name, r.bytes_per_token(384))
@@ -130,18 +135,23 @@ class Representation:
     >>> r = Representation.parse("pool2-pq1bit")
     >>> (r.product, r.subspace_dims, r.name, r.bytes_per_token(384))
     (True, 8, 'pool2-pq1bit', 48)
+    >>> r = Representation.parse("pool3-rot1bit")
+    >>> (r.rotated, r.bits, r.name, r.bytes_per_token(384))
+    (True, 1, 'pool3-rot1bit', 48)
     """
 
     bits: int = 8
     pool: int = 1
     residual: bool = False
     product: bool = False
+    rotated: bool = False
 
     def __post_init__(self) -> None:
-        coded = self.residual or self.product
-        if self.bits not in (8, 4, 2, 1) or not 1 <= self.pool <= 9 or (coded and self.bits == 8) or (self.residual and self.product):
+        kinds = self.residual + self.product + self.rotated
+        if self.bits not in (8, 4, 2, 1) or not 1 <= self.pool <= 9 or (kinds and self.bits == 8) or kinds > 1:
             kind = "residual " if self.residual else ""
             kind += "product " if self.product else ""
+            kind += "rotated " if self.rotated else ""
             raise ConfigError(f"no multivector representation with {kind}{self.bits} bits and pooling {self.pool}")
 
     @classmethod
@@ -151,11 +161,13 @@ class Representation:
             raise ConfigError(f"unknown multivector representation {name!r}; choose from {', '.join(REPRESENTATIONS)} (poolN- with N in 1-9)")
         code = match["code"]
         kind = match["kind"]
-        return cls(bits=8 if code == "int8" else int(code[-4]), pool=int(match["pool"] or 1), residual=kind == "res", product=kind == "pq")
+        return cls(
+            bits=8 if code == "int8" else int(code[-4]), pool=int(match["pool"] or 1), residual=kind == "res", product=kind == "pq", rotated=kind == "rot"
+        )
 
     @property
     def name(self) -> str:
-        kind = "res" if self.residual else "pq" if self.product else ""
+        kind = "res" if self.residual else "pq" if self.product else "rot" if self.rotated else ""
         code = "int8" if self.bits == 8 else f"{kind}{self.bits}bit"
         return code if self.pool == 1 else f"pool{self.pool}-{code}"
 

@@ -12,7 +12,13 @@ fewer) followed by one of four codes:
 - `pq4bit`, `pq2bit`, `pq1bit` (product quantization): each run of 8/b dimensions of a token is
   the one-byte id of its nearest codeword in that run's codebook (up to 256 codewords, k-means on
   the same first batch), so the same b bits a dimension as the scalar codes, but a codeword follows
-  how the dimensions of a run vary together.
+  how the dimensions of a run vary together;
+- `rot4bit`, `rot2bit`, `rot1bit`: the centered codes of the tokens turned by one random
+  orthogonal matrix R (drawn at calibration, stored with the index); q·d = (qR)·(dR), so the
+  query is turned once and scored against the codes as they are. Turned, a token's variance is
+  spread evenly over the dimensions, so each dimension's few bits code an equal share of it
+  (RaBitQ's argument). Principal axes would do the opposite: on tokens of low effective rank they
+  leave most bits coding noise.
 Documents stay compact; queries stay float (asymmetric scoring, see rerank.maxsim_scores).
 A stored multivector is opaque bytes to the engines: only this module reads or writes them.
 """
@@ -45,6 +51,7 @@ __all__ = [
     "ResidualCodes",
     "centroid_count",
     "pool_tokens",
+    "random_rotation",
     "quantize_rows",
 ]
 # the uniform quantizer step (in standard deviations) with the least squared error for a Gaussian
@@ -76,12 +83,14 @@ class QuantizedRows:
 @dataclass(frozen=True, slots=True)
 class CenteredCodes:
     """b-bit per-dimension codes: token j ≈ center + spread ⊙ step·(levels[j] - (2^b - 1)/2).
-    `packed` holds 8/b codes a byte; `levels()` unpacks them (uint8, 0…2^b - 1)."""
+    `packed` holds 8/b codes a byte; `levels()` unpacks them (uint8, 0…2^b - 1). With `rotation`
+    (orthogonal, dim × dim) the codes are of the turned token t·R: the token is that times Rᵀ."""
 
     packed: npt.NDArray[np.uint8]
     bits: int
     center: FloatArray
     spread: FloatArray
+    rotation: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.packed.shape[0])
@@ -100,7 +109,8 @@ class CenteredCodes:
     def dequantize(self) -> FloatArray:
         middle = (2**self.bits - 1) / 2.0
         normalized = (self.levels().astype(np.float32) - middle) * self.step
-        return (self.center + normalized * self.spread).astype(np.float32)
+        turned = (self.center + normalized * self.spread).astype(np.float32)
+        return turned if self.rotation is None else (turned @ self.rotation.T).astype(np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +281,22 @@ def product_codebooks(tokens: FloatArray, run: int) -> FloatArray:
     return np.stack([kmeans_centroids(np.ascontiguousarray(split[:, s, :]), count) for s in range(split.shape[1])])
 
 
+def random_rotation(dim: int, seed: int = 0) -> FloatArray:
+    """A random orthogonal dim × dim matrix, uniform over rotations (QR of a Gaussian matrix with
+    the signs of R's diagonal moved into Q), from a fixed seed."""
+    gaussian = np.random.default_rng(seed).standard_normal((dim, dim))
+    q, r = np.linalg.qr(gaussian)
+    return (q * np.sign(np.diag(r))[None, :]).astype(np.float32)
+
+
+def stored_rotation(rotation: npt.NDArray[np.floating]) -> FloatArray:
+    """The orthogonal matrix nearest `rotation` rounded to float16 (its polar factor): the index
+    stores float16, and every reader turns it into the same exactly orthogonal matrix."""
+    rounded = np.asarray(rotation, dtype=np.float16).astype(np.float64)
+    left, _, right = np.linalg.svd(rounded)
+    return (left @ right).astype(np.float32)
+
+
 def nearest_codewords(vectors: FloatArray, codebooks: FloatArray) -> npt.NDArray[np.uint8]:
     """Each run of each row's nearest codeword in its run's codebook: tokens × runs ids (one
     batched matmul a run: runs × tokens × codewords)."""
@@ -285,7 +311,8 @@ def nearest_codewords(vectors: FloatArray, codebooks: FloatArray) -> npt.NDArray
 class MultiVectorCodec:
     """One index's representation with its calibration (the centered codes' per-dimension center
     and spread; for residual codes, the centroids and the residuals' center and spread; for product
-    codes, the codebooks): turns
+    codes, the codebooks; for rotated codes, the rotation, float16 as stored, and the center and
+    spread of the turned tokens): turns
     float token vectors into the stored bytes and the bytes into codes the rerank scores."""
 
     representation: Representation
@@ -294,9 +321,18 @@ class MultiVectorCodec:
     spread: FloatArray | None = None
     centroids: FloatArray | None = None
     codebooks: FloatArray | None = None
+    rotation: FloatArray | None = None
 
     def __post_init__(self) -> None:
         rep = self.representation
+        if rep.rotated != (self.rotation is not None):
+            raise ConfigError(f"{rep.name} {'needs' if rep.rotated else 'takes no'} rotation: use MultiVectorCodec.calibrate")
+        if self.rotation is not None:
+            if np.shape(self.rotation) != (self.dim, self.dim) or not np.all(np.isfinite(self.rotation)):
+                raise ConfigError(f"{rep.name} needs a finite {self.dim} × {self.dim} rotation, got shape {np.shape(self.rotation)}")
+            rounded = np.asarray(self.rotation, dtype=np.float16).astype(np.float32)  # as stored: see centroids
+            object.__setattr__(self, "rotation", rounded)
+            object.__setattr__(self, "_orthogonal", stored_rotation(rounded))
         if self.dim < 1 or (self.dim * rep.bits) % 8:
             raise ConfigError(f"{rep.name} needs a token dimension whose bits fill whole bytes, got {self.dim}")
         if rep.bits < 8 and not rep.product and (self.center is None or self.spread is None):
@@ -337,11 +373,20 @@ class MultiVectorCodec:
         tokens = np.concatenate([pool_tokens(v, rep.pool) for v in arrays])
         if rep.product:
             return cls(rep, dim, codebooks=product_codebooks(tokens, rep.subspace_dims))
-        centroids = None
+        centroids = rotation = None
         if rep.residual:
             centroids = kmeans_centroids(tokens, centroid_count(len(tokens)))
             tokens = tokens - centroids[nearest_centroids(tokens, centroids)]
-        return cls(rep, dim, tokens.mean(axis=0).astype(np.float32), np.maximum(tokens.std(axis=0), 1e-6).astype(np.float32), centroids)
+        if rep.rotated:
+            rotation = np.asarray(random_rotation(dim), dtype=np.float16).astype(np.float32)
+            tokens = tokens @ stored_rotation(rotation)
+        center, spread = tokens.mean(axis=0).astype(np.float32), np.maximum(tokens.std(axis=0), 1e-6).astype(np.float32)
+        return cls(rep, dim, center, spread, centroids, rotation=rotation)
+
+    @property
+    def orthogonal_rotation(self) -> FloatArray | None:
+        """The exactly orthogonal matrix the stored float16 rotation stands for (None: not rotated)."""
+        return getattr(self, "_orthogonal", None)
 
     @property
     def name(self) -> str:
@@ -365,6 +410,8 @@ class MultiVectorCodec:
             ids = nearest_centroids(array, self.centroids)
             array = array - self.centroids[ids]
             prefix = ids.astype(np.uint8).tobytes()
+        if self.orthogonal_rotation is not None:
+            array = array @ self.orthogonal_rotation
         bits = self.representation.bits
         normalized = (array - self.center) / self.spread
         levels = np.clip(np.floor(normalized / _GAUSSIAN_STEP[bits] + 2 ** (bits - 1)), 0, 2**bits - 1).astype(np.uint8)
@@ -386,7 +433,8 @@ class MultiVectorCodec:
             return ProductCodes(codes, self.codebooks)
         assert self.center is not None and self.spread is not None
         if self.centroids is None:
-            return CenteredCodes(np.frombuffer(data, dtype=np.uint8).reshape(tokens, width), self.representation.bits, self.center, self.spread)
+            packed = np.frombuffer(data, dtype=np.uint8).reshape(tokens, width)
+            return CenteredCodes(packed, self.representation.bits, self.center, self.spread, self.orthogonal_rotation)
         ids = np.frombuffer(data, dtype=np.uint8, count=tokens)  # RESIDUAL_ID_BYTES: one byte an id
         if tokens and int(ids.max()) >= len(self.centroids):
             raise InputError(f"stored multivector names centroid {int(ids.max())}, the codec has {len(self.centroids)}")
@@ -406,12 +454,15 @@ class MultiVectorCodec:
             meta["centroids"] = base64.b64encode(self.centroids.astype("<f2").tobytes()).decode("ascii")
         if self.codebooks is not None:  # runs × codewords × run; the codewords follow from the length
             meta["codebooks"] = base64.b64encode(self.codebooks.astype("<f2").tobytes()).decode("ascii")
+        if self.rotation is not None:  # dim × dim float16: 384 × 384 is ~390 KB of base64
+            meta["rotation"] = base64.b64encode(self.rotation.astype("<f2").tobytes()).decode("ascii")
         return meta
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> MultiVectorCodec:
         try:
             center, spread, centroids, codebooks = meta.get("center"), meta.get("spread"), meta.get("centroids"), meta.get("codebooks")
+            rotation = meta.get("rotation")
             dim = int(meta["dim"])
             rep = Representation.parse(meta["representation"])
             return cls(
@@ -421,6 +472,7 @@ class MultiVectorCodec:
                 None if spread is None else np.asarray(spread, dtype=np.float32),
                 None if centroids is None else _float16_rows(centroids, (-1, dim)),
                 None if codebooks is None else _float16_rows(codebooks, (dim // rep.subspace_dims, -1, rep.subspace_dims)),
+                None if rotation is None else _float16_rows(rotation, (dim, dim)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"the multivector codec stored with the index is unreadable: {exc}") from exc

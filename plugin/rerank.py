@@ -53,8 +53,8 @@ class _MaxSim:
     def __init__(self, query: FloatArray) -> None:
         self.query = np.asarray(query, dtype=np.float32)
         self._int8_query: QueryCodes | None = None
-        # per codec: the σ-weighted query (keyed by the codec's center, spread and bits), and q·C (by its centroids)
-        self._centered: tuple[FloatArray, FloatArray, int, QueryCodes, FloatArray, FloatArray] | None = None
+        # per codec: the σ-weighted query (keyed by the codec's center, spread, bits and rotation), and q·C (by its centroids)
+        self._centered: tuple[tuple[object, ...], QueryCodes, FloatArray, FloatArray] | None = None
         self._centroid_products: tuple[FloatArray, FloatArray] | None = None
 
     def __call__(self, documents: Sequence[StoredMultiVector]) -> FloatArray:
@@ -113,18 +113,24 @@ class _MaxSim:
         per-query-token scale and offset that turn them into dot products."""
         first = documents[0]
         if any(
-            d.bits != first.bits or d.packed.shape[1] != first.packed.shape[1] or d.center is not first.center or d.spread is not first.spread
+            d.bits != first.bits
+            or d.packed.shape[1] != first.packed.shape[1]
+            or d.center is not first.center
+            or d.spread is not first.spread
+            or d.rotation is not first.rotation
             for d in documents
         ):
             raise InputError("candidates' codes come from different codecs: score one index's codes at a time")
         cached = self._centered
-        if cached is None or cached[0] is not first.center or cached[1] is not first.spread or cached[2] != first.bits:
-            weighted = quantize_query(self.query * first.spread[None, :])
+        arrays = (first.center, first.spread, first.rotation)
+        if cached is None or cached[0][3] != first.bits or any(mine is not theirs for mine, theirs in zip(cached[0][:3], arrays)):
+            query = self.query if first.rotation is None else self.query @ first.rotation  # turned once, as the codes were
+            weighted = quantize_query(query * first.spread[None, :])
             middle = (2**first.bits - 1) / 2.0
             token_scale = (first.step * weighted.scales).astype(np.float32)
-            offset = self.query @ first.center - middle * token_scale * weighted.codes.sum(axis=0, dtype=np.int64)
-            cached = self._centered = (first.center, first.spread, first.bits, weighted, token_scale, offset.astype(np.float32))
-        *_, weighted, token_scale, offset = cached
+            offset = query @ first.center - middle * token_scale * weighted.codes.sum(axis=0, dtype=np.int64)
+            cached = self._centered = ((*arrays, first.bits), weighted, token_scale, offset.astype(np.float32))
+        _, weighted, token_scale, offset = cached
         # one unpack of every candidate's packed rows (they share a width), not one per candidate
         levels = unpack_levels(np.concatenate([d.packed for d in documents]), first.bits, first.dim)
         return integer_products(levels, weighted, 0), token_scale, offset

@@ -5,8 +5,14 @@ from lsrkit.bench.multivector import MAX_DEFAULT_BYTES_PER_TOKEN, choose_default
 HOLDS, LOSES = [-0.01, 0.01], [-0.02, -0.001]
 
 
-def _row(size: float, interpolated: list[float], pure: list[float], ndcg: float = 0.7) -> dict:
-    return {"bytes_per_token": size, "ndcg10_train": ndcg, "delta_train_interval": interpolated, "maxsim_only_delta_train_interval": pure}
+def _row(size: float, interpolated: list[float], pure: list[float], ndcg: float = 0.7, maxsim_ndcg: float = 0.7) -> dict:
+    return {
+        "bytes_per_token": size,
+        "ndcg10_train": ndcg,
+        "ndcg10_train_maxsim_only": maxsim_ndcg,
+        "delta_train_interval": interpolated,
+        "maxsim_only_delta_train_interval": pure,
+    }
 
 
 def test_the_smallest_compact_representation_that_holds_both_intervals_is_chosen():
@@ -14,10 +20,13 @@ def test_the_smallest_compact_representation_that_holds_both_intervals_is_chosen
         "int8": _row(388, HOLDS, HOLDS),
         "pool3-1bit": _row(16.1, HOLDS, LOSES),  # smaller, but pure MaxSim loses
         "pool3-res1bit": _row(16.4, HOLDS, HOLDS),
-        "pool3-res2bit": _row(16.4, HOLDS, HOLDS, ndcg=0.71),  # a tie on size: the better train nDCG@10
+        "pool3-res2bit": _row(16.4, HOLDS, HOLDS, ndcg=0.71),  # a tie on size and pure MaxSim: the better interpolated nDCG@10
         "1bit": _row(48, HOLDS, HOLDS),
     }
     assert choose_default(rows, tuple(rows)) == ("pool3-res2bit", None)
+    # a tie on size: the better pure MaxSim on train first, whatever the interpolated figure
+    rows["pool3-rot1bit"] = _row(16.4, HOLDS, HOLDS, ndcg=0.69, maxsim_ndcg=0.71)
+    assert choose_default(rows, tuple(rows)) == ("pool3-rot1bit", None)
 
 
 def test_without_a_compact_representation_holding_both_the_old_rule_picks_and_says_why():

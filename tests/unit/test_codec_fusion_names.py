@@ -267,3 +267,56 @@ def test_the_largest_product_codec_keeps_its_meta_small():
     big = MultiVectorCodec.calibrate("pq1bit", [_tokens(rng, 2100, dim=384)])
     assert big.codebooks is not None and big.codebooks.shape == (48, 256, 8)
     assert len(json.dumps(big.to_meta())) < 300_000
+
+
+def _few_dominant_axes(rng, n: int, dim: int = 64) -> np.ndarray:
+    """Tokens whose variance sits on a few of their dimensions, as a real encoder's often does."""
+    v = rng.normal(size=(n, dim)) * np.exp(-np.arange(dim) / 6.0) + 0.3
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_rotated_names_parse_and_take_the_bytes_of_their_centered_codes():
+    assert {"rot1bit", "pool2-rot1bit", "pool3-rot1bit"} <= set(REPRESENTATIONS)
+    rep = Representation.parse("pool1-rot2bit")
+    assert (rep.rotated, rep.residual, rep.product, rep.bits, rep.name, rep.bytes_per_token(384)) == (True, False, False, 2, "rot2bit", 96)
+    for bad in ("rotint8", "rotres1bit", "rot3bit", "pool0-rot1bit"):
+        with pytest.raises(ConfigError):
+            Representation.parse(bad)
+
+
+def test_rotated_codes_keep_dot_products_better_where_few_dimensions_dominate_and_keep_their_rotation_in_the_meta():
+    """Turned by a random rotation, a token's variance is spread over every dimension: the same
+    bits keep the dot products with held-out queries closer. The meta holds the float16 rotation;
+    every reader turns it into the same orthogonal matrix, and decodes exactly as the writer."""
+    rng = np.random.default_rng(21)
+    sample, held_out, queries = [_few_dominant_axes(rng, n) for n in (300, 200)], _few_dominant_axes(rng, 150), _few_dominant_axes(rng, 20)
+    exact = (queries @ held_out.T).ravel()
+    agreement = {}
+    for name in ("1bit", "rot1bit", "2bit", "rot2bit"):
+        codec = MultiVectorCodec.calibrate(name, sample)
+        decoded = codec.decode(codec.encode(held_out)).dequantize()
+        agreement[name] = float(np.corrcoef((queries @ decoded.T).ravel(), exact)[0, 1])
+    assert agreement["rot1bit"] > agreement["1bit"] + 0.03 and agreement["rot2bit"] > agreement["2bit"] + 0.01, agreement
+
+    codec = MultiVectorCodec.calibrate("rot1bit", sample)
+    rotation = codec.orthogonal_rotation
+    assert rotation is not None and codec.rotation is not None
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(64), atol=1e-5)
+    np.testing.assert_allclose(rotation, codec.rotation, atol=2e-3)  # the float16 matrix, made orthogonal
+    again = MultiVectorCodec.from_meta(json.loads(json.dumps(codec.to_meta())))
+    np.testing.assert_array_equal(again.orthogonal_rotation, rotation)
+    data = codec.encode(held_out)
+    assert again.encode(held_out) == data and len(data) == len(held_out) * 8
+    np.testing.assert_array_equal(again.decode(data).dequantize(), codec.decode(data).dequantize())
+    with pytest.raises(ConfigError):  # a rotated codec without its rotation is unreadable
+        MultiVectorCodec.from_meta({k: v for k, v in codec.to_meta().items() if k != "rotation"})
+    with pytest.raises(ConfigError):  # a rotation on codes that take none
+        MultiVectorCodec.from_meta({**codec.to_meta(), "representation": "1bit"})
+    with pytest.raises(ConfigError):  # a rotation of the wrong size
+        MultiVectorCodec(Representation.parse("rot1bit"), 64, codec.center, codec.spread, rotation=np.eye(32, dtype=np.float32))
+
+
+def test_the_largest_rotated_codec_keeps_its_meta_under_half_a_megabyte():
+    big = MultiVectorCodec.calibrate("pool3-rot1bit", [_tokens(np.random.default_rng(22), 900, dim=384)])
+    assert big.rotation is not None and big.rotation.shape == (384, 384)
+    assert len(json.dumps(big.to_meta())) < 500_000

@@ -152,7 +152,7 @@ def _normalized(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", ["4bit", "2bit", "1bit", "pool2-1bit"])
+@pytest.mark.parametrize("name", ["4bit", "2bit", "1bit", "pool2-1bit", "rot1bit", "rot2bit", "pool3-rot1bit"])
 def test_centered_codes_score_as_the_float_product_of_their_decoded_values(name):
     """Asymmetric scoring: the integer path over the codes equals MaxSim of the float query
     against the dequantized documents, up to the query's 7-bit rounding."""
@@ -260,7 +260,15 @@ def test_one_query_scores_two_codecs_in_turn_each_with_its_own_calibration():
     docs = [_clustered(rng, 30) for _ in range(4)]
     query = _clustered(rng, 5)
     scorer = _MaxSim(query)
-    for name, sample in (("res2bit", docs[:2]), ("res1bit", docs[2:]), ("2bit", docs[:2]), ("1bit", docs[2:])):
+    for name, sample in (
+        ("res2bit", docs[:2]),
+        ("res1bit", docs[2:]),
+        ("2bit", docs[:2]),
+        ("1bit", docs[2:]),
+        ("rot1bit", docs[:2]),
+        ("rot1bit", docs[2:]),
+        ("1bit", docs[:2]),
+    ):
         codec = MultiVectorCodec.calibrate(name, sample)
         stored = [codec.decode(codec.encode(d)) for d in docs]
         naive = [sum(max(float(q @ t) for t in s.dequantize()) for q in query) for s in stored]
