@@ -109,6 +109,7 @@ REPRESENTATIONS = (
 # (no codec needed to split the bytes); the byte, not the calibration sample, caps the centroids at 256
 RESIDUAL_ID_BYTES = 1
 RESIDUAL_MAX_CENTROIDS = 2 ** (8 * RESIDUAL_ID_BYTES)
+ROTATED_SCALE_BYTES = 2  # a rotated token's correction factor: one float16
 
 
 def default_representation() -> str:
@@ -124,7 +125,8 @@ class Representation:
     (product quantization): each run of 8/b dimensions of a token is stored as the one-byte id of
     its nearest codeword in that run's own codebook, so b bits a dimension as the scalar codes;
     `rotated`: the centered codes of the tokens turned by one random orthogonal matrix of the index,
-    which spreads a token's variance evenly over the dimensions each code's bits stand for.
+    which spreads a token's variance evenly over the dimensions each code's bits stand for, and a
+    float16 factor a token that makes its code's dot products unbiased (RaBitQ's estimator).
 
     >>> r = Representation.parse("pool2-1bit")
     >>> (r.pool, r.bits, r.name, r.bytes_per_token(384))
@@ -137,7 +139,7 @@ class Representation:
     (True, 8, 'pool2-pq1bit', 48)
     >>> r = Representation.parse("pool3-rot1bit")
     >>> (r.rotated, r.bits, r.name, r.bytes_per_token(384))
-    (True, 1, 'pool3-rot1bit', 48)
+    (True, 1, 'pool3-rot1bit', 50)
     """
 
     bits: int = 8
@@ -180,7 +182,7 @@ class Representation:
         """Bytes of one *stored* token (pooling stores fewer of them)."""
         if self.bits == 8:
             return dim + 4
-        return dim * self.bits // 8 + (RESIDUAL_ID_BYTES if self.residual else 0)
+        return dim * self.bits // 8 + (RESIDUAL_ID_BYTES if self.residual else ROTATED_SCALE_BYTES if self.rotated else 0)
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,15 @@ fewer) followed by one of four codes:
   the one-byte id of its nearest codeword in that run's codebook (up to 256 codewords, k-means on
   the same first batch), so the same b bits a dimension as the scalar codes, but a codeword follows
   how the dimensions of a run vary together;
-- `rot4bit`, `rot2bit`, `rot1bit`: the centered codes of the tokens turned by one random
-  orthogonal matrix R (drawn at calibration, stored with the index); q·d = (qR)·(dR), so the
-  query is turned once and scored against the codes as they are. Turned, a token's variance is
-  spread evenly over the dimensions, so each dimension's few bits code an equal share of it
-  (RaBitQ's argument). Principal axes would do the opposite: on tokens of low effective rank they
-  leave most bits coding noise.
+- `rot4bit`, `rot2bit`, `rot1bit` (after RaBitQ): the centered codes of the tokens turned by one
+  random orthogonal matrix R (drawn at calibration, stored with the index), each token with a
+  float16 factor α = ‖z‖² / ẑ·z (z: the turned token minus the center, ẑ: its code decoded), so
+  that the decoded α·ẑ projects onto z as z itself does (q·α·ẑ is RaBitQ's unbiased estimate of
+  q·z, where q·ẑ alone shrinks by how far ẑ points from z). q·d = (qR)·(dR):
+  the query is turned once and scored against the codes as they are. Turned, a token's variance
+  is spread evenly over the dimensions, so each dimension's few bits code an equal share of it;
+  principal axes would do the opposite (on tokens of low effective rank they leave most bits
+  coding noise).
 Documents stay compact; queries stay float (asymmetric scoring, see rerank.maxsim_scores).
 A stored multivector is opaque bytes to the engines: only this module reads or writes them.
 """
@@ -35,7 +38,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lsrkit.core.config import REPRESENTATIONS, RESIDUAL_MAX_CENTROIDS, Representation, default_representation
+from lsrkit.core.config import REPRESENTATIONS, RESIDUAL_MAX_CENTROIDS, ROTATED_SCALE_BYTES, Representation, default_representation
 from lsrkit.core.errors import ConfigError, InputError
 
 FloatArray = npt.NDArray[np.float32]
@@ -84,13 +87,15 @@ class QuantizedRows:
 class CenteredCodes:
     """b-bit per-dimension codes: token j ≈ center + spread ⊙ step·(levels[j] - (2^b - 1)/2).
     `packed` holds 8/b codes a byte; `levels()` unpacks them (uint8, 0…2^b - 1). With `rotation`
-    (orthogonal, dim × dim) the codes are of the turned token t·R: the token is that times Rᵀ."""
+    (orthogonal, dim × dim) the codes are of the turned token t·R, each token's deviation from the
+    center scaled by its `factors` entry: the token is center + factor·(the code's deviation), times Rᵀ."""
 
     packed: npt.NDArray[np.uint8]
     bits: int
     center: FloatArray
     spread: FloatArray
     rotation: FloatArray | None = None
+    factors: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.packed.shape[0])
@@ -108,8 +113,10 @@ class CenteredCodes:
 
     def dequantize(self) -> FloatArray:
         middle = (2**self.bits - 1) / 2.0
-        normalized = (self.levels().astype(np.float32) - middle) * self.step
-        turned = (self.center + normalized * self.spread).astype(np.float32)
+        deviation = (self.levels().astype(np.float32) - middle) * self.step * self.spread
+        if self.factors is not None:
+            deviation *= self.factors[:, None]
+        turned = (self.center + deviation).astype(np.float32)
         return turned if self.rotation is None else (turned @ self.rotation.T).astype(np.float32)
 
 
@@ -297,6 +304,17 @@ def stored_rotation(rotation: npt.NDArray[np.floating]) -> FloatArray:
     return (left @ right).astype(np.float32)
 
 
+def unbiasing_factors(deviations: FloatArray, coded: FloatArray) -> npt.NDArray[np.float16]:
+    """Per token, α = ‖z‖² / ẑ·z (z: its deviation from the center, ẑ: that deviation as coded),
+    as little-endian float16: q·(α·ẑ) is then RaBitQ's unbiased estimate of q·z. A token at the
+    center, or a code at right angles to it, keeps α = 1."""
+    dot = np.einsum("td,td->t", coded, deviations, dtype=np.float64)
+    norm = np.einsum("td,td->t", deviations, deviations, dtype=np.float64)
+    safe = dot > 1e-12 * np.maximum(norm, 1e-30)
+    factors = np.where(safe, norm / np.where(safe, dot, 1.0), 1.0)
+    return np.clip(factors, 0.0, 1e4).astype("<f2")
+
+
 def nearest_codewords(vectors: FloatArray, codebooks: FloatArray) -> npt.NDArray[np.uint8]:
     """Each run of each row's nearest codeword in its run's codebook: tokens × runs ids (one
     batched matmul a run: runs × tokens × codewords)."""
@@ -415,6 +433,8 @@ class MultiVectorCodec:
         bits = self.representation.bits
         normalized = (array - self.center) / self.spread
         levels = np.clip(np.floor(normalized / _GAUSSIAN_STEP[bits] + 2 ** (bits - 1)), 0, 2**bits - 1).astype(np.uint8)
+        if self.representation.rotated:  # factors first, then the codes (as int8 puts its scales first)
+            prefix = unbiasing_factors(array - self.center, (levels - (2**bits - 1) / 2.0) * _GAUSSIAN_STEP[bits] * self.spread).tobytes()
         return prefix + pack_levels(levels, bits).tobytes()
 
     def decode(self, data: bytes) -> StoredMultiVector:
@@ -432,9 +452,12 @@ class MultiVectorCodec:
                 raise InputError(f"stored multivector names codeword {int(codes.max())}, the codebooks have {self.codebooks.shape[1]}")
             return ProductCodes(codes, self.codebooks)
         assert self.center is not None and self.spread is not None
+        if self.representation.rotated:
+            factors = np.frombuffer(data, dtype="<f2", count=tokens).astype(np.float32)
+            packed = np.frombuffer(data, dtype=np.uint8, offset=ROTATED_SCALE_BYTES * tokens).reshape(tokens, width - ROTATED_SCALE_BYTES)
+            return CenteredCodes(packed, self.representation.bits, self.center, self.spread, self.orthogonal_rotation, factors)
         if self.centroids is None:
-            packed = np.frombuffer(data, dtype=np.uint8).reshape(tokens, width)
-            return CenteredCodes(packed, self.representation.bits, self.center, self.spread, self.orthogonal_rotation)
+            return CenteredCodes(np.frombuffer(data, dtype=np.uint8).reshape(tokens, width), self.representation.bits, self.center, self.spread)
         ids = np.frombuffer(data, dtype=np.uint8, count=tokens)  # RESIDUAL_ID_BYTES: one byte an id
         if tokens and int(ids.max()) >= len(self.centroids):
             raise InputError(f"stored multivector names centroid {int(ids.max())}, the codec has {len(self.centroids)}")

@@ -54,7 +54,7 @@ class _MaxSim:
         self.query = np.asarray(query, dtype=np.float32)
         self._int8_query: QueryCodes | None = None
         # per codec: the σ-weighted query (keyed by the codec's center, spread, bits and rotation), and q·C (by its centroids)
-        self._centered: tuple[tuple[object, ...], QueryCodes, FloatArray, FloatArray] | None = None
+        self._centered: tuple[tuple[object, ...], QueryCodes, FloatArray, FloatArray, FloatArray] | None = None
         self._centroid_products: tuple[FloatArray, FloatArray] | None = None
 
     def __call__(self, documents: Sequence[StoredMultiVector]) -> FloatArray:
@@ -91,9 +91,15 @@ class _MaxSim:
 
     def _centered_maxima(self, documents: Sequence[CenteredCodes], starts: npt.NDArray[np.int64]) -> FloatArray:
         """q·(c + σ⊙step·(levels - m)) = step·(q⊙σ)·levels + q·c - step·m·Σ(q⊙σ): only the
-        first term depends on the document token, so the max is taken over integer products."""
-        products, token_scale, offset = self._centered_products(documents)
-        return np.maximum.reduceat(products, starts, axis=0) * token_scale[None, :] + offset[None, :]
+        first term depends on the document token, so the max is taken over integer products.
+        With a factor α a token, q·(c + α·ẑ) = α·(q·ẑ) + q·c: the max over the scaled products."""
+        products, token_scale, offset, center_term = self._centered_products(documents)
+        if documents[0].factors is None:
+            return np.maximum.reduceat(products, starts, axis=0) * token_scale[None, :] + offset[None, :]
+        sims = np.multiply(products, token_scale[None, :], dtype=np.float32)
+        sims += (offset - center_term)[None, :]  # the codes' middle: part of ẑ, so scaled with it
+        sims *= np.concatenate([d.factors for d in documents if d.factors is not None])[:, None]
+        return np.maximum.reduceat(sims, starts, axis=0) + center_term[None, :]
 
     def _residual_maxima(self, documents: Sequence[ResidualCodes], starts: npt.NDArray[np.int64]) -> FloatArray:
         """q·(C[id] + r) = q·C[id] + q·r: the query's products with every centroid once, gathered
@@ -101,16 +107,16 @@ class _MaxSim:
         first = documents[0]
         if any(d.centroids is not first.centroids for d in documents):
             raise InputError("candidates' codes come from different codecs: score one index's codes at a time")
-        products, token_scale, offset = self._centered_products([d.residual for d in documents])
+        products, token_scale, offset, _ = self._centered_products([d.residual for d in documents])
         if self._centroid_products is None or self._centroid_products[0] is not first.centroids:
             self._centroid_products = (first.centroids, np.ascontiguousarray(first.centroids @ self.query.T, dtype=np.float32))
         sims = np.take(self._centroid_products[1], np.concatenate([d.ids for d in documents]), axis=0)
         sims += np.multiply(products, token_scale[None, :], dtype=np.float32)
         return np.maximum.reduceat(sims, starts, axis=0) + offset[None, :]
 
-    def _centered_products(self, documents: Sequence[CenteredCodes]) -> tuple[npt.NDArray[np.int32], FloatArray, FloatArray]:
-        """Every candidate token's integer products with the query (weighted by σ), and the
-        per-query-token scale and offset that turn them into dot products."""
+    def _centered_products(self, documents: Sequence[CenteredCodes]) -> tuple[npt.NDArray[np.int32], FloatArray, FloatArray, FloatArray]:
+        """Every candidate token's integer products with the query (weighted by σ), the
+        per-query-token scale and offset that turn them into dot products, and the offset's q·c."""
         first = documents[0]
         if any(
             d.bits != first.bits
@@ -118,6 +124,7 @@ class _MaxSim:
             or d.center is not first.center
             or d.spread is not first.spread
             or d.rotation is not first.rotation
+            or (d.factors is None) != (first.factors is None)
             for d in documents
         ):
             raise InputError("candidates' codes come from different codecs: score one index's codes at a time")
@@ -128,12 +135,13 @@ class _MaxSim:
             weighted = quantize_query(query * first.spread[None, :])
             middle = (2**first.bits - 1) / 2.0
             token_scale = (first.step * weighted.scales).astype(np.float32)
-            offset = query @ first.center - middle * token_scale * weighted.codes.sum(axis=0, dtype=np.int64)
-            cached = self._centered = ((*arrays, first.bits), weighted, token_scale, offset.astype(np.float32))
-        _, weighted, token_scale, offset = cached
+            center_term = (query @ first.center).astype(np.float32)
+            offset = center_term - middle * token_scale * weighted.codes.sum(axis=0, dtype=np.int64)
+            cached = self._centered = ((*arrays, first.bits), weighted, token_scale, offset.astype(np.float32), center_term)
+        _, weighted, token_scale, offset, center_term = cached
         # one unpack of every candidate's packed rows (they share a width), not one per candidate
         levels = unpack_levels(np.concatenate([d.packed for d in documents]), first.bits, first.dim)
-        return integer_products(levels, weighted, 0), token_scale, offset
+        return integer_products(levels, weighted, 0), token_scale, offset, center_term
 
 
 def alpha_prune(first_stage: Sequence[float], k: int, alpha: float) -> int:

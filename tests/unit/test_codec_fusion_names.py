@@ -275,10 +275,17 @@ def _few_dominant_axes(rng, n: int, dim: int = 64) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_rotated_names_parse_and_take_the_bytes_of_their_centered_codes():
+def test_rotated_names_parse_and_take_the_bytes_of_their_centered_codes_and_a_factor():
     assert {"rot1bit", "pool2-rot1bit", "pool3-rot1bit"} <= set(REPRESENTATIONS)
     rep = Representation.parse("pool1-rot2bit")
-    assert (rep.rotated, rep.residual, rep.product, rep.bits, rep.name, rep.bytes_per_token(384)) == (True, False, False, 2, "rot2bit", 96)
+    assert (rep.rotated, rep.residual, rep.product, rep.bits, rep.name, rep.bytes_per_token(384)) == (
+        True,
+        False,
+        False,
+        2,
+        "rot2bit",
+        96 + 2,
+    )  # its float16 factor
     for bad in ("rotint8", "rotres1bit", "rot3bit", "pool0-rot1bit"):
         with pytest.raises(ConfigError):
             Representation.parse(bad)
@@ -306,7 +313,7 @@ def test_rotated_codes_keep_dot_products_better_where_few_dimensions_dominate_an
     again = MultiVectorCodec.from_meta(json.loads(json.dumps(codec.to_meta())))
     np.testing.assert_array_equal(again.orthogonal_rotation, rotation)
     data = codec.encode(held_out)
-    assert again.encode(held_out) == data and len(data) == len(held_out) * 8
+    assert again.encode(held_out) == data and len(data) == len(held_out) * (8 + 2)
     np.testing.assert_array_equal(again.decode(data).dequantize(), codec.decode(data).dequantize())
     with pytest.raises(ConfigError):  # a rotated codec without its rotation is unreadable
         MultiVectorCodec.from_meta({k: v for k, v in codec.to_meta().items() if k != "rotation"})
@@ -320,3 +327,24 @@ def test_the_largest_rotated_codec_keeps_its_meta_under_half_a_megabyte():
     big = MultiVectorCodec.calibrate("pool3-rot1bit", [_tokens(np.random.default_rng(22), 900, dim=384)])
     assert big.rotation is not None and big.rotation.shape == (384, 384)
     assert len(json.dumps(big.to_meta())) < 500_000
+
+
+def test_rotated_bytes_are_each_tokens_float16_factor_then_its_packed_levels():
+    """The stored layout, by hand: dim 8, the identity as the rotation, center 0, spread 1: a
+    token's 1-bit code decodes to ±step in each dimension, and its factor is ‖z‖² / ẑ·z."""
+    from lsrkit.plugin.codec import CenteredCodes
+
+    step = 1.5958  # the 1-bit Gaussian step
+    codec = MultiVectorCodec(Representation.parse("rot1bit"), 8, np.zeros(8, np.float32), np.ones(8, np.float32), rotation=np.eye(8, dtype=np.float32))
+    token = np.array([[0.5, -0.25, 0.0, 1.0, -1.0, 0.25, 0.0, -0.5]], dtype=np.float32)
+    data = codec.encode(token)
+    coded = np.where(token >= 0, step / 2, -step / 2)
+    factor = float(np.sum(token**2) / np.sum(coded * token))
+    assert len(data) == 2 + 1
+    assert np.frombuffer(data[:2], dtype="<f2")[0] == np.float16(factor)
+    assert data[2] == 0b10110110  # ≥ 0 → 1, first dimension in the highest bit
+    decoded = codec.decode(data)
+    assert isinstance(decoded, CenteredCodes) and decoded.factors is not None
+    np.testing.assert_allclose(decoded.dequantize(), np.float16(factor) * coded, rtol=1e-6)
+    # the decoded token projects onto the token as the token itself does (float16 factor aside)
+    assert float(decoded.dequantize()[0] @ token[0]) == pytest.approx(float(token[0] @ token[0]), rel=1e-3)
