@@ -109,7 +109,7 @@ REPRESENTATIONS = (
 # (no codec needed to split the bytes); the byte, not the calibration sample, caps the centroids at 256
 RESIDUAL_ID_BYTES = 1
 RESIDUAL_MAX_CENTROIDS = 2 ** (8 * RESIDUAL_ID_BYTES)
-ROTATED_SCALE_BYTES = 2  # a rotated token's correction factor: one float16
+ROTATED_FACTOR_BYTES = 2  # a rotated token's correction factor: one float16
 
 
 def default_representation() -> str:
@@ -182,7 +182,7 @@ class Representation:
         """Bytes of one *stored* token (pooling stores fewer of them)."""
         if self.bits == 8:
             return dim + 4
-        return dim * self.bits // 8 + (RESIDUAL_ID_BYTES if self.residual else ROTATED_SCALE_BYTES if self.rotated else 0)
+        return dim * self.bits // 8 + (RESIDUAL_ID_BYTES if self.residual else ROTATED_FACTOR_BYTES if self.rotated else 0)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ fewer) followed by one of four codes:
   the same first batch), so the same b bits a dimension as the scalar codes, but a codeword follows
   how the dimensions of a run vary together;
 - `rot4bit`, `rot2bit`, `rot1bit` (after RaBitQ): the centered codes of the tokens turned by one
-  random orthogonal matrix R (drawn at calibration, stored with the index), each token with a
+  random orthogonal matrix R (from a fixed seed, stored with the index), each token with a
   float16 factor α = ‖z‖² / ẑ·z (z: the turned token minus the center, ẑ: its code decoded), so
   that the decoded α·ẑ projects onto z as z itself does (q·α·ẑ is RaBitQ's unbiased estimate of
   q·z, where q·ẑ alone shrinks by how far ẑ points from z). q·d = (qR)·(dR):
@@ -32,13 +32,13 @@ import base64
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from lsrkit.core.config import REPRESENTATIONS, RESIDUAL_MAX_CENTROIDS, ROTATED_SCALE_BYTES, Representation, default_representation
+from lsrkit.core.config import REPRESENTATIONS, RESIDUAL_MAX_CENTROIDS, ROTATED_FACTOR_BYTES, Representation, default_representation
 from lsrkit.core.errors import ConfigError, InputError
 
 FloatArray = npt.NDArray[np.float32]
@@ -298,7 +298,8 @@ def random_rotation(dim: int, seed: int = 0) -> FloatArray:
 
 def stored_rotation(rotation: npt.NDArray[np.floating]) -> FloatArray:
     """The orthogonal matrix nearest `rotation` rounded to float16 (its polar factor): the index
-    stores float16, and every reader turns it into the same exactly orthogonal matrix."""
+    stores float16, and every reader derives the same orthogonal matrix from it (to the last bits
+    on one machine; another BLAS may differ by float rounding, far below the codes' own error)."""
     rounded = np.asarray(rotation, dtype=np.float16).astype(np.float64)
     left, _, right = np.linalg.svd(rounded)
     return (left @ right).astype(np.float32)
@@ -306,12 +307,12 @@ def stored_rotation(rotation: npt.NDArray[np.floating]) -> FloatArray:
 
 def unbiasing_factors(deviations: FloatArray, coded: FloatArray) -> npt.NDArray[np.float16]:
     """Per token, α = ‖z‖² / ẑ·z (z: its deviation from the center, ẑ: that deviation as coded),
-    as little-endian float16: q·(α·ẑ) is then RaBitQ's unbiased estimate of q·z. A token at the
-    center, or a code at right angles to it, keeps α = 1."""
+    as little-endian float16: q·(α·ẑ) is then RaBitQ's unbiased estimate of q·z. Each coded
+    coordinate keeps its coordinate's sign, so ẑ·z > 0 unless z = 0 (a token at the center: α = 1)."""
     dot = np.einsum("td,td->t", coded, deviations, dtype=np.float64)
     norm = np.einsum("td,td->t", deviations, deviations, dtype=np.float64)
-    safe = dot > 1e-12 * np.maximum(norm, 1e-30)
-    factors = np.where(safe, norm / np.where(safe, dot, 1.0), 1.0)
+    factors = np.where(dot > 0, norm / np.where(dot > 0, dot, 1.0), 1.0)
+    # large only where a dimension's spread was floored (a constant dimension): kept in float16's range
     return np.clip(factors, 0.0, 1e4).astype("<f2")
 
 
@@ -340,6 +341,7 @@ class MultiVectorCodec:
     centroids: FloatArray | None = None
     codebooks: FloatArray | None = None
     rotation: FloatArray | None = None
+    orthogonal_rotation: FloatArray | None = field(init=False, repr=False, default=None)  # what `rotation` stands for, exactly orthogonal
 
     def __post_init__(self) -> None:
         rep = self.representation
@@ -350,7 +352,7 @@ class MultiVectorCodec:
                 raise ConfigError(f"{rep.name} needs a finite {self.dim} × {self.dim} rotation, got shape {np.shape(self.rotation)}")
             rounded = np.asarray(self.rotation, dtype=np.float16).astype(np.float32)  # as stored: see centroids
             object.__setattr__(self, "rotation", rounded)
-            object.__setattr__(self, "_orthogonal", stored_rotation(rounded))
+            object.__setattr__(self, "orthogonal_rotation", stored_rotation(rounded))
         if self.dim < 1 or (self.dim * rep.bits) % 8:
             raise ConfigError(f"{rep.name} needs a token dimension whose bits fill whole bytes, got {self.dim}")
         if rep.bits < 8 and not rep.product and (self.center is None or self.spread is None):
@@ -402,11 +404,6 @@ class MultiVectorCodec:
         return cls(rep, dim, center, spread, centroids, rotation=rotation)
 
     @property
-    def orthogonal_rotation(self) -> FloatArray | None:
-        """The exactly orthogonal matrix the stored float16 rotation stands for (None: not rotated)."""
-        return getattr(self, "_orthogonal", None)
-
-    @property
     def name(self) -> str:
         return self.representation.name
 
@@ -454,7 +451,9 @@ class MultiVectorCodec:
         assert self.center is not None and self.spread is not None
         if self.representation.rotated:
             factors = np.frombuffer(data, dtype="<f2", count=tokens).astype(np.float32)
-            packed = np.frombuffer(data, dtype=np.uint8, offset=ROTATED_SCALE_BYTES * tokens).reshape(tokens, width - ROTATED_SCALE_BYTES)
+            if not np.all(np.isfinite(factors)):
+                raise InputError("stored multivector holds a NaN or inf token factor")
+            packed = np.frombuffer(data, dtype=np.uint8, offset=ROTATED_FACTOR_BYTES * tokens).reshape(tokens, width - ROTATED_FACTOR_BYTES)
             return CenteredCodes(packed, self.representation.bits, self.center, self.spread, self.orthogonal_rotation, factors)
         if self.centroids is None:
             return CenteredCodes(np.frombuffer(data, dtype=np.uint8).reshape(tokens, width), self.representation.bits, self.center, self.spread)

@@ -46,6 +46,36 @@ def maxsim_scores(query: FloatArray, documents: Sequence[StoredMultiVector]) -> 
     return _MaxSim(query)(documents)
 
 
+@dataclass(frozen=True, eq=False)
+class _CenteredQuery:
+    """One query prepared for one codec's centered codes: turned by its rotation, weighted by its
+    spread and rounded to 7 bits (`weighted`); a document token's integer product p with it is
+    p·token_scale - middle + center before its factor, (p·token_scale - middle)·α + center with
+    it; `offset` = center - middle."""
+
+    codec: tuple[object, object, object, int]  # center, spread, rotation (by identity), bits
+    weighted: QueryCodes
+    token_scale: FloatArray
+    middle: FloatArray
+    center: FloatArray
+
+    @property
+    def offset(self) -> FloatArray:
+        return self.center - self.middle
+
+    def prepared_for(self, codes: CenteredCodes) -> bool:
+        center, spread, rotation, bits = self.codec
+        return center is codes.center and spread is codes.spread and rotation is codes.rotation and bits == codes.bits
+
+    @classmethod
+    def prepare(cls, query: FloatArray, codes: CenteredCodes) -> _CenteredQuery:
+        turned = query if codes.rotation is None else query @ codes.rotation  # turned once, as the codes were
+        weighted = quantize_query(turned * codes.spread[None, :])
+        token_scale = (codes.step * weighted.scales).astype(np.float32)
+        middle = ((2**codes.bits - 1) / 2.0 * token_scale * weighted.codes.sum(axis=0, dtype=np.int64)).astype(np.float32)
+        return cls((codes.center, codes.spread, codes.rotation, codes.bits), weighted, token_scale, middle, (turned @ codes.center).astype(np.float32))
+
+
 class _MaxSim:
     """MaxSim of one query against any number of document batches (the β scan scores a block at
     a time): the query is checked once, and quantized once per codec."""
@@ -54,7 +84,7 @@ class _MaxSim:
         self.query = np.asarray(query, dtype=np.float32)
         self._int8_query: QueryCodes | None = None
         # per codec: the σ-weighted query (keyed by the codec's center, spread, bits and rotation), and q·C (by its centroids)
-        self._centered: tuple[tuple[object, ...], QueryCodes, FloatArray, FloatArray, FloatArray] | None = None
+        self._centered: _CenteredQuery | None = None
         self._centroid_products: tuple[FloatArray, FloatArray] | None = None
 
     def __call__(self, documents: Sequence[StoredMultiVector]) -> FloatArray:
@@ -93,13 +123,13 @@ class _MaxSim:
         """q·(c + σ⊙step·(levels - m)) = step·(q⊙σ)·levels + q·c - step·m·Σ(q⊙σ): only the
         first term depends on the document token, so the max is taken over integer products.
         With a factor α a token, q·(c + α·ẑ) = α·(q·ẑ) + q·c: the max over the scaled products."""
-        products, token_scale, offset, center_term = self._centered_products(documents)
+        products, prepared = self._centered_products(documents)
         if documents[0].factors is None:
-            return np.maximum.reduceat(products, starts, axis=0) * token_scale[None, :] + offset[None, :]
-        sims = np.multiply(products, token_scale[None, :], dtype=np.float32)
-        sims += (offset - center_term)[None, :]  # the codes' middle: part of ẑ, so scaled with it
+            return np.maximum.reduceat(products, starts, axis=0) * prepared.token_scale[None, :] + prepared.offset[None, :]
+        sims = np.multiply(products, prepared.token_scale[None, :], dtype=np.float32)
+        sims -= prepared.middle[None, :]  # the codes' middle is part of ẑ: scaled with it
         sims *= np.concatenate([d.factors for d in documents if d.factors is not None])[:, None]
-        return np.maximum.reduceat(sims, starts, axis=0) + center_term[None, :]
+        return np.maximum.reduceat(sims, starts, axis=0) + prepared.center[None, :]
 
     def _residual_maxima(self, documents: Sequence[ResidualCodes], starts: npt.NDArray[np.int64]) -> FloatArray:
         """q·(C[id] + r) = q·C[id] + q·r: the query's products with every centroid once, gathered
@@ -107,16 +137,16 @@ class _MaxSim:
         first = documents[0]
         if any(d.centroids is not first.centroids for d in documents):
             raise InputError("candidates' codes come from different codecs: score one index's codes at a time")
-        products, token_scale, offset, _ = self._centered_products([d.residual for d in documents])
+        products, prepared = self._centered_products([d.residual for d in documents])
         if self._centroid_products is None or self._centroid_products[0] is not first.centroids:
             self._centroid_products = (first.centroids, np.ascontiguousarray(first.centroids @ self.query.T, dtype=np.float32))
         sims = np.take(self._centroid_products[1], np.concatenate([d.ids for d in documents]), axis=0)
-        sims += np.multiply(products, token_scale[None, :], dtype=np.float32)
-        return np.maximum.reduceat(sims, starts, axis=0) + offset[None, :]
+        sims += np.multiply(products, prepared.token_scale[None, :], dtype=np.float32)
+        return np.maximum.reduceat(sims, starts, axis=0) + prepared.offset[None, :]
 
-    def _centered_products(self, documents: Sequence[CenteredCodes]) -> tuple[npt.NDArray[np.int32], FloatArray, FloatArray, FloatArray]:
-        """Every candidate token's integer products with the query (weighted by σ), the
-        per-query-token scale and offset that turn them into dot products, and the offset's q·c."""
+    def _centered_products(self, documents: Sequence[CenteredCodes]) -> tuple[npt.NDArray[np.int32], _CenteredQuery]:
+        """Every candidate token's integer products with the query (weighted by σ), and the
+        query's preparation for their codec (what turns them into dot products)."""
         first = documents[0]
         if any(
             d.bits != first.bits
@@ -128,20 +158,12 @@ class _MaxSim:
             for d in documents
         ):
             raise InputError("candidates' codes come from different codecs: score one index's codes at a time")
-        cached = self._centered
-        arrays = (first.center, first.spread, first.rotation)
-        if cached is None or cached[0][3] != first.bits or any(mine is not theirs for mine, theirs in zip(cached[0][:3], arrays)):
-            query = self.query if first.rotation is None else self.query @ first.rotation  # turned once, as the codes were
-            weighted = quantize_query(query * first.spread[None, :])
-            middle = (2**first.bits - 1) / 2.0
-            token_scale = (first.step * weighted.scales).astype(np.float32)
-            center_term = (query @ first.center).astype(np.float32)
-            offset = center_term - middle * token_scale * weighted.codes.sum(axis=0, dtype=np.int64)
-            cached = self._centered = ((*arrays, first.bits), weighted, token_scale, offset.astype(np.float32), center_term)
-        _, weighted, token_scale, offset, center_term = cached
+        prepared = self._centered
+        if prepared is None or not prepared.prepared_for(first):
+            prepared = self._centered = _CenteredQuery.prepare(self.query, first)
         # one unpack of every candidate's packed rows (they share a width), not one per candidate
         levels = unpack_levels(np.concatenate([d.packed for d in documents]), first.bits, first.dim)
-        return integer_products(levels, weighted, 0), token_scale, offset, center_term
+        return integer_products(levels, prepared.weighted, 0), prepared
 
 
 def alpha_prune(first_stage: Sequence[float], k: int, alpha: float) -> int:

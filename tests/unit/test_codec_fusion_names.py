@@ -329,22 +329,26 @@ def test_the_largest_rotated_codec_keeps_its_meta_under_half_a_megabyte():
     assert len(json.dumps(big.to_meta())) < 500_000
 
 
-def test_rotated_bytes_are_each_tokens_float16_factor_then_its_packed_levels():
+def test_rotated_bytes_are_every_tokens_float16_factor_then_every_tokens_packed_levels():
     """The stored layout, by hand: dim 8, the identity as the rotation, center 0, spread 1: a
-    token's 1-bit code decodes to ±step in each dimension, and its factor is ‖z‖² / ẑ·z."""
-    from lsrkit.plugin.codec import CenteredCodes
+    token's 1-bit code decodes to ±step/2 in each dimension, and its factor is ‖z‖² / ẑ·z; the
+    factors of all the tokens come first (as int8 puts its scales first), then their codes."""
+    from lsrkit.plugin.codec import CenteredCodes, decode_or_skip
 
     step = 1.5958  # the 1-bit Gaussian step
     codec = MultiVectorCodec(Representation.parse("rot1bit"), 8, np.zeros(8, np.float32), np.ones(8, np.float32), rotation=np.eye(8, dtype=np.float32))
-    token = np.array([[0.5, -0.25, 0.0, 1.0, -1.0, 0.25, 0.0, -0.5]], dtype=np.float32)
-    data = codec.encode(token)
-    coded = np.where(token >= 0, step / 2, -step / 2)
-    factor = float(np.sum(token**2) / np.sum(coded * token))
-    assert len(data) == 2 + 1
-    assert np.frombuffer(data[:2], dtype="<f2")[0] == np.float16(factor)
-    assert data[2] == 0b10110110  # ≥ 0 → 1, first dimension in the highest bit
+    tokens = np.array([[0.5, -0.25, 0.0, 1.0, -1.0, 0.25, 0.0, -0.5], [-1.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]], dtype=np.float32)
+    data = codec.encode(tokens)
+    coded = np.where(tokens >= 0, step / 2, -step / 2)
+    factors = np.sum(tokens**2, axis=1) / np.sum(coded * tokens, axis=1)
+    assert len(data) == 2 * (2 + 1)
+    assert np.frombuffer(data[:4], dtype="<f2").tolist() == factors.astype(np.float16).tolist()
+    assert data[4:] == bytes([0b10110110, 0b01111111])  # ≥ 0 → 1, first dimension in the highest bit
     decoded = codec.decode(data)
     assert isinstance(decoded, CenteredCodes) and decoded.factors is not None
-    np.testing.assert_allclose(decoded.dequantize(), np.float16(factor) * coded, rtol=1e-6)
-    # the decoded token projects onto the token as the token itself does (float16 factor aside)
-    assert float(decoded.dequantize()[0] @ token[0]) == pytest.approx(float(token[0] @ token[0]), rel=1e-3)
+    np.testing.assert_allclose(decoded.dequantize(), factors.astype(np.float16)[:, None].astype(np.float32) * coded, rtol=1e-6)
+    # each decoded token projects onto its token as the token itself does (float16 factor aside)
+    np.testing.assert_allclose(np.sum(decoded.dequantize() * tokens, axis=1), np.sum(tokens**2, axis=1), rtol=1e-3)
+    # a factor that is not a number is a corrupt record, skipped on read
+    corrupt = np.array([np.nan, 1.0], dtype="<f2").tobytes() + data[4:]
+    assert set(decode_or_skip(codec, {"ok": data, "bad": corrupt})) == {"ok"}

@@ -152,7 +152,7 @@ def _normalized(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", ["4bit", "2bit", "1bit", "pool2-1bit", "rot1bit", "rot2bit", "pool3-rot1bit"])
+@pytest.mark.parametrize("name", ["4bit", "2bit", "1bit", "pool2-1bit", "rot1bit", "rot2bit", "rot4bit", "pool2-rot1bit", "pool3-rot1bit"])
 def test_centered_codes_score_as_the_float_product_of_their_decoded_values(name):
     """Asymmetric scoring: the integer path over the codes equals MaxSim of the float query
     against the dequantized documents, up to the query's 7-bit rounding."""
@@ -270,6 +270,24 @@ def test_one_query_scores_two_codecs_in_turn_each_with_its_own_calibration():
         ("1bit", docs[:2]),
     ):
         codec = MultiVectorCodec.calibrate(name, sample)
+        stored = [codec.decode(codec.encode(d)) for d in docs]
+        naive = [sum(max(float(q @ t) for t in s.dequantize()) for q in query) for s in stored]
+        np.testing.assert_allclose(scorer(stored), naive, rtol=0, atol=0.02 * len(query) / 9)
+
+
+def test_one_query_scores_codes_that_differ_only_in_their_rotation_each_turned_its_own_way():
+    """Two rotated codecs sharing their center and spread (the very arrays): the query's
+    preparation must follow the rotation too."""
+    from lsrkit.plugin.codec import MultiVectorCodec, Representation, random_rotation
+    from lsrkit.plugin.rerank import _MaxSim
+
+    rng = np.random.default_rng(16)
+    docs = [_clustered(rng, 30, dim=64) for _ in range(3)]
+    query = _clustered(rng, 5, dim=64)
+    center, spread = np.zeros(64, np.float32), np.full(64, 0.12, np.float32)
+    scorer = _MaxSim(query)
+    for seed in (1, 2, 1):
+        codec = MultiVectorCodec(Representation.parse("rot2bit"), 64, center, spread, rotation=random_rotation(64, seed))
         stored = [codec.decode(codec.encode(d)) for d in docs]
         naive = [sum(max(float(q @ t) for t in s.dequantize()) for q in query) for s in stored]
         np.testing.assert_allclose(scorer(stored), naive, rtol=0, atol=0.02 * len(query) / 9)
