@@ -29,6 +29,7 @@ A stored multivector is opaque bytes to the engines: only this module reads or w
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -288,21 +289,33 @@ def product_codebooks(tokens: FloatArray, run: int) -> FloatArray:
     return np.stack([kmeans_centroids(np.ascontiguousarray(split[:, s, :]), count) for s in range(split.shape[1])])
 
 
+@functools.lru_cache(maxsize=4)
 def random_rotation(dim: int, seed: int = 0) -> FloatArray:
     """A random orthogonal dim × dim matrix, uniform over rotations (QR of a Gaussian matrix with
-    the signs of R's diagonal moved into Q), from a fixed seed."""
+    the signs of R's diagonal moved into Q), from a fixed seed (read-only: it is shared)."""
     gaussian = np.random.default_rng(seed).standard_normal((dim, dim))
     q, r = np.linalg.qr(gaussian)
-    return (q * np.sign(np.diag(r))[None, :]).astype(np.float32)
+    rotation = (q * np.sign(np.diag(r))[None, :]).astype(np.float32)
+    rotation.setflags(write=False)
+    return rotation
 
 
 def stored_rotation(rotation: npt.NDArray[np.floating]) -> FloatArray:
     """The orthogonal matrix nearest `rotation` rounded to float16 (its polar factor): the index
     stores float16, and every reader derives the same orthogonal matrix from it (to the last bits
     on one machine; another BLAS may differ by float rounding, far below the codes' own error)."""
-    rounded = np.asarray(rotation, dtype=np.float16).astype(np.float64)
-    left, _, right = np.linalg.svd(rounded)
-    return (left @ right).astype(np.float32)
+    rounded = np.asarray(rotation, dtype=np.float16)
+    return _polar_factor(rounded.tobytes(), rounded.shape[0])
+
+
+@functools.lru_cache(maxsize=4)
+def _polar_factor(float16_bytes: bytes, dim: int) -> FloatArray:
+    """One SVD per stored rotation in a process (each index opened, each batch calibrated would
+    take one): the result is read-only, shared by every codec of that rotation."""
+    left, _, right = np.linalg.svd(np.frombuffer(float16_bytes, dtype=np.float16).reshape(dim, dim).astype(np.float64))
+    orthogonal = (left @ right).astype(np.float32)
+    orthogonal.setflags(write=False)
+    return orthogonal
 
 
 def unbiasing_factors(deviations: FloatArray, coded: FloatArray) -> npt.NDArray[np.float16]:

@@ -107,17 +107,9 @@ def services_required() -> bool:
     return bool(os.environ.get("CI") or os.environ.get("LSRKIT_REQUIRE_SERVICES"))
 
 
-def refuse_engines_beside_the_engine_run() -> None:
-    """scripts/test.sh runs the tests that touch no engine beside the ones that do (which kill
-    nodes): a test of the first run that asks for one belongs to the second."""
-    if os.environ.get("LSRKIT_TEST_RUN") == "no-engines":
-        pytest.fail("this test uses OpenSearch but ran beside the engine tests: add its file to ENGINE_TESTS in scripts/test.sh")
-
-
 @pytest.fixture(scope="session")
 def opensearch_url() -> str:
     """A live OpenSearch. In CI its absence fails the test; elsewhere it skips."""
-    refuse_engines_beside_the_engine_run()
     url = os.environ.get("LSRKIT_OPENSEARCH_URL", "http://127.0.0.1:9200")
     try:
         with urllib.request.urlopen(f"{url}/_cluster/health", timeout=3) as response:
@@ -140,7 +132,6 @@ def opensearch_cluster_url() -> str:
     node named. In CI its absence fails the test; elsewhere it skips."""
     from lsrkit.plugin.opensearch import node_urls
 
-    refuse_engines_beside_the_engine_run()
     url = os.environ.get(CLUSTER_URL_ENV, "")
     nodes = node_urls(url) if url else []
     try:
