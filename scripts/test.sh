@@ -18,6 +18,7 @@ export LSRKIT_OPENSEARCH_URL="http://127.0.0.1:${OPENSEARCH_PORT}"
 # the cluster tests (marker `cluster`) run on three more nodes: every index they make in 3 shards
 # with a replica each; the single node serves the rest of the suite
 export OPENSEARCH_CLUSTER_PORT="${OPENSEARCH_CLUSTER_PORT:-9210}"
+# `wait`: a run stopped early (lint, types) lets the boot below finish, so that every node it started is stopped
 trap 'wait; bash docker/opensearch-local.sh stop || true; OPENSEARCH_PORT="$OPENSEARCH_CLUSTER_PORT" bash docker/opensearch-local.sh stop || true' EXIT
 # the single node boots (and fetches the distribution on a first run), then the cluster, while
 # lint, format and types are checked: a failure there fails the run before the long suites

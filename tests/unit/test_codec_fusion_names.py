@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from lsrkit.core import ConfigError, Hit, InputError, SparseVector
+from lsrkit.plugin import codec as codec_module
 from lsrkit.plugin.codec import REPRESENTATIONS, MultiVectorCodec, Representation, pack_levels, pool_tokens, unpack_levels
 from lsrkit.plugin.feature_names import from_feature, to_feature
 from lsrkit.plugin.fusion import minmax_sum, rrf
@@ -310,7 +311,9 @@ def test_rotated_codes_keep_dot_products_better_where_few_dimensions_dominate_an
     assert rotation is not None and codec.rotation is not None
     np.testing.assert_allclose(rotation @ rotation.T, np.eye(64), atol=1e-5)
     np.testing.assert_allclose(rotation, codec.rotation, atol=2e-3)  # the float16 matrix, made orthogonal
+    codec_module._polar_factor.cache_clear()  # a reader in another process derives it afresh
     again = MultiVectorCodec.from_meta(json.loads(json.dumps(codec.to_meta())))
+    assert again.orthogonal_rotation is not rotation
     np.testing.assert_array_equal(again.orthogonal_rotation, rotation)
     data = codec.encode(held_out)
     assert again.encode(held_out) == data and len(data) == len(held_out) * (8 + 2)
