@@ -318,6 +318,13 @@ def _polar_factor(float16_bytes: bytes, dim: int) -> FloatArray:
     return orthogonal
 
 
+def turned(tokens: npt.NDArray[np.floating], rotation: FloatArray) -> FloatArray:
+    """tokens · rotation, in float64 rounded once to float32: the float32 product's last bits
+    change with the BLAS thread count, and an index's bytes must not (a Ray worker and a local
+    job write one corpus into the same bytes)."""
+    return (np.asarray(tokens, dtype=np.float64) @ rotation.astype(np.float64)).astype(np.float32)
+
+
 def unbiasing_factors(deviations: FloatArray, coded: FloatArray) -> npt.NDArray[np.float16]:
     """Per token, α = ‖z‖² / ẑ·z (z: its deviation from the center, ẑ: that deviation as coded),
     as little-endian float16: q·(α·ẑ) is then RaBitQ's unbiased estimate of q·z. Each coded
@@ -412,7 +419,7 @@ class MultiVectorCodec:
             tokens = tokens - centroids[nearest_centroids(tokens, centroids)]
         if rep.rotated:
             rotation = np.asarray(random_rotation(dim), dtype=np.float16).astype(np.float32)
-            tokens = tokens @ stored_rotation(rotation)
+            tokens = turned(tokens, stored_rotation(rotation))
         center, spread = tokens.mean(axis=0).astype(np.float32), np.maximum(tokens.std(axis=0), 1e-6).astype(np.float32)
         return cls(rep, dim, center, spread, centroids, rotation=rotation)
 
@@ -439,7 +446,7 @@ class MultiVectorCodec:
             array = array - self.centroids[ids]
             prefix = ids.astype(np.uint8).tobytes()
         if self.orthogonal_rotation is not None:
-            array = array @ self.orthogonal_rotation
+            array = turned(array, self.orthogonal_rotation)
         bits = self.representation.bits
         normalized = (array - self.center) / self.spread
         levels = np.clip(np.floor(normalized / _GAUSSIAN_STEP[bits] + 2 ** (bits - 1)), 0, 2**bits - 1).astype(np.uint8)
