@@ -79,7 +79,7 @@ class BatchPolicy:
                 raise ConfigError(f"BatchPolicy.{name} must be >= 1, got {getattr(self, name)}")
 
 
-_NAME = re.compile(r"^(?:pool(?P<pool>[1-9])-)?(?P<code>int8|(?P<kind>res|pq|rot)?[124]bit)$")
+_NAME = re.compile(r"^(?:pool(?P<pool>[1-9])-)?(?P<code>int8|(?P<kind>res|pq|rot)?[124]bit)(?:-d(?P<dims>[1-9][0-9]*))?$")
 REPRESENTATIONS = (
     "int8",
     "4bit",
@@ -94,6 +94,7 @@ REPRESENTATIONS = (
     "rot1bit",
     "pool2-rot1bit",
     "pool3-rot1bit",
+    "pool2-rot1bit-d360",
     "res2bit",
     "res1bit",
     "pool2-res2bit",
@@ -126,7 +127,10 @@ class Representation:
     its nearest codeword in that run's own codebook, so b bits a dimension as the scalar codes;
     `rotated`: the centered codes of the tokens turned by one random orthogonal matrix of the index,
     which spreads a token's variance evenly over the dimensions each code's bits stand for, and a
-    float16 factor a token that makes its code's dot products unbiased (RaBitQ's estimator).
+    float16 factor a token that makes its code's dot products unbiased (RaBitQ's estimator);
+    `dims` (rotated codes only, the name's `-dN`): only the first N dimensions of the turned token
+    are coded, N/dim of its variance on average (a random rotation leaves none of them special), so
+    that a pooling and a code width fit a byte budget they would overshoot by a few bytes.
 
     >>> r = Representation.parse("pool2-1bit")
     >>> (r.pool, r.bits, r.name, r.bytes_per_token(384))
@@ -140,6 +144,8 @@ class Representation:
     >>> r = Representation.parse("pool3-rot1bit")
     >>> (r.rotated, r.bits, r.name, r.bytes_per_token(384))
     (True, 1, 'pool3-rot1bit', 50)
+    >>> Representation.parse("pool2-rot1bit-d360").bytes_per_token(384)
+    47
     """
 
     bits: int = 8
@@ -147,6 +153,7 @@ class Representation:
     residual: bool = False
     product: bool = False
     rotated: bool = False
+    dims: int | None = None
 
     def __post_init__(self) -> None:
         kinds = self.residual + self.product + self.rotated
@@ -155,6 +162,8 @@ class Representation:
             kind += "product " if self.product else ""
             kind += "rotated " if self.rotated else ""
             raise ConfigError(f"no multivector representation with {kind}{self.bits} bits and pooling {self.pool}")
+        if self.dims is not None and (not self.rotated or self.dims < 1 or (self.dims * self.bits) % 8):
+            raise ConfigError(f"-d{self.dims}: only rotated codes keep fewer dimensions, and their bits must fill whole bytes")
 
     @classmethod
     def parse(cls, name: str) -> Representation:
@@ -164,14 +173,24 @@ class Representation:
         code = match["code"]
         kind = match["kind"]
         return cls(
-            bits=8 if code == "int8" else int(code[-4]), pool=int(match["pool"] or 1), residual=kind == "res", product=kind == "pq", rotated=kind == "rot"
+            bits=8 if code == "int8" else int(code[-4]),
+            pool=int(match["pool"] or 1),
+            residual=kind == "res",
+            product=kind == "pq",
+            rotated=kind == "rot",
+            dims=int(match["dims"]) if match["dims"] else None,
         )
 
     @property
     def name(self) -> str:
         kind = "res" if self.residual else "pq" if self.product else "rot" if self.rotated else ""
         code = "int8" if self.bits == 8 else f"{kind}{self.bits}bit"
+        code += f"-d{self.dims}" if self.dims is not None else ""
         return code if self.pool == 1 else f"pool{self.pool}-{code}"
+
+    def coded_dims(self, dim: int) -> int:
+        """The dimensions a token's code stands for: `dims` when set, else all of them."""
+        return dim if self.dims is None else self.dims
 
     @property
     def subspace_dims(self) -> int:
@@ -182,7 +201,7 @@ class Representation:
         """Bytes of one *stored* token (pooling stores fewer of them)."""
         if self.bits == 8:
             return dim + 4
-        return dim * self.bits // 8 + (RESIDUAL_ID_BYTES if self.residual else ROTATED_FACTOR_BYTES if self.rotated else 0)
+        return self.coded_dims(dim) * self.bits // 8 + (RESIDUAL_ID_BYTES if self.residual else ROTATED_FACTOR_BYTES if self.rotated else 0)
 
 
 @dataclass(frozen=True)

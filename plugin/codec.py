@@ -21,7 +21,8 @@ fewer) followed by one of four codes:
   the query is turned once and scored against the codes as they are. Turned, a token's variance
   is spread evenly over the dimensions, so each dimension's few bits code an equal share of it;
   principal axes would do the opposite (on tokens of low effective rank they leave most bits
-  coding noise).
+  coding noise). `rotNbit-dK` codes only the first K of the turned dimensions (R is dim × K, its
+  columns orthonormal): q·d ≈ (qR)·(dR), what the other dim - K dimensions hold left out.
 Documents stay compact; queries stay float (asymmetric scoring, see rerank.maxsim_scores).
 A stored multivector is opaque bytes to the engines: only this module reads or writes them.
 """
@@ -88,8 +89,9 @@ class QuantizedRows:
 class CenteredCodes:
     """b-bit per-dimension codes: token j ≈ center + spread ⊙ step·(levels[j] - (2^b - 1)/2).
     `packed` holds 8/b codes a byte; `levels()` unpacks them (uint8, 0…2^b - 1). With `rotation`
-    (orthogonal, dim × dim) the codes are of the turned token t·R, each token's deviation from the
-    center scaled by its `factors` entry: the token is center + factor·(the code's deviation), times Rᵀ."""
+    (dim × K, orthonormal columns: K = dim unless the representation keeps fewer) the codes are of
+    the turned token t·R, each token's deviation from the center scaled by its `factors` entry: the
+    token is center + factor·(the code's deviation), times Rᵀ."""
 
     packed: npt.NDArray[np.uint8]
     bits: int
@@ -103,6 +105,12 @@ class CenteredCodes:
 
     @property
     def dim(self) -> int:
+        """The token's dimensions (what a query must have)."""
+        return int(self.center.shape[0] if self.rotation is None else self.rotation.shape[0])
+
+    @property
+    def coded_dim(self) -> int:
+        """The dimensions the codes stand for (fewer than `dim` for `rotNbit-dK`)."""
         return int(self.center.shape[0])
 
     @property
@@ -110,7 +118,7 @@ class CenteredCodes:
         return _GAUSSIAN_STEP[self.bits]
 
     def levels(self) -> npt.NDArray[np.uint8]:
-        return unpack_levels(self.packed, self.bits, self.dim)
+        return unpack_levels(self.packed, self.bits, self.coded_dim)
 
     def dequantize(self) -> FloatArray:
         middle = (2**self.bits - 1) / 2.0
@@ -301,18 +309,18 @@ def random_rotation(dim: int, seed: int = 0) -> FloatArray:
 
 
 def stored_rotation(rotation: npt.NDArray[np.floating]) -> FloatArray:
-    """The orthogonal matrix nearest `rotation` rounded to float16 (its polar factor): the index
-    stores float16, and every reader derives the same orthogonal matrix from it (to the last bits
+    """The matrix of orthonormal columns nearest `rotation` rounded to float16 (its polar factor):
+    the index stores float16, and every reader derives the same matrix from it (to the last bits
     on one machine; another BLAS may differ by float rounding, far below the codes' own error)."""
     rounded = np.asarray(rotation, dtype=np.float16)
-    return _polar_factor(rounded.tobytes(), rounded.shape[0])
+    return _polar_factor(rounded.tobytes(), rounded.shape)
 
 
 @functools.lru_cache(maxsize=4)
-def _polar_factor(float16_bytes: bytes, dim: int) -> FloatArray:
+def _polar_factor(float16_bytes: bytes, shape: tuple[int, int]) -> FloatArray:
     """One SVD per stored rotation in a process (each index opened, each batch calibrated would
     take one): the result is read-only, shared by every codec of that rotation."""
-    left, _, right = np.linalg.svd(np.frombuffer(float16_bytes, dtype=np.float16).reshape(dim, dim).astype(np.float64))
+    left, _, right = np.linalg.svd(np.frombuffer(float16_bytes, dtype=np.float16).reshape(shape).astype(np.float64), full_matrices=False)
     orthogonal = (left @ right).astype(np.float32)
     orthogonal.setflags(write=False)
     return orthogonal
@@ -367,13 +375,15 @@ class MultiVectorCodec:
         rep = self.representation
         if rep.rotated != (self.rotation is not None):
             raise ConfigError(f"{rep.name} {'needs' if rep.rotated else 'takes no'} rotation: use MultiVectorCodec.calibrate")
+        if self.coded_dim > self.dim:
+            raise ConfigError(f"{rep.name} codes {self.coded_dim} dimensions of a token, which has {self.dim}")
         if self.rotation is not None:
-            if np.shape(self.rotation) != (self.dim, self.dim) or not np.all(np.isfinite(self.rotation)):
-                raise ConfigError(f"{rep.name} needs a finite {self.dim} × {self.dim} rotation, got shape {np.shape(self.rotation)}")
+            if np.shape(self.rotation) != (self.dim, self.coded_dim) or not np.all(np.isfinite(self.rotation)):
+                raise ConfigError(f"{rep.name} needs a finite {self.dim} × {self.coded_dim} rotation, got shape {np.shape(self.rotation)}")
             rounded = np.asarray(self.rotation, dtype=np.float16).astype(np.float32)  # as stored: see centroids
             object.__setattr__(self, "rotation", rounded)
             object.__setattr__(self, "orthogonal_rotation", stored_rotation(rounded))
-        if self.dim < 1 or (self.dim * rep.bits) % 8:
+        if self.dim < 1 or (self.coded_dim * rep.bits) % 8:
             raise ConfigError(f"{rep.name} needs a token dimension whose bits fill whole bytes, got {self.dim}")
         if rep.bits < 8 and not rep.product and (self.center is None or self.spread is None):
             raise ConfigError(f"{rep.name} needs a calibration (center and spread): use MultiVectorCodec.calibrate")
@@ -391,8 +401,8 @@ class MultiVectorCodec:
             raise ConfigError(f"{rep.name} {'needs' if rep.residual else 'takes no'} centroids: use MultiVectorCodec.calibrate")
         for name in ("center", "spread"):
             value = getattr(self, name)
-            if value is not None and np.shape(value) != (self.dim,):
-                raise ConfigError(f"{rep.name}'s calibration {name} must have {self.dim} values, got shape {np.shape(value)}")
+            if value is not None and np.shape(value) != (self.coded_dim,):
+                raise ConfigError(f"{rep.name}'s calibration {name} must have {self.coded_dim} values, got shape {np.shape(value)}")
         if self.centroids is not None:
             if self.centroids.ndim != 2 or self.centroids.shape[1] != self.dim or not 1 <= len(self.centroids) <= RESIDUAL_MAX_CENTROIDS:
                 raise ConfigError(f"{rep.name} needs 1 to {RESIDUAL_MAX_CENTROIDS} centroids of dim {self.dim}, got shape {self.centroids.shape}")
@@ -418,7 +428,7 @@ class MultiVectorCodec:
             centroids = kmeans_centroids(tokens, centroid_count(len(tokens)))
             tokens = tokens - centroids[nearest_centroids(tokens, centroids)]
         if rep.rotated:
-            rotation = np.asarray(random_rotation(dim), dtype=np.float16).astype(np.float32)
+            rotation = np.asarray(random_rotation(dim)[:, : rep.coded_dims(dim)], dtype=np.float16).astype(np.float32)
             tokens = turned(tokens, stored_rotation(rotation))
         center, spread = tokens.mean(axis=0).astype(np.float32), np.maximum(tokens.std(axis=0), 1e-6).astype(np.float32)
         return cls(rep, dim, center, spread, centroids, rotation=rotation)
@@ -426,6 +436,10 @@ class MultiVectorCodec:
     @property
     def name(self) -> str:
         return self.representation.name
+
+    @property
+    def coded_dim(self) -> int:
+        return self.representation.coded_dims(self.dim)
 
     def encode(self, vectors: npt.NDArray[np.floating]) -> bytes:
         array = np.asarray(vectors, dtype=np.float32)
@@ -496,7 +510,7 @@ class MultiVectorCodec:
             meta["centroids"] = base64.b64encode(self.centroids.astype("<f2").tobytes()).decode("ascii")
         if self.codebooks is not None:  # runs × codewords × run; the codewords follow from the length
             meta["codebooks"] = base64.b64encode(self.codebooks.astype("<f2").tobytes()).decode("ascii")
-        if self.rotation is not None:  # dim × dim float16: 384 × 384 is ~390 KB of base64
+        if self.rotation is not None:  # dim × K float16: 384 × 384 is ~390 KB of base64
             meta["rotation"] = base64.b64encode(self.rotation.astype("<f2").tobytes()).decode("ascii")
         return meta
 
@@ -514,7 +528,7 @@ class MultiVectorCodec:
                 None if spread is None else np.asarray(spread, dtype=np.float32),
                 None if centroids is None else _float16_rows(centroids, (-1, dim)),
                 None if codebooks is None else _float16_rows(codebooks, (dim // rep.subspace_dims, -1, rep.subspace_dims)),
-                None if rotation is None else _float16_rows(rotation, (dim, dim)),
+                None if rotation is None else _float16_rows(rotation, (dim, rep.coded_dims(dim))),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"the multivector codec stored with the index is unreadable: {exc}") from exc

@@ -162,7 +162,7 @@ class _MaxSim:
         if prepared is None or not prepared.prepared_for(first):
             prepared = self._centered = _CenteredQuery.prepare(self.query, first)
         # one unpack of every candidate's packed rows (they share a width), not one per candidate
-        levels = unpack_levels(np.concatenate([d.packed for d in documents]), first.bits, first.dim)
+        levels = unpack_levels(np.concatenate([d.packed for d in documents]), first.bits, first.coded_dim)
         return integer_products(levels, prepared.weighted, 0), prepared
 
 

@@ -25,14 +25,15 @@ def _tokens(rng, n: int, dim: int = 32) -> np.ndarray:
 @pytest.mark.parametrize("name", REPRESENTATIONS)
 def test_every_representation_round_trips_through_bytes_and_its_meta(name):
     rng = np.random.default_rng(3)
-    sample = [_tokens(rng, n) for n in (30, 17, 1)]
+    rep = Representation.parse(name)
+    dim = 32 if rep.dims is None else 384  # a code of K dimensions needs tokens of at least K
+    sample = [_tokens(rng, n, dim) for n in (30, 17, 1)]
     codec = MultiVectorCodec.calibrate(name, sample)
     again = MultiVectorCodec.from_meta(json.loads(json.dumps(codec.to_meta())))
-    rep = Representation.parse(name)
     for vectors in sample:
         data = codec.encode(vectors)
         stored_tokens = len(pool_tokens(vectors, rep.pool))
-        assert len(data) == stored_tokens * rep.bytes_per_token(32)
+        assert len(data) == stored_tokens * rep.bytes_per_token(dim)
         decoded, decoded_again = codec.decode(data), again.decode(data)
         assert len(decoded) == stored_tokens
         np.testing.assert_array_equal(decoded.dequantize(), decoded_again.dequantize())
@@ -290,6 +291,30 @@ def test_rotated_names_parse_and_take_the_bytes_of_their_centered_codes_and_a_fa
     for bad in ("rotint8", "rotres1bit", "rot3bit", "pool0-rot1bit"):
         with pytest.raises(ConfigError):
             Representation.parse(bad)
+
+
+def test_rotated_codes_of_fewer_dimensions_code_the_first_turned_ones_and_name_their_count():
+    rep = Representation.parse("pool2-rot1bit-d360")
+    assert (rep.dims, rep.name, rep.bytes_per_token(384), rep.coded_dims(384)) == (360, "pool2-rot1bit-d360", 45 + 2, 360)
+    for bad in ("1bit-d360", "res1bit-d360", "pq1bit-d360", "rot1bit-d7", "rot1bit-d0", "int8-d8"):
+        with pytest.raises(ConfigError):
+            Representation.parse(bad)
+    rng = np.random.default_rng(24)
+    tokens = _tokens(rng, 400, dim=64)
+    with pytest.raises(ConfigError, match="codes 72 dimensions of a token, which has 64"):
+        MultiVectorCodec.calibrate("rot1bit-d72", [tokens])
+    codec = MultiVectorCodec.calibrate("rot4bit-d48", [tokens])
+    again = MultiVectorCodec.from_meta(json.loads(json.dumps(codec.to_meta())))
+    assert codec.rotation is not None and codec.rotation.shape == (64, 48) and codec.center.shape == (48,)
+    turned = codec.orthogonal_rotation
+    np.testing.assert_allclose(turned.T @ turned, np.eye(48), atol=1e-5)  # orthonormal columns
+    np.testing.assert_array_equal(again.orthogonal_rotation, turned)
+    decoded = codec.decode(codec.encode(tokens))
+    assert decoded.dim == 64 and decoded.coded_dim == 48 and decoded.dequantize().shape == (400, 64)
+    # what is decoded is the token's projection onto the 48 kept directions (4 bits a dimension: close)
+    projected = tokens @ turned @ turned.T
+    cosine = np.sum(decoded.dequantize() * projected, axis=1) / np.linalg.norm(decoded.dequantize(), axis=1) / np.linalg.norm(projected, axis=1)
+    assert cosine.min() > 0.95
 
 
 def test_rotated_codes_keep_dot_products_better_where_few_dimensions_dominate_and_keep_their_rotation_in_the_meta():

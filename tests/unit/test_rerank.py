@@ -152,7 +152,23 @@ def _normalized(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", ["4bit", "2bit", "1bit", "pool2-1bit", "rot1bit", "rot2bit", "rot4bit", "pool2-rot1bit", "pool3-rot1bit"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "4bit",
+        "2bit",
+        "1bit",
+        "pool2-1bit",
+        "rot1bit",
+        "rot2bit",
+        "rot4bit",
+        "pool2-rot1bit",
+        "pool3-rot1bit",
+        "rot1bit-d360",
+        "pool2-rot1bit-d360",
+        "rot2bit-d196",
+    ],
+)
 def test_centered_codes_score_as_the_float_product_of_their_decoded_values(name):
     """Asymmetric scoring: the integer path over the codes equals MaxSim of the float query
     against the dequantized documents, up to the query's 7-bit rounding."""
