@@ -3,7 +3,7 @@
 The engine scores multivectors itself (a dense multivector field, MaxSim comparator), but stores
 at least a byte per dimension: its `uint8` datatype takes raw integers with no scale or offset,
 so a float token vector keeps its scores only as float16 (768 B a token of 384 dims) — lsrkit's
-`pool3-1bit` codes take 16 B per original token. This measures what that storage would buy in
+codes take 16–24 B per original token (`pool3-1bit`, the default `pool2-rot1bit-d360`). This measures what that storage would buy in
 speed: the same κ sparse candidates of the same queries, with the same query token vectors,
 scored by the engine (float16 copies of the pooled token vectors the codes were made from, an
 exact search restricted to the candidates' ids) and by lsrkit (codes read from the payload,

@@ -128,9 +128,10 @@ class Representation:
     `rotated`: the centered codes of the tokens turned by one random orthogonal matrix of the index,
     which spreads a token's variance evenly over the dimensions each code's bits stand for, and a
     float16 factor a token that makes its code's dot products unbiased (RaBitQ's estimator);
-    `dims` (rotated codes only, the name's `-dN`): only the first N dimensions of the turned token
-    are coded, N/dim of its variance on average (a random rotation leaves none of them special), so
-    that a pooling and a code width fit a byte budget they would overshoot by a few bytes.
+    `dims` (rotated codes only, the name's `-dK`): at most the first K dimensions of the turned
+    token are coded, K/dim of its variance on average (a random rotation leaves none of them
+    special), so that a pooling and a code width fit a byte budget they would overshoot by a few
+    bytes; a token of K dimensions or fewer is coded whole (one default serves every model).
 
     >>> r = Representation.parse("pool2-1bit")
     >>> (r.pool, r.bits, r.name, r.bytes_per_token(384))
@@ -162,14 +163,18 @@ class Representation:
             kind += "product " if self.product else ""
             kind += "rotated " if self.rotated else ""
             raise ConfigError(f"no multivector representation with {kind}{self.bits} bits and pooling {self.pool}")
-        if self.dims is not None and (not self.rotated or self.dims < 1 or (self.dims * self.bits) % 8):
-            raise ConfigError(f"-d{self.dims}: only rotated codes keep fewer dimensions, and their bits must fill whole bytes")
+        if self.dims is not None and not self.rotated:
+            raise ConfigError(f"-d{self.dims}: only rotated codes keep fewer dimensions (rotNbit-dK)")
+        if self.dims is not None and (self.dims < 1 or (self.dims * self.bits) % 8):
+            raise ConfigError(f"-d{self.dims}: {self.dims} dimensions of {self.bits} bits do not fill whole bytes")
 
     @classmethod
     def parse(cls, name: str) -> Representation:
         match = _NAME.match(name) if isinstance(name, str) else None
         if match is None:
-            raise ConfigError(f"unknown multivector representation {name!r}; choose from {', '.join(REPRESENTATIONS)} (poolN- with N in 1-9)")
+            raise ConfigError(
+                f"unknown multivector representation {name!r}; choose from {', '.join(REPRESENTATIONS)} (poolN- with N in 1-9; rotNbit-dK: at most K dimensions coded)"
+            )
         code = match["code"]
         kind = match["kind"]
         return cls(
@@ -189,8 +194,8 @@ class Representation:
         return code if self.pool == 1 else f"pool{self.pool}-{code}"
 
     def coded_dims(self, dim: int) -> int:
-        """The dimensions a token's code stands for: `dims` when set, else all of them."""
-        return dim if self.dims is None else self.dims
+        """The dimensions a token's code stands for: at most `dims` when set, else all of them."""
+        return dim if self.dims is None else min(dim, self.dims)
 
     @property
     def subspace_dims(self) -> int:

@@ -40,7 +40,7 @@ RepresentationOpt = Annotated[
     str | None,
     typer.Option(
         "--multivector-representation",
-        help="how a new index stores token vectors: [poolN-]int8|4bit|2bit|1bit|res4bit|res2bit|res1bit|pq4bit|pq2bit|pq1bit (default: the tuned one; an existing index keeps its own)",
+        help="how a new index stores token vectors: [poolN-]int8|4bit|2bit|1bit|res4bit|res2bit|res1bit|pq4bit|pq2bit|pq1bit|rot4bit|rot2bit|rot1bit[-dK] (-dK: at most K turned dimensions coded; default: the tuned one; an existing index keeps its own)",
     ),
 ]
 SparseModelOpt = Annotated[

@@ -21,8 +21,8 @@ fewer) followed by one of four codes:
   the query is turned once and scored against the codes as they are. Turned, a token's variance
   is spread evenly over the dimensions, so each dimension's few bits code an equal share of it;
   principal axes would do the opposite (on tokens of low effective rank they leave most bits
-  coding noise). `rotNbit-dK` codes only the first K of the turned dimensions (R is dim × K, its
-  columns orthonormal): q·d ≈ (qR)·(dR), what the other dim - K dimensions hold left out.
+  coding noise). `rotNbit-dK` codes at most the first K of the turned dimensions (R is dim × K,
+  its columns orthonormal): q·d ≈ (qR)·(dR), what the other dim - K dimensions hold left out.
 Documents stay compact; queries stay float (asymmetric scoring, see rerank.maxsim_scores).
 A stored multivector is opaque bytes to the engines: only this module reads or writes them.
 """
@@ -375,8 +375,6 @@ class MultiVectorCodec:
         rep = self.representation
         if rep.rotated != (self.rotation is not None):
             raise ConfigError(f"{rep.name} {'needs' if rep.rotated else 'takes no'} rotation: use MultiVectorCodec.calibrate")
-        if self.coded_dim > self.dim:
-            raise ConfigError(f"{rep.name} codes {self.coded_dim} dimensions of a token, which has {self.dim}")
         if self.rotation is not None:
             if np.shape(self.rotation) != (self.dim, self.coded_dim) or not np.all(np.isfinite(self.rotation)):
                 raise ConfigError(f"{rep.name} needs a finite {self.dim} × {self.coded_dim} rotation, got shape {np.shape(self.rotation)}")
@@ -384,7 +382,7 @@ class MultiVectorCodec:
             object.__setattr__(self, "rotation", rounded)
             object.__setattr__(self, "orthogonal_rotation", stored_rotation(rounded))
         if self.dim < 1 or (self.coded_dim * rep.bits) % 8:
-            raise ConfigError(f"{rep.name} needs a token dimension whose bits fill whole bytes, got {self.dim}")
+            raise ConfigError(f"{rep.name} needs a coded dimension whose bits fill whole bytes, got {self.coded_dim}")
         if rep.bits < 8 and not rep.product and (self.center is None or self.spread is None):
             raise ConfigError(f"{rep.name} needs a calibration (center and spread): use MultiVectorCodec.calibrate")
         if rep.product != (self.codebooks is not None):

@@ -69,7 +69,7 @@ class _CenteredQuery:
 
     @classmethod
     def prepare(cls, query: FloatArray, codes: CenteredCodes) -> _CenteredQuery:
-        turned = query if codes.rotation is None else query @ codes.rotation  # turned once, as the codes were
+        turned = query if codes.rotation is None else query @ codes.rotation  # once a codec (float32: a query's bytes are never stored)
         weighted = quantize_query(turned * codes.spread[None, :])
         token_scale = (codes.step * weighted.scales).astype(np.float32)
         middle = ((2**codes.bits - 1) / 2.0 * token_scale * weighted.codes.sum(axis=0, dtype=np.int64)).astype(np.float32)

@@ -301,8 +301,14 @@ def test_rotated_codes_of_fewer_dimensions_code_the_first_turned_ones_and_name_t
             Representation.parse(bad)
     rng = np.random.default_rng(24)
     tokens = _tokens(rng, 400, dim=64)
-    with pytest.raises(ConfigError, match="codes 72 dimensions of a token, which has 64"):
-        MultiVectorCodec.calibrate("rot1bit-d72", [tokens])
+    # a token of K dimensions or fewer is coded whole: the default serves models of any width
+    whole = MultiVectorCodec.calibrate("rot1bit-d72", [tokens])
+    assert whole.coded_dim == 64 and len(whole.encode(tokens[:3])) == 3 * (8 + 2)
+    from lsrkit.core.config import default_representation
+
+    for dim in (96, 128, 384):
+        small = MultiVectorCodec.calibrate(default_representation(), [_tokens(rng, 300, dim=dim)])
+        assert small.decode(small.encode(_tokens(rng, 5, dim=dim))).dequantize().shape[1] == dim
     codec = MultiVectorCodec.calibrate("rot4bit-d48", [tokens])
     again = MultiVectorCodec.from_meta(json.loads(json.dumps(codec.to_meta())))
     assert codec.rotation is not None and codec.rotation.shape == (64, 48) and codec.center.shape == (48,)
@@ -396,7 +402,7 @@ print(digest.hexdigest())
 """
 
 
-@pytest.mark.parametrize("name", ["pool3-rot1bit", "rot2bit"])
+@pytest.mark.parametrize("name", ["pool2-rot1bit-d360", "rot2bit"])
 def test_rotated_codes_are_the_same_bytes_whatever_the_blas_thread_count(name):
     """A Ray worker (one BLAS thread) and a local job (several) must write one corpus into the same
     bytes, calibration included: the float32 product of the rotation differs in its last bits."""
