@@ -9,6 +9,7 @@ import numpy as np
 from lsrkit.core.config import OnnxOptions
 from lsrkit.core.errors import ConfigError, EncoderError
 from lsrkit.core.types import MultiVector
+from lsrkit.encoders.one_thread import float_product
 from lsrkit.encoders.registry import ModelSpec
 from lsrkit.encoders.runtime import LoadedModel, load_model
 from lsrkit.encoders.text import clean_texts, is_punctuation
@@ -108,7 +109,7 @@ class MultiVectorEncoder:
             keep = np.ones(len(seq), dtype=bool) if side == "query" else ~self._skip[ids]
             vectors = hidden[row, : len(seq)][keep]
             if self.projection is not None:
-                vectors = vectors @ self.projection
+                vectors = float_product(vectors, self.projection)
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             out.append(MultiVector(vectors / np.maximum(norms, 1e-12)))
         return out

@@ -9,46 +9,23 @@ largest pair that cannot saturate, so the product is exact on every CPU.
 
 from __future__ import annotations
 
-import threading
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
+from lsrkit.encoders.one_thread import OneNodeGraph
+
+_UINT8, _INT8, _INT32 = 2, 3, 6  # onnx.TensorProto element types
 QUERY_LEVELS = 63  # 7 bits: see the module docstring
 CODE_ZERO_POINT = 128
 
-_lock = threading.Lock()
-_session = None
-
-
-def _matmul_session():  # type: ignore[no-untyped-def]
-    """One single-threaded session for the process (runs are thread-safe; one thread because the
-    rerank runs beside the engine on the same cores)."""
-    global _session
-    with _lock:
-        if _session is None:
-            import onnxruntime as ort
-            from onnx import TensorProto, helper
-
-            node = helper.make_node("MatMulInteger", ["codes", "query", "zero_point"], ["products"])
-            graph = helper.make_graph(
-                [node],
-                "lsrkit_u8s8_matmul",
-                [
-                    helper.make_tensor_value_info("codes", TensorProto.UINT8, ["rows", "dim"]),
-                    helper.make_tensor_value_info("query", TensorProto.INT8, ["dim", "tokens"]),
-                    helper.make_tensor_value_info("zero_point", TensorProto.UINT8, []),
-                ],
-                [helper.make_tensor_value_info("products", TensorProto.INT32, ["rows", "tokens"])],
-            )
-            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-            model.ir_version = 8
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            _session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        return _session
+# a uint8 × int8 product, one thread: the rerank runs beside the engine on the same cores
+_PRODUCTS = OneNodeGraph(
+    "MatMulInteger",
+    [("codes", _UINT8, ["rows", "dim"]), ("query", _INT8, ["dim", "tokens"]), ("zero_point", _UINT8, [])],
+    ("products", _INT32, ["rows", "tokens"]),
+)
 
 
 class QueryCodes(NamedTuple):
@@ -74,7 +51,7 @@ def quantize_query(query: npt.NDArray[np.float32]) -> QueryCodes:
 def integer_products(codes: npt.NDArray[np.uint8], query: QueryCodes, zero_point: int) -> npt.NDArray[np.int32]:
     """(rows, dim) uint8 codes minus `zero_point`, times the query's int8 codes: (rows, tokens) int32."""
     feeds = {"codes": np.ascontiguousarray(codes), "query": query.codes, "zero_point": np.array(zero_point, dtype=np.uint8)}
-    return _matmul_session().run(None, feeds)[0]
+    return _PRODUCTS.run(feeds)
 
 
 def code_similarities(codes: npt.NDArray[np.uint8], row_scales: npt.NDArray[np.float32], query: QueryCodes) -> npt.NDArray[np.float32]:

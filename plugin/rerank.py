@@ -17,6 +17,7 @@ import numpy.typing as npt
 from lsrkit.core.config import RerankSettings
 from lsrkit.core.errors import InputError
 from lsrkit.core.types import Hit
+from lsrkit.encoders.one_thread import float_product
 from lsrkit.plugin.codec import CODES, CenteredCodes, QuantizedRows, ResidualCodes, StoredMultiVector, as_floats, unpack_levels
 from lsrkit.plugin.integer_gemm import QueryCodes, integer_products, quantize_query, row_scaled_products
 
@@ -69,11 +70,11 @@ class _CenteredQuery:
 
     @classmethod
     def prepare(cls, query: FloatArray, codes: CenteredCodes) -> _CenteredQuery:
-        turned = query if codes.rotation is None else query @ codes.rotation  # once a codec (float32: a query's bytes are never stored)
+        turned = query if codes.rotation is None else float_product(query, codes.rotation)  # float32: a query's bytes are never stored
         weighted = quantize_query(turned * codes.spread[None, :])
         token_scale = (codes.step * weighted.scales).astype(np.float32)
         middle = ((2**codes.bits - 1) / 2.0 * token_scale * weighted.codes.sum(axis=0, dtype=np.int64)).astype(np.float32)
-        return cls((codes.center, codes.spread, codes.rotation, codes.bits), weighted, token_scale, middle, (turned @ codes.center).astype(np.float32))
+        return cls((codes.center, codes.spread, codes.rotation, codes.bits), weighted, token_scale, middle, float_product(turned, codes.center))
 
 
 class _MaxSim:
@@ -106,7 +107,7 @@ class _MaxSim:
             maxima = self._residual_maxima(nonempty, starts)  # type: ignore[arg-type]
         else:
             rows = [as_floats(d) for d in nonempty]
-            sims = np.concatenate(rows).astype(np.float32, copy=False) @ query.T  # upcast once
+            sims = float_product(np.concatenate(rows), query.T)  # upcast once
             maxima = np.maximum.reduceat(sims, starts, axis=0)
         scores[lengths > 0] = maxima.sum(axis=1)
         return scores
@@ -139,7 +140,7 @@ class _MaxSim:
             raise InputError("candidates' codes come from different codecs: score one index's codes at a time")
         products, prepared = self._centered_products([d.residual for d in documents])
         if self._centroid_products is None or self._centroid_products[0] is not first.centroids:
-            self._centroid_products = (first.centroids, np.ascontiguousarray(first.centroids @ self.query.T, dtype=np.float32))
+            self._centroid_products = (first.centroids, float_product(first.centroids, self.query.T))
         sims = np.take(self._centroid_products[1], np.concatenate([d.ids for d in documents]), axis=0)
         sims += np.multiply(products, prepared.token_scale[None, :], dtype=np.float32)
         return np.maximum.reduceat(sims, starts, axis=0) + prepared.offset[None, :]

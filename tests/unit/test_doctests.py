@@ -12,6 +12,7 @@ MODULES = [
     "lsrkit.encoders.idf",
     "lsrkit.encoders.sparse",
     "lsrkit.encoders.text",
+    "lsrkit.encoders.one_thread",
     "lsrkit.plugin.rerank",
     "lsrkit.plugin.integer_gemm",
     "lsrkit.plugin.fusion",

@@ -307,3 +307,46 @@ def test_one_query_scores_codes_that_differ_only_in_their_rotation_each_turned_i
         stored = [codec.decode(codec.encode(d)) for d in docs]
         naive = [sum(max(float(q @ t) for t in s.dequantize()) for q in query) for s in stored]
         np.testing.assert_allclose(scorer(stored), naive, rtol=0, atol=0.02 * len(query) / 9)
+
+
+RERANK_CPU = """
+import sys, time
+import numpy as np
+from lsrkit.core.config import RerankSettings
+from lsrkit.core.types import Hit
+from lsrkit.plugin.codec import MultiVectorCodec, decode_or_skip
+from lsrkit.plugin.rerank import MaxSimReranker
+rng = np.random.default_rng(5)
+passages = [rng.normal(size=(n, 384)).astype(np.float32) for n in rng.integers(50, 150, size=100)]
+codec = MultiVectorCodec.calibrate(sys.argv[1], passages)
+stored = decode_or_skip(codec, {f"p{i}": codec.encode(t) for i, t in enumerate(passages)})
+hits = [Hit(f"p{i}", float(100 - i)) for i in range(100)]
+query = rng.normal(size=(22, 384)).astype(np.float32)
+reranker = MaxSimReranker(RerankSettings(kappa=100))
+big = rng.normal(size=(1024, 1024))
+big @ big  # numpy's BLAS threads, if it has any, are started
+time.sleep(1.0)
+reranker.rerank(query, hits, stored)
+process, thread = time.process_time(), time.thread_time()
+for _ in range(40):
+    reranker.rerank(query, hits, stored)
+    time.sleep(0.002)  # queries arrive apart: an idle BLAS worker spins through the gap
+print(time.process_time() - process - (time.thread_time() - thread), time.thread_time() - thread)
+"""
+
+
+@pytest.mark.parametrize("name", ["pool2-rot1bit-d360", "res1bit", "pq1bit"])
+def test_a_rerank_keeps_to_its_own_thread(name):
+    """The rerank's products run on one thread: the CPU time of every other thread of the process
+    stays small beside the rerank's own. numpy's OpenBLAS split them across its threads, whose idle
+    workers then spun between queries (~20x the rerank's own CPU time), taking a core from the
+    engine and the query encoder."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    result = subprocess.run([sys.executable, "-c", RERANK_CPU, name], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    others, own = (float(x) for x in result.stdout.split())
+    assert others < 0.5 * own, f"other threads took {others:.3f} s of CPU beside the rerank's {own:.3f} s"
