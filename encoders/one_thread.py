@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-Tensor = tuple[str, int, Sequence[str]]  # name, onnx element type, dimension names
+Tensor = tuple[str, str, Sequence[str]]  # name, onnx element type (a TensorProto name), dimension names
 
 
 class OneNodeGraph:
@@ -30,21 +30,22 @@ class OneNodeGraph:
         self._session: Any = None
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        with self._lock:
-            if self._session is None:
-                self._session = self._build()
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self._build()
         return self._session.run(None, feeds)[0]  # type: ignore[no-any-return]
 
     def _build(self) -> Any:
         import onnxruntime as ort
-        from onnx import helper
+        from onnx import TensorProto, helper
 
         node = helper.make_node(self.op_type, [name for name, _, _ in self.inputs], [self.output[0]])
         graph = helper.make_graph(
             [node],
             f"lsrkit_{self.op_type.lower()}",
-            [helper.make_tensor_value_info(name, kind, list(dims)) for name, kind, dims in self.inputs],
-            [helper.make_tensor_value_info(self.output[0], self.output[1], list(self.output[2]))],
+            [helper.make_tensor_value_info(name, getattr(TensorProto, kind), list(dims)) for name, kind, dims in self.inputs],
+            [helper.make_tensor_value_info(self.output[0], getattr(TensorProto, self.output[1]), list(self.output[2]))],
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
         model.ir_version = 8
@@ -54,8 +55,7 @@ class OneNodeGraph:
         return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-_FLOAT = 1  # onnx.TensorProto.FLOAT, without importing onnx until a product runs
-_PRODUCT = OneNodeGraph("MatMul", [("left", _FLOAT, ["rows", "inner"]), ("right", _FLOAT, ["inner", "columns"])], ("product", _FLOAT, ["rows", "columns"]))
+_PRODUCT = OneNodeGraph("MatMul", [("left", "FLOAT", ["rows", "inner"]), ("right", "FLOAT", ["inner", "columns"])], ("product", "FLOAT", ["rows", "columns"]))
 
 
 def float_product(left: npt.ArrayLike, right: npt.ArrayLike) -> npt.NDArray[np.float32]:

@@ -16,15 +16,14 @@ import numpy.typing as npt
 
 from lsrkit.encoders.one_thread import OneNodeGraph
 
-_UINT8, _INT8, _INT32 = 2, 3, 6  # onnx.TensorProto element types
 QUERY_LEVELS = 63  # 7 bits: see the module docstring
 CODE_ZERO_POINT = 128
 
 # a uint8 × int8 product, one thread: the rerank runs beside the engine on the same cores
 _PRODUCTS = OneNodeGraph(
     "MatMulInteger",
-    [("codes", _UINT8, ["rows", "dim"]), ("query", _INT8, ["dim", "tokens"]), ("zero_point", _UINT8, [])],
-    ("products", _INT32, ["rows", "tokens"]),
+    [("codes", "UINT8", ["rows", "dim"]), ("query", "INT8", ["dim", "tokens"]), ("zero_point", "UINT8", [])],
+    ("products", "INT32", ["rows", "tokens"]),
 )
 
 

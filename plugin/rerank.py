@@ -107,7 +107,7 @@ class _MaxSim:
             maxima = self._residual_maxima(nonempty, starts)  # type: ignore[arg-type]
         else:
             rows = [as_floats(d) for d in nonempty]
-            sims = float_product(np.concatenate(rows), query.T)  # upcast once
+            sims = float_product(np.concatenate(rows), query.T)
             maxima = np.maximum.reduceat(sims, starts, axis=0)
         scores[lengths > 0] = maxima.sum(axis=1)
         return scores
