@@ -74,7 +74,9 @@ class _CenteredQuery:
         weighted = quantize_query(turned * codes.spread[None, :])
         token_scale = (codes.step * weighted.scales).astype(np.float32)
         middle = ((2**codes.bits - 1) / 2.0 * token_scale * weighted.codes.sum(axis=0, dtype=np.int64)).astype(np.float32)
-        return cls((codes.center, codes.spread, codes.rotation, codes.bits), weighted, token_scale, middle, float_product(turned, codes.center))
+        return cls(
+            (codes.center, codes.spread, codes.rotation, codes.bits), weighted, token_scale, middle, np.einsum("td,d->t", turned, codes.center)
+        )  # einsum's own loop: no BLAS thread
 
 
 class _MaxSim:
